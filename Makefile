@@ -1,0 +1,63 @@
+# Rapport: `make run` serves a demo, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_EMAIL ?= admin@example.com
+DEMO_PASSWORD ?= rapport-demo
+DEMO_CONTACTS ?= 3000
+
+.PHONY: run test install lint format check-python bench screenshots
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
+	  echo "Rapport needs Python 3.12 or newer; '$(PYTHON)' is $$($(PYTHON) -V 2>&1)."; \
+	  echo "Install Python 3.13 (see .python-version) or run: make PYTHON=/path/to/python3.13 ..."; \
+	  exit 1; }
+
+$(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory check-python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py bootstrap --workspace Demo --agent Support \
+	  --admin-email $(DEMO_EMAIL) --admin-password $(DEMO_PASSWORD) > var/bootstrap.json
+	$(PY) manage.py seed_demo --workspace Demo --agent Support --contacts $(DEMO_CONTACTS)
+	@echo
+	@echo "  Rapport is running at http://$(HOST):$(PORT)/"
+	@echo "  Sign in as $(DEMO_EMAIL) / $(DEMO_PASSWORD)"
+	@echo "  Agent keys (the API key is shown on first run only): $$(cat var/bootstrap.json)"
+	@echo
+	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py db_worker --no-reload --no-startup-delay & worker=$$!; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The benchmark measures PostgreSQL (DATABASE_URL must point at it; SQLite is refused).
+bench: install
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) -m bench
+
+# Refresh the README's screenshots (taken by the browser tests).
+screenshots: install
+	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/browser/test_dashboard.py

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AttributesConfig(AppConfig):
+    name = "attributes"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,69 @@
+"""The API contact list: page 1 and page 10,000 by cursor, beside OFFSET at the same depth."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from attributes.selectors import attribute_definition_map
+from bench.context import BenchContext
+from bench.harness import Row, measure, ms
+from contacts.filters import (
+    encode_cursor,
+    filter_contacts,
+    order_contacts,
+    parse_contact_query,
+    sort_spec,
+)
+from contacts.selectors import contact_queryset
+
+DEEP_PAGE = 10_000
+PAGE_SIZE = 50
+ORDERINGS = ("-created_at", "name", "-attr.mrr")
+
+
+def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
+    client = ctx.api_client()
+    definitions = attribute_definition_map(agent=ctx.agent)
+    rows = []
+    for ordering in ORDERINGS:
+        query = parse_contact_query({"ordering": ordering}, definitions=definitions)
+        spec = sort_spec(query, definitions)
+        qs = order_contacts(
+            filter_contacts(contact_queryset(agent=ctx.agent), query, agent=ctx.agent), spec
+        )
+        deep_page = min(DEEP_PAGE, ctx.contacts // PAGE_SIZE - 1)
+        offset = (deep_page - 1) * PAGE_SIZE
+        # The cursor the API hands out after page 9,999: built from the row just before
+        # page 10,000 with the list's own encoder (no need for 9,999 calls to reach it).
+        before = qs.annotate(_sort_value=spec.expression)[offset - 1 : offset].get()
+        cursor = encode_cursor(spec, before._sort_value, before.pk, "next")
+        base = {"ordering": ordering, "page_size": PAGE_SIZE}
+        first_url = "/api/v1/contacts/?" + urlencode(base)
+        deep_url = "/api/v1/contacts/?" + urlencode({**base, "cursor": cursor})
+        deep_ids = [c["id"] for c in client.get(deep_url).json()["results"]]
+        offset_ids = [str(c.pk) for c in qs[offset : offset + PAGE_SIZE]]
+        if deep_ids != offset_ids:
+            raise RuntimeError(f"page {deep_page} by cursor differs from OFFSET ({ordering})")
+        first = measure(lambda url=first_url: client.get(url), repeat=repeat)
+        deep = measure(lambda url=deep_url: client.get(url), repeat=repeat)
+        by_offset = measure(
+            lambda qs=qs, offset=offset: list(qs[offset : offset + PAGE_SIZE]),
+            repeat=max(repeat // 4, 3),
+            warmup=1,
+        )
+        flat = deep.p50 <= max(first.p50 * 1.5, first.p50 + 10)
+        rows.append(
+            Row(
+                work=f"API list page {deep_page:,} by cursor (ordering={ordering})",
+                target="same time as page 1",
+                measured=(
+                    f"page {deep_page:,}: p50 {ms(deep.p50)} / p95 {ms(deep.p95)}; "
+                    f"page 1: p50 {ms(first.p50)} / p95 {ms(first.p95)}"
+                ),
+                baseline=f"OFFSET {offset:,}: p50 {ms(by_offset.p50)} (query alone)",
+                ratio=f"{by_offset.p50 / deep.p50:,.0f}× faster than OFFSET",
+                ok=flat,
+            )
+        )
+        log(f"  {rows[-1].work}: {rows[-1].measured} | {rows[-1].baseline}")
+    return rows

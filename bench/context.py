@@ -1,0 +1,67 @@
+"""The benchmark's world: one agent with N contacts, an admin user and an API key."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from workspaces.models import Agent, Membership
+from workspaces.services import api_key_create, membership_set
+
+BENCH_WORKSPACE = "Bench"
+BENCH_AGENT = "Million"
+BENCH_USER = "bench@rapport.local"
+STATE_FILE = Path("var/bench.json")
+
+
+@dataclass
+class BenchContext:
+    agent: Agent
+    user: object
+    api_key: str
+    contacts: int
+
+    def client(self) -> Client:
+        client = Client()
+        client.force_login(self.user)
+        return client
+
+    def api_client(self) -> Client:
+        return Client(HTTP_AUTHORIZATION=f"Bearer {self.api_key}")
+
+
+def prepare(*, contacts: int, log) -> BenchContext:
+    """Seed (or reuse) the bench agent up to `contacts` and make its user and API key."""
+    out = io.StringIO()
+    call_command(
+        "seed_demo", workspace=BENCH_WORKSPACE, agent=BENCH_AGENT, contacts=contacts, stdout=out
+    )
+    log(out.getvalue().strip())
+    agent = Agent.objects.select_related("workspace").get(
+        workspace__name=BENCH_WORKSPACE, name=BENCH_AGENT
+    )
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(
+        username=BENCH_USER,
+        defaults={"email": BENCH_USER, "is_staff": True, "is_superuser": True},
+    )
+    if not user.is_superuser:
+        user.is_staff = user.is_superuser = True
+        user.save()
+    membership_set(user=user, workspace=agent.workspace, role=Membership.Role.ADMIN)
+
+    state = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
+    from workspaces.selectors import api_key_lookup
+
+    raw = state.get("api_key")
+    if not raw or api_key_lookup(raw_key=raw) is None or api_key_lookup(raw_key=raw).agent != agent:
+        raw = api_key_create(agent=agent, name="benchmark").raw
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"api_key": raw}))
+    return BenchContext(agent=agent, user=user, api_key=raw, contacts=agent.contacts.count())

@@ -1,0 +1,65 @@
+"""Timing and reporting for the benchmark: percentiles over repeated runs and one table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Timing:
+    samples_ms: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.samples_ms)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def measure(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> Timing:
+    """Run `fn` warmup + repeat times; the repeat runs' wall times in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return Timing(samples)
+
+
+@dataclass
+class Row:
+    work: str
+    target: str
+    measured: str
+    baseline: str = "—"
+    ratio: str = "—"
+    ok: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "NOT met", None: "—"}[self.ok]
+
+
+def ms(value: float) -> str:
+    return f"{value:,.1f} ms"
+
+
+def render_table(rows: list[Row]) -> str:
+    header = (
+        "| work | target | measured | baseline | ratio | verdict |\n"
+        "| --- | --- | --- | --- | --- | --- |"
+    )
+    lines = [
+        f"| {r.work} | {r.target} | {r.measured} | {r.baseline} | {r.ratio} | {r.verdict} |"
+        for r in rows
+    ]
+    return "\n".join([header, *lines])

@@ -1,0 +1,75 @@
+"""Routes of the REST API, mounted at /api/v1/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from attributes import api as attributes_api
+from contacts import api as contacts_api
+from workspaces import api_views
+
+urlpatterns = [
+    path("agent/", api_views.agent_detail, name="agent"),
+    path("", include("helpdesk.api_urls")),
+    # Contacts. Fixed paths (bulk/, ensure/, merge/, export/) never collide with ids: those
+    # routes take a <uuid:…>.
+    path("contacts/", contacts_api.ContactCollection.as_view(), name="contacts"),
+    path("contacts/bulk/", contacts_api.ContactBulk.as_view(), name="contacts-bulk"),
+    path("contacts/ensure/", contacts_api.ContactEnsure.as_view(), name="contacts-ensure"),
+    path("contacts/merge/", contacts_api.ContactMerge.as_view(), name="contacts-merge"),
+    path(
+        "contacts/<uuid:contact_id>/",
+        contacts_api.ContactDetail.as_view(),
+        name="contact",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/restore/",
+        contacts_api.ContactRestore.as_view(),
+        name="contact-restore",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/erase/",
+        contacts_api.ContactErase.as_view(),
+        name="contact-erase",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/tags/",
+        contacts_api.ContactTags.as_view(),
+        name="contact-tags",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/tags/<path:tag>/",
+        contacts_api.ContactTag.as_view(),
+        name="contact-tag",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/conversations/",
+        contacts_api.ContactConversations.as_view(),
+        name="contact-conversations",
+    ),
+    path("tags/", contacts_api.TagCollection.as_view(), name="tags"),
+    # The attribute schema.
+    path("attributes/", attributes_api.AttributeCollection.as_view(), name="attributes"),
+    path("attributes/<str:key>/", attributes_api.AttributeDetail.as_view(), name="attribute"),
+    path(
+        "attributes/<str:key>/archive/",
+        attributes_api.AttributeArchive.as_view(),
+        name="attribute-archive",
+    ),
+    path(
+        "attributes/<str:key>/restore/",
+        attributes_api.AttributeRestore.as_view(),
+        name="attribute-restore",
+    ),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", authentication_classes=[], permission_classes=[]
+        ),
+        name="docs",
+    ),
+]

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Concat, Lower
+from django.utils import timezone
+
+from contacts.ids import uuid7
+
+LIVE = Q(deleted_at__isnull=True)
+
+
+class Identity(models.TextChoices):
+    VERIFIED = "verified", "Verified"
+    SELF_REPORTED = "self_reported", "Self-reported"
+    ANONYMOUS = "anonymous", "Anonymous"
+
+
+# Identity only ever moves up this ladder: a verified contact never becomes unverified.
+IDENTITY_RANK = {Identity.ANONYMOUS: 0, Identity.SELF_REPORTED: 1, Identity.VERIFIED: 2}
+
+# What each sortable core column is ordered by. Text people type is ordered without regard
+# to case ("alice" beside "Alice", not after "Zoe"). Every entry has a matching index below:
+# (agent, expression, id) restricted to live contacts, so a sorted page is an index scan
+# that stops after one page, and the id tie-breaker keeps pages stable.
+# Nullable columns sort through a stand-in ("never seen" as the epoch, no external id as "")
+# so every sort key is a plain value and keyset pagination needs no NULL special cases.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+SORT_EXPRESSIONS = {
+    "name": Lower("name"),
+    "email": Lower("email"),
+    "company": Lower("company"),
+    "phone": F("phone"),
+    "external_id": Coalesce("external_id", Value("")),
+    "identity": F("identity"),
+    "created_at": F("created_at"),
+    "updated_at": F("updated_at"),
+    "last_seen_at": Coalesce("last_seen_at", Value(NEVER)),
+    "first_seen_at": Coalesce("first_seen_at", Value(NEVER)),
+}
+SORTABLE_FIELDS = tuple(SORT_EXPRESSIONS)
+
+
+def _sort_index(field: str) -> models.Index:
+    return models.Index(
+        F("agent"),
+        SORT_EXPRESSIONS[field],
+        F("id"),
+        name=f"contact_sort_{field}"[:30],
+        condition=LIVE,
+    )
+
+
+class Contact(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    # Composite indexes below all lead with agent, so the plain FK index would be dead weight.
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="contacts", db_index=False
+    )
+    # NULL, not "": many contacts have no external id, and the unique constraint ignores NULLs.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # Key of an unverified contact created by "ensure" (hash of its email, phone or name).
+    fingerprint = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    name = models.CharField(max_length=255, blank=True, default="")
+    email = models.CharField(max_length=254, blank=True, default="")
+    phone = models.CharField(max_length=20, blank=True, default="")
+    avatar_url = models.CharField(max_length=2000, blank=True, default="")
+    company = models.CharField(max_length=255, blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+    identity = models.CharField(max_length=16, choices=Identity.choices, default=Identity.ANONYMOUS)
+    # The channel that last raised the identity level: jwt, hmac, api, staff, import, widget.
+    identity_source = models.CharField(max_length=16, blank=True, default="")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    conversation_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # One lower-cased haystack for "search as you type" (name, email, external id, phone
+    # digits), kept by the database itself. On PostgreSQL a trigram GIN index on it
+    # (migration 0002) answers substring searches without scanning the table.
+    search_text = models.GeneratedField(
+        expression=Lower(
+            Concat(
+                "name",
+                Value(" "),
+                "email",
+                Value(" "),
+                Coalesce("external_id", Value("")),
+                Value(" "),
+                "phone",
+            )
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
+
+    tags = models.ManyToManyField("contacts.Tag", through="contacts.ContactTag", related_name="+")
+
+    class Meta:
+        constraints = [
+            # Over live and soft-deleted contacts alike: a deleted contact keeps its id so an
+            # upsert restores it instead of creating a second person.
+            models.UniqueConstraint(
+                fields=["agent", "external_id"], name="uniq_contact_external_id"
+            ),
+            models.UniqueConstraint(
+                fields=["agent", "fingerprint"],
+                name="uniq_contact_fingerprint",
+                condition=Q(fingerprint__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=Q(identity__in=[c.value for c in Identity]), name="contact_identity_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["agent", "-deleted_at", "id"],
+                name="contact_deleted",
+                condition=Q(deleted_at__isnull=False),
+            ),
+            # The email sort index doubles as the case-insensitive lookup index (merge offers,
+            # import matching, self-reported identify all look live contacts up by email).
+            *[_sort_index(f) for f in SORTABLE_FIELDS],
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.phone or self.external_id or str(self.id)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email or self.phone or self.external_id or "Anonymous visitor"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.identity == Identity.VERIFIED
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class Tag(models.Model):
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="tags", db_index=False
+    )
+    name = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("agent", Lower("name"), name="uniq_tag_name_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactTag(models.Model):
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="contact_tags", db_index=False
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "tag"], name="uniq_contact_tag"),
+        ]
+        indexes = [models.Index(fields=["tag", "contact"], name="contacttag_tag_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} #{self.tag_id}"
+
+
+class StripeAccount(models.Model):
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="stripe_accounts", db_index=False
+    )
+    label = models.CharField(max_length=120, blank=True, default="")
+    stripe_id = models.CharField(max_length=255)
+    stripe_email = models.CharField(max_length=254, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "stripe_id"], name="uniq_contact_stripe_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.stripe_id
+
+
+class AuditEvent(models.Model):
+    """Who changed what on a contact. Survives the contact only as a PII-free erasure record."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+        RESTORED = "restored"
+        MERGED = "merged"
+        ERASED = "erased"
+
+    agent = models.ForeignKey("workspaces.Agent", on_delete=models.CASCADE, related_name="+")
+    # A plain id, not a foreign key: the erasure record must outlive the contact row.
+    contact_id = models.UUIDField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    channel = models.CharField(max_length=16)
+    actor_label = models.CharField(max_length=255, blank=True, default="")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # {"field": [before, after], "attributes.plan": [...], "tags": [[...], [...]]}
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["contact_id", "-created_at"], name="audit_contact_time")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.contact_id} by {self.channel}"
+
+
+class TablePreference(models.Model):
+    """A staff member's contacts-table layout for one agent (columns, rows per page)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey("workspaces.Agent", on_delete=models.CASCADE, related_name="+")
+    columns = models.JSONField(default=list, blank=True)
+    page_size = models.PositiveSmallIntegerField(default=50)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "agent"], name="uniq_table_preference"),
+        ]
+
+    def __str__(self) -> str:
+        return f"table of user {self.user_id} for agent {self.agent_id}"

@@ -1,0 +1,26 @@
+from django.urls import path
+
+from contacts import contact_views, views
+
+app_name = "contacts"
+
+A = "a/<str:agent_public_id>/contacts/"
+C = A + "<uuid:contact_id>/"
+
+urlpatterns = [
+    path(A, views.contact_list, name="list"),
+    path(A + "table-settings/", views.table_settings, name="table_settings"),
+    path(A + "bulk/", views.contact_bulk, name="bulk"),
+    path(A + "new/", contact_views.contact_new, name="new"),
+    path(A + "merge/", contact_views.contact_merge_view, name="merge"),
+    path(C, contact_views.contact_detail, name="detail"),
+    path(C + "edit/", contact_views.contact_edit, name="edit"),
+    path(C + "tags/", contact_views.contact_tags, name="tags"),
+    path(C + "tags/suggestions/", contact_views.contact_tag_suggestions, name="tag_suggestions"),
+    path(C + "stripe/", contact_views.stripe_add, name="stripe_add"),
+    path(C + "stripe/<int:account_id>/", contact_views.stripe_change, name="stripe_change"),
+    path(C + "delete/", contact_views.contact_delete, name="delete"),
+    path(C + "restore/", contact_views.contact_restore_view, name="restore"),
+    path(C + "erase/", contact_views.contact_erase_view, name="erase"),
+    path(C + "data/", contact_views.contact_data, name="data"),
+]

@@ -1,0 +1,315 @@
+"""Contacts dashboard: the table, bulk actions and the remembered layout.
+
+One URL serves the full page or, for htmx, the `contact-table` partial. The contact page,
+editing, tags, Stripe accounts, deletion and merging live in `contacts.contact_views`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.db.models.functions import Lower
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
+
+from attributes.selectors import attribute_definitions
+from attributes.sort_indexes import sort_index_request
+from contacts import table as tbl
+from contacts.exceptions import ContactError, ContactValidationError
+from contacts.filters import SEEN_CHOICES, filter_contacts, keyset_page, parse_contact_query
+from contacts.filters import sort_spec as build_sort_spec
+from contacts.models import Contact, Identity, Tag
+from contacts.selectors import table_count, table_preference_get, tag_names
+from contacts.services import (
+    contacts_restore_bulk,
+    contacts_soft_delete_bulk,
+    contacts_tags_add_bulk,
+    table_preference_save,
+)
+from workspaces.access import get_agent_access, staff_actor
+from workspaces.selectors import AgentAccess
+
+MAX_BULK = 1000
+NOTICE_KEY = "contacts_notice"
+
+
+def optional_url(name: str, agent) -> str:
+    """The URL of a page another part of Rapport provides, or "" while it does not exist."""
+    try:
+        return reverse(name, kwargs={"agent_public_id": agent.public_id})
+    except NoReverseMatch:
+        return ""
+
+
+def list_url(agent) -> str:
+    return reverse("contacts:list", kwargs={"agent_public_id": agent.public_id})
+
+
+def detail_url_for(agent):
+    prefix = list_url(agent)
+    return lambda contact: f"{prefix}{contact.pk}/"
+
+
+def stash_notice(request: HttpRequest, agent, text: str, *, undo_ids: list[str] | None = None):
+    """A one-time notice for the next table render (survives the redirect after a POST)."""
+    request.session[NOTICE_KEY] = {"agent": agent.public_id, "text": text, "undo": undo_ids or []}
+
+
+def _pop_notice(request: HttpRequest, agent) -> dict[str, Any] | None:
+    notice = request.session.get(NOTICE_KEY)
+    if not notice or notice.get("agent") != agent.public_id:
+        return None
+    del request.session[NOTICE_KEY]
+    return notice
+
+
+# --- The table ------------------------------------------------------------------------------
+
+
+def _parse_leniently(params: QueryDict, definitions: dict) -> tuple[Any, dict[str, list[str]]]:
+    """Parse the query; a wrong parameter is reported and left out instead of failing the page."""
+    try:
+        return parse_contact_query(params, definitions=definitions), {}
+    except ContactValidationError as exc:
+        cleaned = params.copy()
+        for key in exc.fields:
+            cleaned.pop(key, None)
+        return parse_contact_query(cleaned, definitions=definitions), exc.fields
+
+
+def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> dict[str, Any]:
+    """Everything the table template shows for the state in `raw` (a flat number of queries)."""
+    agent = access.agent
+    all_definitions = attribute_definitions(agent=agent, include_archived=True)
+    definitions = [d for d in all_definitions if not d.archived]
+    definition_map = {d.key: d for d in definitions}
+    preference = table_preference_get(user=request.user, agent=agent)
+    state = tbl.build_state(
+        raw,
+        definitions=definitions,
+        remembered_columns=preference.columns if preference else None,
+        remembered_page_size=preference.page_size if preference else None,
+    )
+    base = list_url(agent)
+    query, errors = _parse_leniently(state.params, definition_map)
+    sort = build_sort_spec(query, definition_map)
+    state.ordering = query.ordering
+
+    qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+    rows_qs = qs
+    if any(c.key == "tags" for c in state.columns):
+        rows_qs = qs.prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by(Lower("name"), "id"))
+        )
+    cursor = state.params.get("cursor")
+    try:
+        page = keyset_page(rows_qs, sort, cursor=cursor, size=state.page_size)
+    except ValueError as exc:
+        errors = {**errors, "cursor": [str(exc)]}
+        page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
+        cursor = None
+    total, exact = table_count(qs=qs, query=query, agent=agent)
+    if sort.ordering.lstrip("-").startswith("attr.") and not exact:
+        # A large agent sorted by an attribute: have its index built in the background.
+        sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]])
+
+    rows = tbl.build_rows(page.items, state.columns, detail_url_for(agent))
+    chosen = {c.key for c in state.columns}
+    export_params = state.params.copy()
+    for key in ("cursor", "per_page", "cols"):
+        export_params.pop(key, None)
+    return {
+        "agent": agent,
+        "base_url": base,
+        "bulk_url": reverse("contacts:bulk", kwargs={"agent_public_id": agent.public_id}),
+        "settings_url": reverse(
+            "contacts:table_settings", kwargs={"agent_public_id": agent.public_id}
+        ),
+        "new_url": reverse("contacts:new", kwargs={"agent_public_id": agent.public_id}),
+        "export_query": export_params.urlencode(),
+        "form_hidden": _pairs(state.params, skip=("q", "identity", "seen", "cursor")),
+        "builder_hidden": _pairs(state.params, skip=("cursor",)),
+        "is_admin": access.is_admin,
+        "state": state,
+        "rows": rows,
+        "headers": tbl.headers(state, base),
+        "chips": tbl.active_filter_chips(state, base, definition_map),
+        "errors": errors,
+        "total_text": tbl.format_estimate(total, exact),
+        "total": total,
+        "shown": len(rows),
+        "filtered": query.is_filtered,
+        "deleted_view": query.deleted,
+        "q": query.q,
+        "next_url": state.url(base, cursor=page.next_cursor) if page.next_cursor else "",
+        "previous_url": (
+            state.url(base, cursor=page.previous_cursor) if page.previous_cursor else ""
+        ),
+        "first_url": state.url(base, cursor=None) if cursor else "",
+        "clear_url": base
+        + tbl.querystring(
+            QueryDict(mutable=True),
+            deleted="true" if query.deleted else None,
+            ordering=state.params.get("ordering"),
+            cols=state.params.get("cols"),
+            per_page=state.params.get("per_page"),
+        ),
+        "live_url": state.url(base, deleted=None, cursor=None, ordering=None),
+        "deleted_url": state.url(base, deleted="true", cursor=None, ordering=None),
+        "page_sizes": tbl.PAGE_SIZES,
+        "column_choices": [
+            {"column": c, "checked": c.key in chosen} for c in tbl.available_columns(definitions)
+        ],
+        "identity_choices": Identity.choices,
+        "identity_value": state.params.get("identity", ""),
+        "seen_choices": [(k, tbl.SEEN_LABELS[k]) for k in SEEN_CHOICES],
+        "seen_value": query.seen,
+        "tag_options": tag_names(agent=agent),
+        "active_tags": query.tags,
+        "attribute_filters": definitions,
+        "operators": tbl.OPERATOR_LABELS,
+        "notice": _pop_notice(request, agent),
+        "export_url": optional_url("contacts:export", agent),
+        "import_url": optional_url("contacts:import", agent),
+        "colspan": len(state.columns) + 2,
+    }
+
+
+def _pairs(params: QueryDict, *, skip: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(k, v) for k, values in params.lists() if k not in skip for v in values]
+
+
+def render_table(
+    request: HttpRequest,
+    access: AgentAccess,
+    raw: QueryDict,
+    *,
+    pushed: str | None = None,
+    chooser_open: bool = False,
+    status: int = 200,
+) -> HttpResponse:
+    context = table_context(request, access, raw)
+    context["chooser_open"] = chooser_open
+    fragment = request.htmx and not request.htmx.history_restore_request
+    template = "contacts/list.html#contact-table" if fragment else "contacts/list.html"
+    response = render(request, template, context, status=status)
+    if fragment and pushed is not None:
+        response = push_url(response, pushed)
+    return response
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def contact_list(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    access = get_agent_access(request, agent_public_id)
+    # The filter form's attribute builder (fkey/fop/fvalue) becomes attr.<key>[__op]=value,
+    # so the address bar always shows the canonical state.
+    canonical = tbl.with_attribute_filter(request.GET)
+    if canonical is not None:
+        target = list_url(access.agent) + (f"?{canonical}" if canonical else "")
+        if not request.htmx:
+            return redirect(target)
+        return render_table(request, access, QueryDict(canonical), pushed=target)
+    # The address bar gets the state without the form's empty fields (?identity=&seen=…).
+    pushed = list_url(access.agent) + tbl.querystring(tbl.state_params(request.GET))
+    return render_table(request, access, request.GET, pushed=pushed)
+
+
+def _return_state(request: HttpRequest) -> QueryDict:
+    """The table state a form was posted from (its hidden `query` field)."""
+    return tbl.state_params(QueryDict(request.POST.get("query", "")[:4000]))
+
+
+def _back_to_table(request: HttpRequest, access: AgentAccess, state: QueryDict, **kw: Any):
+    target = list_url(access.agent) + tbl.querystring(state)
+    if request.htmx:
+        return render_table(request, access, state, pushed=target, **kw)
+    return redirect(target)
+
+
+@require_POST
+@login_required
+def table_settings(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """Save the column chooser or rows per page for this user and agent, then show the table."""
+    access = get_agent_access(request, agent_public_id)
+    state = _return_state(request)
+    columns = page_size = None
+    if request.POST.get("chooser"):
+        definitions = attribute_definitions(agent=access.agent)
+        available = tbl.available_columns(definitions)
+        columns = tbl.clean_column_keys(request.POST.getlist("cols"), available)
+        state["cols"] = ",".join(columns) or "none"
+    if "per_page" in request.POST:
+        page_size = tbl.parse_page_size(request.POST["per_page"])
+        if page_size is None:
+            return HttpResponseBadRequest("Choose 25, 50, 100 or 250 rows per page.")
+        state["per_page"] = str(page_size)
+    table_preference_save(
+        user=request.user, agent=access.agent, columns=columns, page_size=page_size
+    )
+    return _back_to_table(request, access, state, chooser_open=columns is not None)
+
+
+@require_POST
+@login_required
+def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """Bulk actions on the selected rows: add a tag, soft delete, restore (undo)."""
+    access = get_agent_access(request, agent_public_id)
+    actor = staff_actor(request, access)
+    agent = access.agent
+    state = _return_state(request)
+    ids = _uuids(request.POST.getlist("id"))
+    action = request.POST.get("action", "")
+    if action not in ("tag", "delete", "restore"):
+        return HttpResponseBadRequest("Unknown bulk action.")
+    if not ids:
+        stash_notice(request, agent, "Select at least one contact first.")
+        return _back_to_table(request, access, state)
+    if len(ids) > MAX_BULK:
+        stash_notice(request, agent, f"Select at most {MAX_BULK:,} contacts at a time.")
+        return _back_to_table(request, access, state)
+    try:
+        if action == "tag":
+            name = request.POST.get("tag", "").strip()
+            if not name:
+                raise ContactValidationError({"tags": ["Type the tag to add."]})
+            count = contacts_tags_add_bulk(agent=agent, actor=actor, contact_ids=ids, names=[name])
+            stash_notice(request, agent, f"Tagged {_people(count)} with “{name}”.")
+        elif action == "delete":
+            count = contacts_soft_delete_bulk(agent=agent, actor=actor, contact_ids=ids)
+            stash_notice(
+                request, agent, f"Deleted {_people(count)}.", undo_ids=[str(i) for i in ids]
+            )
+        else:
+            count = contacts_restore_bulk(agent=agent, actor=actor, contact_ids=ids)
+            stash_notice(request, agent, f"Restored {_people(count)}.")
+    except ContactError as exc:
+        stash_notice(request, agent, error_text(exc))
+    return _back_to_table(request, access, state)
+
+
+def _uuids(ids: list[str]) -> list[Any]:
+    from contacts.selectors import parse_contact_id
+
+    return [pk for pk in (parse_contact_id(i) for i in ids) if pk is not None]
+
+
+def _people(count: int) -> str:
+    return f"{count:,} contact{'s' if count != 1 else ''}"
+
+
+def error_text(error: ContactError) -> str:
+    """A service error as one sentence (field messages when there are some)."""
+    return " ".join(m for ms in error.fields.values() for m in ms) or error.message
+
+
+def flash_error(request: HttpRequest, error: ContactError) -> None:
+    messages.error(request, error_text(error))

@@ -1,0 +1,165 @@
+"""Conversation endpoints of the API, for the agent's bot: who is this (context), fill an
+action template (render), answer (messages) and hand over or close (status).
+
+All are scoped to the API key's agent: another agent's conversation answers 404 like an
+unknown id, in the API's one error shape.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from attributes.selectors import attribute_definition_map
+from contacts.models import Contact
+from contacts.serialization import contact_to_dict
+from helpdesk import selectors, services
+from helpdesk.models import Conversation
+from helpdesk.personalization import personalization_contact, render_action_template
+from helpdesk.serializers import (
+    BotMessageCreateSerializer,
+    ConversationContextSerializer,
+    ConversationMessageSerializer,
+    ConversationRefSerializer,
+    ConversationStatusSerializer,
+    ErrorEnvelopeSerializer,
+    TemplateRenderRequestSerializer,
+    TemplateRenderSerializer,
+)
+from workspaces.api import api_agent
+
+CONVERSATION_ID = OpenApiParameter(
+    "conversation_id",
+    OpenApiTypes.UUID,
+    OpenApiParameter.PATH,
+    description="The conversation's id.",
+)
+ERRORS = {
+    401: ErrorEnvelopeSerializer,
+    404: ErrorEnvelopeSerializer,
+    405: ErrorEnvelopeSerializer,
+    429: ErrorEnvelopeSerializer,
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    400: ErrorEnvelopeSerializer,
+    413: ErrorEnvelopeSerializer,
+    415: ErrorEnvelopeSerializer,
+}
+
+
+def _conversation(request: Request, conversation_id: str) -> Conversation:
+    try:
+        return selectors.conversation_get(agent=api_agent(request), conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Who the bot is talking to",
+    description=(
+        "For a conversation whose contact is **verified**: the contact's fields, tags, Stripe "
+        "accounts and non-archived attributes. For any other conversation (anonymous or "
+        "self-reported contact, or none): an anonymous context with `contact: null`. An "
+        "unverified contact's details are never returned: anyone can type an email in a chat."
+    ),
+    parameters=[CONVERSATION_ID],
+    responses={200: ConversationContextSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def conversation_context(request: Request, conversation_id: str) -> Response:
+    conversation = _conversation(request, conversation_id)
+    contact = personalization_contact(conversation)
+    contact_data = None
+    if contact is not None:
+        definitions = attribute_definition_map(agent=conversation.agent_id)
+        visible = {key for key, d in definitions.items() if not d.archived}
+        contact = (
+            Contact.objects.filter(pk=contact.pk)
+            .prefetch_related("tags", "stripe_accounts")
+            .first()
+        )
+        if contact is not None:
+            contact_data = contact_to_dict(contact, visible_keys=visible)
+    body = {
+        "conversation": {"id": conversation.pk, "status": conversation.status},
+        "verified": contact_data is not None,
+        "contact": contact_data,
+    }
+    return Response(ConversationContextSerializer(body).data)
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Fill an action template with the verified contact",
+    description=(
+        "Replaces {{contact.name}}, {{contact.email}}, {{contact.phone}}, "
+        "{{contact.external_id}} and {{contact.attr.<key>}} with the conversation's verified "
+        "contact's values, inserted as plain text in one pass (a value is never read as a "
+        "placeholder or as HTML). Unknown keys render empty and are listed in `unknown_keys`; "
+        "for an unverified contact every placeholder renders empty."
+    ),
+    parameters=[CONVERSATION_ID],
+    request=TemplateRenderRequestSerializer,
+    responses={200: TemplateRenderSerializer, **WRITE_ERRORS},
+)
+@api_view(["POST"])
+def conversation_render(request: Request, conversation_id: str) -> Response:
+    conversation = _conversation(request, conversation_id)
+    payload = TemplateRenderRequestSerializer(data=request.data)
+    payload.is_valid(raise_exception=True)
+    contact = personalization_contact(conversation)
+    result = render_action_template(
+        payload.validated_data["template"],
+        contact,
+        definitions=attribute_definition_map(agent=conversation.agent_id),
+        escape=payload.validated_data["escape"],
+    )
+    body = {
+        "rendered": result.text,
+        "verified": contact is not None,
+        "unknown_keys": result.unknown_keys,
+        "missing_keys": result.missing_keys,
+    }
+    return Response(TemplateRenderSerializer(body).data)
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="The bot answers in the conversation",
+    parameters=[CONVERSATION_ID],
+    request=BotMessageCreateSerializer,
+    responses={201: ConversationMessageSerializer, **WRITE_ERRORS},
+)
+@api_view(["POST"])
+def conversation_messages(request: Request, conversation_id: str) -> Response:
+    conversation = _conversation(request, conversation_id)
+    payload = BotMessageCreateSerializer(data=request.data)
+    payload.is_valid(raise_exception=True)
+    message = services.bot_reply(conversation=conversation, body=payload.validated_data["body"])
+    return Response(ConversationMessageSerializer(message).data, status=http.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Escalate, close or reopen the conversation",
+    description="`escalated` hands the conversation to the support team's inbox.",
+    parameters=[CONVERSATION_ID],
+    request=ConversationStatusSerializer,
+    responses={200: ConversationRefSerializer, **WRITE_ERRORS},
+)
+@api_view(["POST"])
+def conversation_status(request: Request, conversation_id: str) -> Response:
+    conversation = _conversation(request, conversation_id)
+    payload = ConversationStatusSerializer(data=request.data)
+    payload.is_valid(raise_exception=True)
+    services.conversation_set_status(
+        conversation=conversation, status=payload.validated_data["status"]
+    )
+    return Response(ConversationRefSerializer(conversation).data)

@@ -1,0 +1,228 @@
+"""Every read of conversations a screen or endpoint needs, with related rows loaded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Lower, Substr
+
+from attributes.coercion import display_value
+from attributes.selectors import attribute_definitions
+from contacts.models import Contact, StripeAccount, Tag
+from helpdesk.models import Conversation, Message
+from workspaces.models import Agent
+
+INBOX_PAGE_SIZE = 50
+TRANSCRIPT_PAGE_SIZE = 200
+WIDGET_MESSAGES_LIMIT = 500
+SIDEBAR_OTHER_CONVERSATIONS = 10
+PREVIEW_LENGTH = 160
+MAX_SEARCH = 200
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+# --- Inbox ---------------------------------------------------------------------------------
+
+
+@dataclass
+class InboxPage:
+    items: list[Conversation]
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+def _encode_cursor(conversation: Conversation, direction: str) -> str:
+    payload = json.dumps(
+        {"t": conversation.last_message_at.isoformat(), "i": str(conversation.pk), "d": direction}
+    )
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_inbox_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
+    """(last activity, id, direction) of a cursor; ValueError when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        moment = datetime.fromisoformat(payload["t"])
+        pk = uuid.UUID(payload["i"])
+        direction = payload["d"]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("The page link is not valid; showing the newest conversations.") from None
+    if direction not in ("next", "prev") or moment.tzinfo is None:
+        raise ValueError("The page link is not valid; showing the newest conversations.")
+    return moment, pk, direction
+
+
+def inbox_queryset(*, agent: Agent, status: str = "", q: str = "") -> QuerySet[Conversation]:
+    """The agent's conversations, optionally of one status and of contacts matching `q`
+    (name, email, external id or phone), with the contact and the latest message loaded."""
+    qs = Conversation.objects.filter(agent=agent)
+    if status:
+        qs = qs.filter(status=status)
+    q = q.strip()[:MAX_SEARCH]
+    if q:
+        # The contact's lower-cased search haystack. Its trigram index on PostgreSQL covers
+        # live contacts only, so search (like every default view) leaves soft-deleted ones out.
+        qs = qs.filter(contact__search_text__contains=q.lower(), contact__deleted_at__isnull=True)
+    latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    return qs.select_related("contact").annotate(
+        last_message_body=Subquery(
+            latest.annotate(preview=Substr("body", 1, PREVIEW_LENGTH)).values("preview")[:1]
+        ),
+        last_message_role=Subquery(latest.values("role")[:1]),
+    )
+
+
+def inbox_page(
+    *,
+    agent: Agent,
+    status: str = "",
+    q: str = "",
+    cursor: str | None = None,
+    size: int = INBOX_PAGE_SIZE,
+) -> InboxPage:
+    """One page of the inbox, newest activity first, paged by (last activity, id).
+
+    The order matches the (agent[, status], -last_message_at, id) indexes, and the page
+    boundary is an index range condition (`last_message_at <= t`) plus a tie-break on id,
+    so a deep page costs what the first one does. ValueError for a bad cursor.
+    """
+    qs = inbox_queryset(agent=agent, status=status, q=q)
+    reverse = False
+    if cursor:
+        moment, pk, direction = decode_inbox_cursor(cursor)
+        reverse = direction == "prev"
+        if reverse:
+            qs = qs.filter(
+                Q(last_message_at__gt=moment) | Q(last_message_at=moment, id__lt=pk),
+                last_message_at__gte=moment,
+            )
+        else:
+            qs = qs.filter(
+                Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__gt=pk),
+                last_message_at__lte=moment,
+            )
+    ordering = ("last_message_at", "-id") if reverse else ("-last_message_at", "id")
+    rows = list(qs.order_by(*ordering)[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if reverse:
+        rows.reverse()
+    if not rows:
+        return InboxPage(items=[])
+    more_after = True if reverse else has_more
+    more_before = has_more if reverse else bool(cursor)
+    return InboxPage(
+        items=rows,
+        next_cursor=_encode_cursor(rows[-1], "next") if more_after else None,
+        previous_cursor=_encode_cursor(rows[0], "prev") if more_before else None,
+    )
+
+
+# --- One conversation ------------------------------------------------------------------------
+
+
+def conversation_get(*, agent: Agent, conversation_id: Any) -> Conversation:
+    """One conversation of the agent with its contact; DoesNotExist for a malformed, foreign
+    or unknown id."""
+    pk = parse_uuid(conversation_id)
+    if pk is None:
+        raise Conversation.DoesNotExist
+    return Conversation.objects.select_related("contact").get(agent=agent, pk=pk)
+
+
+@dataclass
+class Transcript:
+    messages: list[Message]
+    earlier_before: int | None = None  # message id to page back from, when there is more
+
+
+def conversation_transcript(
+    *, conversation: Conversation, before: int | None = None, size: int = TRANSCRIPT_PAGE_SIZE
+) -> Transcript:
+    """The newest `size` messages (before message `before`), oldest first, authors loaded."""
+    qs = Message.objects.filter(conversation=conversation).select_related("author")
+    if before is not None:
+        # Message ids grow with time within a conversation: message_post inserts under a
+        # lock on the conversation, so id order is the order messages were written.
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-created_at", "-id")[: size + 1])
+    has_earlier = len(rows) > size
+    rows = rows[:size]
+    rows.reverse()
+    return Transcript(messages=rows, earlier_before=rows[0].pk if has_earlier else None)
+
+
+def widget_messages(
+    *, conversation: Conversation, after: int | None = None, limit: int = WIDGET_MESSAGES_LIMIT
+) -> list[Message]:
+    """Messages the widget has not shown yet (ids after `after`), oldest first."""
+    qs = Message.objects.filter(conversation=conversation)
+    if after is not None:
+        qs = qs.filter(id__gt=after)
+    return list(qs.order_by("id")[:limit])
+
+
+@dataclass
+class SidebarAttribute:
+    key: str
+    label: str
+    value: str
+    secure: bool
+
+
+@dataclass
+class ContactSidebar:
+    contact: Contact
+    attributes: list[SidebarAttribute] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    stripe_accounts: list[StripeAccount] = field(default_factory=list)
+    other_conversations: list[Conversation] = field(default_factory=list)
+    more_conversations: int = 0
+
+
+def contact_sidebar(*, contact: Contact, conversation: Conversation) -> ContactSidebar:
+    """Who the visitor is, for the conversation page: typed non-archived attributes, tags,
+    Stripe accounts and their other conversations (a fixed number of queries)."""
+    values = contact.attributes or {}
+    attributes = [
+        SidebarAttribute(
+            key=d.key,
+            label=d.label,
+            value=display_value(d.type, values[d.key]),
+            secure=d.secure,
+        )
+        for d in attribute_definitions(agent=contact.agent_id)
+        if values.get(d.key) is not None
+    ]
+    tags = list(Tag.objects.filter(contact_tags__contact=contact).order_by(Lower("name"), "id"))
+    stripe_accounts = list(
+        StripeAccount.objects.filter(contact=contact).order_by("created_at", "id")
+    )
+    others = list(
+        Conversation.objects.filter(contact=contact)
+        .exclude(pk=conversation.pk)
+        .order_by("-last_message_at", "id")[:SIDEBAR_OTHER_CONVERSATIONS]
+    )
+    shown = len(others) + 1
+    return ContactSidebar(
+        contact=contact,
+        attributes=attributes,
+        tags=tags,
+        stripe_accounts=stripe_accounts,
+        other_conversations=others,
+        more_conversations=max(contact.conversation_count - shown, 0),
+    )

@@ -1,0 +1,98 @@
+"""What becomes of a visitor's earlier contacts when it identifies (SPEC 6, "merged into").
+
+Merges go through `contacts.services.contact_merge` with the identify's Actor, so the
+contact's history shows a merge by "identify (signed JWT)" or "widget (self-reported)".
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from contacts.actors import Actor
+from contacts.exceptions import ContactError
+from contacts.models import AuditEvent, Contact, Identity
+from contacts.selectors import contacts_with_email
+from contacts.services import contact_merge
+from identity.models import VisitorSession
+from workspaces.models import Agent
+
+logger = logging.getLogger("rapport.identity")
+
+# Same-email contacts folded into a verified one per identify: enough for any real person,
+# and a bound on the work one request can cause.
+MAX_EMAIL_MERGES = 20
+
+
+def visitor_history_absorb(*, session: VisitorSession, target: Contact, actor: Actor) -> Contact:
+    """Fold what this visitor was before verifying into `target`.
+
+    The session's own contact (anonymous, or self-reported and created by this session) is
+    merged. A self-reported contact the session merely attached to belongs to whoever
+    created it, so only this session's conversations move. A different verified contact
+    (someone else signed in on this browser before) keeps everything.
+    """
+    if session.contact_id is None or session.contact_id == target.pk:
+        return target
+    previous = Contact.objects.filter(pk=session.contact_id).first()
+    if previous is None or previous.identity == Identity.VERIFIED:
+        return target
+    if session.created_contact or previous.identity == Identity.ANONYMOUS:
+        return merge_quietly(primary=target, secondary=previous, actor=actor)
+    _move_session_conversations(session=session, source=previous, target=target, actor=actor)
+    return target
+
+
+def same_email_absorb(*, agent: Agent, target: Contact, actor: Actor) -> Contact:
+    """Merge self-reported contacts with the verified contact's email into it."""
+    if not target.email:
+        return target
+    others = list(
+        contacts_with_email(agent=agent, email=target.email, exclude=target)
+        .filter(identity=Identity.SELF_REPORTED, external_id__isnull=True)
+        .order_by("created_at", "id")[:MAX_EMAIL_MERGES]
+    )
+    for other in others:
+        target = merge_quietly(primary=target, secondary=other, actor=actor)
+    return target
+
+
+def merge_quietly(*, primary: Contact, secondary: Contact, actor: Actor) -> Contact:
+    """Merge, or leave both as they are when a concurrent identify already did (or the
+    two cannot be merged): identify itself never fails because of a merge."""
+    try:
+        return contact_merge(primary=primary, secondary=secondary, actor=actor).contact
+    except ContactError as exc:
+        logger.info("identify skipped merging %s into %s: %s", secondary.pk, primary.pk, exc)
+        return Contact.objects.get(pk=primary.pk)
+
+
+def _move_session_conversations(
+    *, session: VisitorSession, source: Contact, target: Contact, actor: Actor
+) -> None:
+    from helpdesk.models import Conversation
+
+    with transaction.atomic():
+        moved = Conversation.objects.filter(visitor_session=session, contact=source).update(
+            contact=target
+        )
+        if not moved:
+            return
+        now = timezone.now()
+        for contact in (source, target):
+            Contact.objects.filter(pk=contact.pk).update(
+                conversation_count=Conversation.objects.filter(contact_id=contact.pk).count(),
+                updated_at=now,
+            )
+        for contact, change in ((target, [None, moved]), (source, [moved, None])):
+            AuditEvent.objects.create(
+                agent_id=contact.agent_id,
+                contact_id=contact.pk,
+                action=AuditEvent.Action.UPDATED,
+                channel=actor.channel,
+                actor_label=actor.label,
+                changes={"conversations_moved": change, "visitor": [None, session.visitor_id]},
+                created_at=now,
+            )

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class VisitorSession(models.Model):
+    """A widget visitor (its anonymous `visitor_id`) and the contact it is known as."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    visitor_id = models.CharField(max_length=128)
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="visitor_sessions",
+    )
+    # True when this session created `contact`: self-reported data may then overwrite its
+    # own earlier answers, while for anyone else's contact it may only fill blanks.
+    created_contact = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "visitor_id"], name="uniq_visitor_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visitor {self.visitor_id}"
+
+
+class HandoffTokenUse(models.Model):
+    """A redeemed help-center hand-off token: each one carries an identity once.
+
+    The token travels in a URL (`?rapport_identity=…`), where it can end up in browser
+    history or a Referer header; remembering its id until it expires makes a copied link
+    useless after the first page load.
+    """
+
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    jti = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(default=timezone.now)
+    # Rows are pruned once the token could no longer be redeemed anyway.
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"hand-off {self.jti}"

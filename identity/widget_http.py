@@ -1,0 +1,114 @@
+"""HTTP plumbing shared by every public widget endpoint (identify, conversations, messages).
+
+Widget calls come from customers' pages on any origin and carry no cookies: CORS allows any
+origin, CSRF does not apply (there is no ambient credential to abuse), and every answer is
+JSON, errors included, in the API's shape {"error": {"code", "message", "fields"}}.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from workspaces.models import Agent
+from workspaces.selectors import agent_by_public_id
+
+
+class WidgetError(Exception):
+    def __init__(
+        self, code: str, message: str, *, status: int = 400, fields: dict | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status, self.fields = code, message, status, fields or {}
+
+
+def error_response(
+    code: str, message: str, *, status: int, fields: dict | None = None
+) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "fields": fields or {}}}, status=status
+    )
+
+
+def _cors(response: HttpResponse) -> HttpResponse:
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+    response["Access-Control-Max-Age"] = "86400"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def read_json(request: HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, or a WidgetError saying exactly what is wrong."""
+    too_large = WidgetError(
+        "payload_too_large",
+        f"The body is larger than {settings.WIDGET_MAX_BODY_BYTES} bytes.",
+        status=413,
+    )
+    # Refuse by the declared length before reading: a body beyond Django's own upload limit
+    # would otherwise surface as a bare HTML 400 instead of this JSON 413.
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > settings.WIDGET_MAX_BODY_BYTES:
+        raise too_large
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_large from None
+    if len(body) > settings.WIDGET_MAX_BODY_BYTES:
+        raise too_large
+    try:
+        data = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WidgetError("invalid_json", f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise WidgetError("invalid_json", "The body must be a JSON object.")
+    return data
+
+
+def bearer_token(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def widget_endpoint(*, methods: tuple[str, ...]) -> Callable:
+    """Wrap a widget view `(request, agent, ...) -> HttpResponse`: resolves the agent from
+    its public id (404 JSON when unknown), answers CORS preflights, turns WidgetError into
+    JSON errors, and adds CORS headers to every answer."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, agent_public_id: str, *args, **kwargs) -> HttpResponse:
+            if request.method == "OPTIONS":
+                return _cors(HttpResponse(status=204))
+            if request.method not in methods:
+                response = error_response(
+                    "method_not_allowed", f"Use {' or '.join(methods)}.", status=405
+                )
+                response["Allow"] = ", ".join((*methods, "OPTIONS"))
+                return _cors(response)
+            agent: Agent | None = agent_by_public_id(public_id=agent_public_id)
+            if agent is None:
+                return _cors(error_response("not_found", "No such agent.", status=404))
+            try:
+                response = view(request, agent, *args, **kwargs)
+            except WidgetError as exc:
+                response = error_response(
+                    exc.code, exc.message, status=exc.status, fields=exc.fields
+                )
+            return _cors(response)
+
+        return wrapper
+
+    return decorator

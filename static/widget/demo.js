@@ -1,0 +1,160 @@
+// The demo host page: drives window.Rapport the way a customer's site would.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("demo");
+  if (!root) return;
+  var agent = root.getAttribute("data-agent");
+  var signUrl = root.getAttribute("data-sign-url");
+  var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var conversationKey = "rapport-demo-conversation:" + agent;
+  var lastMessageId = null;
+  var pollTimer = null;
+
+  function $(id) { return document.getElementById(id); }
+
+  function show(result) {
+    $("demo-output").textContent = JSON.stringify(result, null, 2);
+    refreshVisitor();
+    return result;
+  }
+
+  function refreshVisitor() {
+    var contact = window.Rapport ? window.Rapport.contact : null;
+    var status = $("demo-status");
+    var identity = contact ? contact.identity : "anonymous";
+    status.textContent = identity.replace("_", "-");
+    status.className = "badge badge-" + identity;
+    $("demo-contact").textContent = contact ? (contact.name || "(no name)") + " · " + contact.id : "none yet";
+    $("demo-visitor").textContent = window.Rapport ? window.Rapport.visitorId : "";
+  }
+
+  function selectedUser() {
+    var option = $("demo-user").selectedOptions[0];
+    return { user_id: option.value, name: option.getAttribute("data-name"), email: option.getAttribute("data-email") };
+  }
+
+  function fillAttributes() {
+    var user = selectedUser();
+    $("demo-attributes").value = JSON.stringify({ name: user.name, email: user.email }, null, 2);
+  }
+
+  // The pretend customer backend: signs with the identity secret on the server side.
+  function sign(mode) {
+    var form = new FormData();
+    form.append("csrfmiddlewaretoken", csrf);
+    form.append("agent", agent);
+    form.append("mode", mode);
+    form.append("user_id", selectedUser().user_id);
+    form.append("contact_attributes", $("demo-attributes").value);
+    return fetch(signUrl, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
+      .then(function (response) { return response.json(); });
+  }
+
+  function identifyWithJwt() {
+    sign("jwt").then(function (signed) {
+      if (!signed.token) return show(signed);
+      // user_metadata beside a token is not stored: the bot gets it as session context.
+      return window.Rapport.identify({ token: signed.token, user_metadata: { page: "demo shop" } }).then(show);
+    });
+  }
+
+  function identifyWithHmac() {
+    var user = selectedUser();
+    sign("hmac").then(function (signed) {
+      if (!signed.user_hash) return show(signed);
+      return window.Rapport.identify({
+        user_id: signed.user_id,
+        user_hash: signed.user_hash,
+        user_metadata: { name: user.name, email: user.email },
+      }).then(show);
+    });
+  }
+
+  function identifySelfReported() {
+    var data = {};
+    ["email", "name", "phone"].forEach(function (field) {
+      var value = $("demo-" + field).value.trim();
+      if (value) data[field] = value;
+    });
+    window.Rapport.identify(data).then(show);
+  }
+
+  function renderMessages(messages) {
+    var list = $("demo-messages");
+    messages.forEach(function (message) {
+      var item = document.createElement("li");
+      item.className = "bubble bubble-" + message.role;
+      item.textContent = message.role + ": " + message.body;
+      list.appendChild(item);
+      lastMessageId = message.id;
+    });
+  }
+
+  function poll() {
+    var conversationId = sessionStorage.getItem(conversationKey);
+    if (!conversationId) return;
+    window.Rapport.getMessages(conversationId, lastMessageId).then(function (result) {
+      if (result.ok && result.messages) renderMessages(result.messages);
+    });
+  }
+
+  function send() {
+    var input = $("demo-message");
+    var text = input.value.trim();
+    if (!text) return;
+    var conversationId = sessionStorage.getItem(conversationKey);
+    var call = conversationId
+      ? window.Rapport.sendMessage(conversationId, text)
+      : window.Rapport.startConversation(text).then(function (result) {
+          if (result.ok && result.conversation) sessionStorage.setItem(conversationKey, result.conversation.id);
+          return result;
+        });
+    call.then(function (result) {
+      show(result);
+      if (result.ok) {
+        input.value = "";
+        poll();
+        if (!pollTimer) pollTimer = setInterval(poll, 3000);
+      }
+    });
+  }
+
+  function handoff() {
+    var here = window.location.origin + window.location.pathname + "?agent=" + encodeURIComponent(agent);
+    window.Rapport.linkWithIdentity(here).then(function (url) {
+      var link = $("demo-handoff-link");
+      link.href = url;
+      link.hidden = false;
+      $("demo-output").textContent = url === here ? "Only a verified visitor gets an identity link." : url;
+    });
+  }
+
+  function reset() {
+    sessionStorage.removeItem(conversationKey);
+    $("demo-messages").textContent = "";
+    lastMessageId = null;
+    window.Rapport.reset().then(show);
+  }
+
+  function start() {
+    fillAttributes();
+    $("demo-user").addEventListener("change", fillAttributes);
+    $("demo-jwt").addEventListener("click", identifyWithJwt);
+    $("demo-hmac").addEventListener("click", identifyWithHmac);
+    $("demo-self").addEventListener("click", identifySelfReported);
+    $("demo-send").addEventListener("click", send);
+    $("demo-handoff").addEventListener("click", handoff);
+    $("demo-reset").addEventListener("click", reset);
+    window.addEventListener("rapport:identified", refreshVisitor);
+    window.Rapport.ready.then(function () {
+      refreshVisitor();
+      root.setAttribute("data-ready", "true");
+      poll();
+    });
+  }
+
+  // The widget loads async: it may be ready before or after this script.
+  if (window.Rapport) start();
+  else window.addEventListener("rapportLoaded", start);
+})();

@@ -1,0 +1,265 @@
+"""The contacts dashboard in a real browser (Debian's Chromium through Playwright).
+
+Each test signs in through the login page and works the screens the way a support lead
+does. The tests also refresh the screenshots under docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from playwright.sync_api import Page, expect
+
+from attributes.models import AttributeDefinition
+from contacts.models import AuditEvent, Contact
+from tests.factories import ConversationFactory, MembershipFactory, MessageFactory, UserFactory
+from workspaces.models import Agent, Membership
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Playwright's sync API starts an event loop that keeps running until the test session ends,
+# and Django refuses synchronous database work while a loop runs in the thread: the ORM calls
+# here, the flush after each transactional test, and those of every test that runs later in
+# the session. A fixture would cover only this module, so the switch is process-wide.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# The README's screenshots are refreshed by `make screenshots` (UPDATE_SCREENSHOTS=1); an
+# ordinary run writes them to a temporary folder so the checkout stays clean.
+SCREENSHOTS = (
+    Path(settings.BASE_DIR) / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "rapport-screenshots"
+)
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture
+def demo(db) -> dict:
+    """A workspace like a real one: demo contacts plus Ada, whom the tests look for."""
+    call_command("seed_demo", workspace="Acme", agent="Support", contacts=60, seed=7)
+    agent = Agent.objects.get(name="Support")
+    user = UserFactory(username="lead@acme.test", password=PASSWORD)
+    MembershipFactory(user=user, workspace=agent.workspace, role=Membership.Role.ADMIN)
+    from contacts.actors import Actor
+    from contacts.services import contact_create
+
+    actor = Actor.staff(user, is_admin=True)
+    ada = contact_create(
+        agent=agent,
+        actor=actor,
+        data={
+            "name": "Ada Lovelace",
+            "email": "ada@analytical.example",
+            "phone": "+44 20 7946 0958",
+            "company": "Analytical Engines",
+            "external_id": "usr_ada",
+            "attributes": {"plan": "Pro", "mrr": 120, "signup_date": "2024-02-01"},
+            "tags": ["vip"],
+            "stripe_accounts": [{"label": "Main", "stripe_id": "cus_Ada1815", "stripe_email": ""}],
+        },
+    ).contact
+    conversation = ConversationFactory(agent=agent, contact=ada, subject="Invoice for March")
+    MessageFactory(conversation=conversation, body="Hi, this is Ada Lovelace. Where is my invoice?")
+    Contact.objects.filter(pk=ada.pk).update(conversation_count=1)
+    return {"agent": agent, "user": user, "ada": ada}
+
+
+def _sign_in(page: Page, live_server, demo) -> str:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", demo["user"].username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    contacts = f"{live_server.url}/a/{demo['agent'].public_id}/contacts/"
+    expect(page).to_have_url(contacts)
+    return contacts
+
+
+def _rows(page: Page):
+    return page.locator("table.contacts tbody tr")
+
+
+def _shot(page: Page, name: str, *, full_page: bool = False) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+    assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
+def test_search_narrows_the_table_and_headers_sort_it(live_server, page: Page, demo):
+    contacts = _sign_in(page, live_server, demo)
+    expect(_rows(page)).to_have_count(50)
+    _shot(page, "contacts-table.png")
+
+    page.fill("#contact-search", "lovel")
+    expect(_rows(page)).to_have_count(1)
+    expect(_rows(page).first).to_contain_text("Ada Lovelace")
+    expect(page).to_have_url(re.compile(r"\?q=lovel"))
+
+    page.fill("#contact-search", "")
+    expect(_rows(page)).to_have_count(50)
+    page.get_by_role("link", name="Email").click()
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Email")
+    expect(page).to_have_url(re.compile(r"ordering=email"))
+    live = Contact.objects.filter(deleted_at__isnull=True)
+    emails = sorted(e.lower() for e in live.values_list("email", flat=True))
+    first_email = _rows(page).first.locator("td").nth(2)
+    expect(first_email).to_have_text(emails[0] or "—")
+    page.get_by_role("link", name="Email").click()
+    expect(page.locator('th[aria-sort="descending"]')).to_contain_text("Email")
+    expect(_rows(page).first.locator("td").nth(2)).to_have_text(emails[-1])
+
+    # The back button returns to the ascending sort (the URL holds the state).
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"ordering=email$"))
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Email")
+    assert contacts in page.url
+
+
+def test_an_attribute_column_from_the_chooser_stays_after_reload(live_server, page: Page, demo):
+    contacts = _sign_in(page, live_server, demo)
+    page.get_by_text("Columns", exact=True).click()
+    page.get_by_role("checkbox", name="MRR (USD)").check()
+    expect(page.locator("table.contacts thead")).to_contain_text("MRR (USD)")
+    expect(page).to_have_url(re.compile(r"cols=.*attr\.mrr"))
+    page.reload()
+    expect(page.locator("table.contacts thead")).to_contain_text("MRR (USD)")
+    # Remembered for this user: the bare address shows it too.
+    page.goto(contacts)
+    expect(page.locator("table.contacts thead")).to_contain_text("MRR (USD)")
+    page.get_by_role("link", name="MRR (USD)").click()
+    expect(page).to_have_url(re.compile(r"ordering=-attr\.mrr"))
+
+
+def test_editing_a_typed_attribute_shows_in_the_history(live_server, page: Page, demo):
+    _sign_in(page, live_server, demo)
+    page.fill("#contact-search", "lovelace")
+    expect(_rows(page)).to_have_count(1)
+    page.get_by_role("link", name="Ada Lovelace").click()
+    page.get_by_role("link", name="Edit", exact=True).first.click()
+    page.get_by_label("MRR (USD)").fill("12345678901234567")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator(".field.has-error")).to_contain_text("more than 15 digits")
+    page.get_by_label("MRR (USD)").fill("249.5")
+    page.get_by_label("Plan").select_option("Enterprise")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator(".flash")).to_contain_text("Saved 2 changes.")
+    history = page.locator("#contact-history")
+    expect(history).to_contain_text("MRR (USD)")
+    expect(history.locator("del").first).to_be_visible()
+    expect(history).to_contain_text("120")
+    expect(history).to_contain_text("249.5")
+    expect(history).to_contain_text(f"by {demo['user'].username}")
+    expect(page.locator('[data-attribute="plan"]')).to_have_text("Enterprise")
+    _shot(page, "contact-page.png", full_page=True)
+
+
+def test_a_tag_is_added_from_the_suggestion_list(live_server, page: Page, demo):
+    _sign_in(page, live_server, demo)
+    page.goto(f"{live_server.url}/a/{demo['agent'].public_id}/contacts/{demo['ada'].pk}/")
+    page.fill("#tag-input", "enterp")
+    suggestion = page.locator("#tag-suggestions button", has_text="enterprise")
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    expect(page.locator("#contact-tags .chip", has_text="enterprise")).to_be_visible()
+    expect(page.locator("#tag-suggestions li")).to_have_count(0)
+    expect(page.locator("#contact-history")).to_contain_text("+ enterprise")
+    assert set(demo["ada"].tags.values_list("name", flat=True)) == {"vip", "enterprise"}
+
+
+def test_soft_delete_and_undo(live_server, page: Page, demo):
+    contacts = _sign_in(page, live_server, demo)
+    page.goto(f"{contacts}{demo['ada'].pk}/")
+    page.get_by_role("button", name="Delete contact").click()
+    expect(page).to_have_url(contacts)
+    notice = page.locator(".notice")
+    expect(notice).to_contain_text("Ada Lovelace was deleted.")
+    expect(_rows(page).filter(has_text="Ada Lovelace")).to_have_count(0)
+    notice.get_by_role("button", name="Undo").click()
+    expect(page.locator(".notice")).to_contain_text("Restored 1 contact.")
+    page.fill("#contact-search", "lovelace")
+    expect(_rows(page)).to_have_count(1)
+    assert Contact.objects.get(pk=demo["ada"].pk).deleted_at is None
+
+
+def test_bulk_selection_tags_and_deletes_rows(live_server, page: Page, demo):
+    _sign_in(page, live_server, demo)
+    bar = page.locator("[data-bulk-bar]")
+    expect(bar).to_be_hidden()
+    _rows(page).nth(0).locator("input[type=checkbox]").check()
+    _rows(page).nth(1).locator("input[type=checkbox]").check()
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text("2 selected")
+    bar.locator("#bulk-tag").fill("follow-up-q3")
+    bar.get_by_role("button", name="Add tag").click()
+    expect(page.locator(".notice")).to_contain_text("Tagged 2 contacts")
+    assert Contact.objects.filter(tags__name="follow-up-q3").count() == 2
+    page.locator("input[data-select-all]").check()
+    expect(bar).to_contain_text("50 selected")
+    bar.get_by_role("button", name="Delete").click()
+    expect(page.locator(".notice")).to_contain_text("Deleted 50 contacts.")
+    page.get_by_role("link", name="Deleted").click()
+    expect(_rows(page)).to_have_count(50)
+
+
+def test_erase_needs_the_typed_confirmation(live_server, page: Page, demo):
+    contacts = _sign_in(page, live_server, demo)
+    ada = demo["ada"]
+    page.goto(f"{contacts}{ada.pk}/")
+    page.get_by_role("link", name="Erase permanently…").click()
+    page.get_by_label(re.compile("to confirm")).fill("ada@")
+    page.get_by_role("button", name="Erase permanently").click()
+    expect(page.locator(".field-error")).to_contain_text("Type ada@analytical.example exactly")
+    assert Contact.objects.filter(pk=ada.pk).exists()
+    page.get_by_label(re.compile("to confirm")).fill("ada@analytical.example")
+    page.get_by_role("button", name="Erase permanently").click()
+    expect(page).to_have_url(contacts)
+    expect(page.locator(".flash")).to_contain_text("The contact was erased")
+    assert not Contact.objects.filter(pk=ada.pk).exists()
+    assert AuditEvent.objects.filter(contact_id=ada.pk, action="erased").exists()
+    response = page.goto(f"{contacts}{ada.pk}/")
+    assert response.status == 404
+
+
+def test_the_attribute_schema_page(live_server, page: Page, demo):
+    _sign_in(page, live_server, demo)
+    page.get_by_role("link", name="Attributes").click()
+    expect(page.locator("#attribute-table tr[data-key]")).to_have_count(8)
+    _shot(page, "attribute-schema.png")
+    page.get_by_label("Label").fill("Region")
+    page.get_by_label("Key").fill("region")
+    page.get_by_label("Type").select_option("select")
+    page.get_by_label("Options").fill("EMEA\nAMER\nAPAC")
+    page.get_by_role("button", name="Add attribute").click()
+    expect(page.locator(".flash")).to_contain_text("Added the attribute “Region”.")
+    last = page.locator("#attribute-table tr[data-key]").last
+    expect(last).to_have_attribute("data-key", "region")
+    page.get_by_role("button", name="Move Region up").click()
+    expect(page.locator("#attribute-table tr[data-key]").nth(7)).to_have_attribute(
+        "data-key", "region"
+    )
+
+    def keys() -> list[str]:
+        return list(
+            AttributeDefinition.objects.filter(agent=demo["agent"])
+            .order_by("position")
+            .values_list("key", flat=True)
+        )
+
+    assert keys()[-2:] == ["region", "lifetime_value"]
+    # Drag and drop: City goes to the top.
+    rows = page.locator("#attribute-table tr[data-key]")
+    with page.expect_response(re.compile(r"/attributes/reorder/$")) as saved:
+        rows.filter(has_text="City").locator(".drag-handle").drag_to(rows.first)
+    assert saved.value.status == 200
+    expect(rows.first).to_have_attribute("data-key", "city")
+    assert keys()[0] == "city"

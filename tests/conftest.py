@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.test import Client
+
+from contacts.actors import Actor, Channel
+from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from workspaces.models import Membership
+from workspaces.services import identity_secret_create
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def agent(workspace):
+    agent = AgentFactory(workspace=workspace, name="Support")
+    identity_secret_create(agent=agent)
+    return agent
+
+
+@pytest.fixture
+def admin_user(workspace):
+    user = UserFactory(username="admin@acme.test")
+    MembershipFactory(user=user, workspace=workspace, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def staff_user(workspace):
+    user = UserFactory(username="staff@acme.test")
+    MembershipFactory(user=user, workspace=workspace, role=Membership.Role.STAFF)
+    return user
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def other_agent(db):
+    """An agent of another workspace, with its own admin: nothing of it may leak."""
+    other = AgentFactory(workspace=WorkspaceFactory(name="Globex", slug="globex"), name="Sales")
+    identity_secret_create(agent=other)
+    return other
+
+
+@pytest.fixture
+def api_actor() -> Actor:
+    return Actor(channel=Channel.API, label="API key test")
+
+
+@pytest.fixture
+def admin_actor(admin_user) -> Actor:
+    return Actor.staff(admin_user, is_admin=True)
+
+
+@pytest.fixture
+def staff_actor(staff_user) -> Actor:
+    return Actor.staff(staff_user, is_admin=False)
+
+
+@pytest.fixture
+def widget_actor() -> Actor:
+    return Actor.widget()
+
+
+# --- Browser tests -------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Chromium: without it they skip, except in CI where they must run."""
+    if os.path.exists(CHROMIUM) or os.environ.get("CI") == "true":
+        return
+    skip = pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}

@@ -1,0 +1,143 @@
+"""What keeps the table fast at a million contacts: estimates, attribute sort indexes, the
+benchmark command. (Timings themselves are measured by `bench_table`, never here.)"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.http import QueryDict
+
+from attributes.models import AttributeDefinition
+from attributes.services import attribute_delete
+from attributes.sort_indexes import (
+    sort_index_build,
+    sort_index_exists,
+    sort_index_name,
+)
+from contacts import table as tbl
+from contacts.filters import (
+    filter_contacts,
+    keyset_page,
+    order_contacts,
+    parse_contact_query,
+    sort_spec,
+)
+from contacts.models import Contact
+from tests.dashboard.helpers import list_url
+from tests.factories import AttributeFactory, ContactFactory
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="attribute sort indexes are PostgreSQL-only"
+)
+
+
+@pytest.mark.parametrize(
+    ("count", "exact", "text"),
+    [
+        (0, True, "0"),
+        (9_999, True, "9,999"),
+        (12_345, False, "about 12K"),
+        (1_234_567, False, "about 1.2M"),
+    ],
+)
+def test_counts_read_as_exact_or_about(count, exact, text):
+    assert tbl.format_estimate(count, exact) == text
+
+
+@pytest.mark.django_db
+def test_a_large_agent_shows_an_estimate_not_an_exact_count(staff_client, agent, monkeypatch):
+    ContactFactory(agent=agent)
+    monkeypatch.setattr("contacts.views.table_count", lambda qs, query, agent: (1_234_567, False))
+    html = staff_client.get(list_url(agent)).content.decode()
+    assert "Showing 1 of about 1.2M contacts" in html
+
+
+def test_headers_sort_ascending_first_except_dates_and_numbers():
+    state = tbl.build_state(
+        QueryDict("ordering=-email"),
+        definitions=[],
+        remembered_columns=["email", "created_at", "tags"],
+        remembered_page_size=None,
+    )
+    headers = {h.column.key: h for h in tbl.headers(state, "/c/")}
+    assert headers["name"].url == "/c/?ordering=name"
+    assert headers["email"].url == "/c/?ordering=email"
+    assert headers["email"].aria_sort == "descending"
+    assert headers["created_at"].url == "/c/?ordering=-created_at"
+    assert headers["tags"].url is None
+
+
+@pytest.mark.django_db
+def test_the_benchmark_command_times_the_three_required_pages(agent, staff_user, capsys):
+    ContactFactory.create_batch(3, agent=agent)
+    call_command("bench_table", agent_public_id=agent.public_id, repeat=1, all=True)
+    out = capsys.readouterr().out
+    for label in ("default page", "sort by email", "search for a 4-letter substring"):
+        assert label in out
+    assert "within 300 ms" in out
+
+
+@pytest.mark.django_db(transaction=True)
+@postgres_only
+def test_an_attribute_sort_index_serves_the_tables_attribute_sort(agent):
+    mrr = AttributeFactory(agent=agent, key="mrr", type="number")
+    for value in (5, 50, None, 500):
+        ContactFactory(agent=agent, attributes={} if value is None else {"mrr": value})
+    assert not sort_index_exists(mrr)
+    assert sort_index_build(mrr) is True
+    assert sort_index_exists(mrr)
+    assert sort_index_build(mrr) is False
+
+    definitions = {"mrr": mrr}
+    query = parse_contact_query({"ordering": "-attr.mrr"}, definitions=definitions)
+    qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+    spec = sort_spec(query, definitions)
+    page = keyset_page(qs, spec, cursor=None, size=2)
+    assert [c.attributes.get("mrr") for c in page.items] == [500, 50]
+    # The planner can answer the page from the index (sorting is switched off to prove it).
+    sql, params = order_contacts(qs, spec).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_sort = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_sort")
+    assert sort_index_name(agent_id=agent.pk, key="mrr") in plan
+
+    attribute_delete(definition=AttributeDefinition.objects.get(pk=mrr.pk))
+    assert not sort_index_exists(mrr)
+
+
+@pytest.mark.django_db
+@postgres_only
+def test_sorting_a_large_agent_by_an_attribute_requests_its_index(staff_client, agent, monkeypatch):
+    from django_tasks_db.models import DBTaskResult
+
+    AttributeFactory(agent=agent, key="mrr", type="number")
+    monkeypatch.setattr("contacts.views.table_count", lambda qs, query, agent: (2_000_000, False))
+    staff_client.get(list_url(agent), {"ordering": "attr.mrr"})
+    staff_client.get(list_url(agent), {"ordering": "-attr.mrr"})
+    tasks = DBTaskResult.objects.filter(task_path__endswith="build_attribute_sort_index")
+    assert tasks.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_large_tag_filter_is_counted_from_its_links(agent, monkeypatch):
+    from contacts.selectors import table_count
+    from tests.factories import TagFactory
+
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 2)
+    vip = TagFactory(agent=agent, name="vip")
+    for contact in ContactFactory.create_batch(5, agent=agent, name="Same"):
+        contact.tags.add(vip)
+    ContactFactory(agent=agent)
+
+    def count(params):
+        query = parse_contact_query(params, definitions={})
+        qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+        return table_count(qs=qs, query=query, agent=agent)
+
+    assert count({"tag": "VIP"}) == (5, False)
+    assert count({"tag": "nope"}) == (0, True)
+    # With another filter the links say nothing: the usual (here exact) count applies.
+    assert count({"tag": "vip", "identity": "anonymous"}) == (0, True)

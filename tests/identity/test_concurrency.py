@@ -1,0 +1,113 @@
+"""Identify under concurrency (PostgreSQL): many browsers, the same users, one contact each."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
+
+from contacts.models import Contact
+from tests.identity.conftest import make_jwt, user_hash
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="threads race on PostgreSQL"),
+]
+
+
+def _race(worker, threads: int) -> list:
+    barrier = threading.Barrier(threads)
+    errors: list = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            worker(index)
+        except Exception as exc:  # collected and reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=300)
+    return errors
+
+
+def test_twenty_threads_identifying_a_hundred_users_make_a_hundred_contacts(agent):
+    url = reverse("identity:identify", kwargs={"agent_public_id": agent.public_id})
+    tokens = {
+        n: make_jwt(
+            agent,
+            exp_in=3600,
+            user_id=f"user-{n}",
+            contact_attributes={"name": f"User {n}", "email": f"user{n}@example.com"},
+        )
+        for n in range(100)
+    }
+    statuses: list[int] = []
+
+    def worker(index: int) -> None:
+        client = Client()
+        for call in range(50):
+            user = (index * 7 + call) % 100  # every thread walks all users, out of step
+            response = client.post(
+                url,
+                json.dumps({"visitor_id": str(uuid.uuid4()), "token": tokens[user]}),
+                content_type="application/json",
+            )
+            statuses.append(response.status_code)
+            assert response.status_code == 200, response.content
+
+    errors = _race(worker, threads=20)
+    assert not errors, errors[:3]
+    assert statuses.count(200) == 1000
+    contacts = Contact.objects.filter(agent=agent)
+    assert contacts.count() == 100
+    assert set(contacts.values_list("external_id", flat=True)) == {f"user-{n}" for n in range(100)}
+    assert set(contacts.values_list("identity", flat=True)) == {"verified"}
+
+
+def test_the_same_user_identifying_everywhere_at_once_is_one_contact(agent):
+    url = reverse("identity:identify", kwargs={"agent_public_id": agent.public_id})
+    ids: set[str] = set()
+
+    def worker(index: int) -> None:
+        body = (
+            {"token": make_jwt(agent, user_id="same")}
+            if index % 2
+            else {"user_id": "same", "user_hash": user_hash(agent, "same")}
+        )
+        response = Client().post(
+            url,
+            json.dumps({"visitor_id": str(uuid.uuid4()), **body}),
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+        ids.add(response.json()["contact"]["id"])
+
+    assert not _race(worker, threads=12)
+    assert Contact.objects.filter(agent=agent).count() == 1
+    assert ids == {str(Contact.objects.get(agent=agent).pk)}
+
+
+def test_visitors_typing_the_same_email_at_once_share_one_self_reported_contact(agent):
+    url = reverse("identity:identify", kwargs={"agent_public_id": agent.public_id})
+
+    def worker(index: int) -> None:
+        response = Client().post(
+            url,
+            json.dumps({"visitor_id": str(uuid.uuid4()), "email": "Same@Example.com"}),
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+
+    assert not _race(worker, threads=10)
+    assert Contact.objects.filter(agent=agent).count() == 1

@@ -1,0 +1,170 @@
+"""The identify endpoint as HTTP: CORS and preflight, JSON errors for bad input, no cookies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from contacts.models import Contact
+from identity.models import VisitorSession
+from tests.identity.conftest import make_jwt, new_visitor
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(agent) -> str:
+    return reverse("identity:identify", kwargs={"agent_public_id": agent.public_id})
+
+
+def _post(agent, body, **extra):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return Client().post(_url(agent), data, content_type="application/json", **extra)
+
+
+def _assert_cors(response) -> None:
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in response["Access-Control-Allow-Headers"]
+    assert "Content-Type" in response["Access-Control-Allow-Headers"]
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_a_preflight_from_any_origin_is_allowed(agent):
+    response = Client().options(
+        _url(agent),
+        HTTP_ORIGIN="https://shop.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type, authorization",
+    )
+    assert response.status_code == 204
+    _assert_cors(response)
+    assert "POST" in response["Access-Control-Allow-Methods"]
+
+
+def test_answers_and_errors_carry_cors_headers_and_set_no_cookie(agent):
+    ok = _post(agent, {"visitor_id": new_visitor()}, HTTP_ORIGIN="https://shop.example")
+    assert ok.status_code == 200
+    _assert_cors(ok)
+    assert not ok.cookies
+    refused = _post(agent, {"visitor_id": new_visitor(), "token": "x"})
+    assert refused.status_code == 401
+    _assert_cors(refused)
+
+
+def test_a_cross_origin_post_needs_no_csrf_token(agent):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        _url(agent),
+        json.dumps({"visitor_id": new_visitor()}),
+        content_type="application/json",
+        HTTP_ORIGIN="https://shop.example",
+    )
+    assert response.status_code == 200
+
+
+def test_other_methods_are_refused_as_json(agent):
+    response = Client().get(_url(agent))
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response["Allow"] == "POST, OPTIONS"
+    _assert_cors(response)
+    assert Client().put(_url(agent)).status_code == 405
+
+
+def test_an_unknown_agent_is_a_json_404(db):
+    response = Client().post(
+        reverse("identity:identify", kwargs={"agent_public_id": "ag_nope"}),
+        "{}",
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    _assert_cors(response)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (b"[1, 2]", "invalid_json"),
+        (b'"visitor"', "invalid_json"),
+        (b"null", "invalid_json"),
+        (b"{}", "validation_error"),
+        (b'{"visitor_id": 12}', "validation_error"),
+        (b'{"visitor_id": ""}', "validation_error"),
+        (b'{"visitor_id": "a b"}', "validation_error"),
+        (b'{"visitor_id": "tab\\there"}', "validation_error"),
+        (json.dumps({"visitor_id": "v" * 129}).encode(), "validation_error"),
+    ],
+)
+def test_malformed_bodies_are_a_400_and_write_nothing(agent, body, code):
+    response = _post(agent, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code
+    if code == "validation_error":
+        assert list(error["fields"]) == ["visitor_id"]
+    assert not VisitorSession.objects.exists()
+
+
+@pytest.mark.parametrize("size", [70_000, 3_000_000])
+def test_an_oversized_body_is_a_json_413(agent, size):
+    body = json.dumps({"visitor_id": new_visitor(), "name": "x" * size})
+    response = _post(agent, body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert not VisitorSession.objects.exists()
+
+
+def test_keys_that_the_mode_does_not_read_are_listed_as_not_used(agent):
+    body = _post(
+        agent,
+        {
+            "visitor_id": new_visitor(),
+            "token": make_jwt(agent, user_id="u-1"),
+            "email": "someone@example.com",
+            "custom_data": {"plan": "x"},
+        },
+    ).json()
+    assert [(e["key"], e["code"]) for e in body["ignored_keys"]] == [
+        ("custom_data", "not_used"),
+        ("email", "not_used"),
+    ]
+    assert Contact.objects.get(agent=agent).email == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "\x00@example.com"},
+        {"name": "x" * 300},
+        {"phone": "+1" + "9" * 70},
+        {"email": "a@" + "b" * 300 + ".com"},
+        {"user_metadata": None, "user_id": None},
+        {"token": None},
+        {"token": {"alg": "none"}},
+        {"identity_token": 5},
+    ],
+)
+def test_hostile_values_get_a_4xx_never_a_500(agent, body):
+    response = _post(agent, {"visitor_id": new_visitor(), **body})
+    assert 400 <= response.status_code < 500
+    assert response.json()["error"]["code"]
+
+
+def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
+    agent, django_assert_num_queries
+):
+    visitor = new_visitor()
+    body = {"visitor_id": visitor, "token": make_jwt(agent, user_id="u-1")}
+    assert _post(agent, body).status_code == 200
+    body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
+    # agent, secrets, definitions, locked contact, update, audit, session, session update,
+    # seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit.
+    from django.db import connection
+
+    with django_assert_num_queries(15 + (connection.vendor == "postgresql")):
+        assert _post(agent, body).status_code == 200

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import F, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, hash_api_key
+
+
+@dataclass(frozen=True)
+class AgentAccess:
+    """An agent as seen by one signed-in user: the agent and that user's role in it."""
+
+    agent: Agent
+    membership: Membership
+
+    @property
+    def is_admin(self) -> bool:
+        return self.membership.is_admin
+
+
+def agents_for_user(*, user) -> list[Agent]:
+    """Every agent of every workspace the user belongs to, grouped by workspace, each with
+    the user's role there as `my_role`."""
+    return list(
+        Agent.objects.filter(workspace__memberships__user=user)
+        .annotate(my_role=F("workspace__memberships__role"))
+        .select_related("workspace")
+        .order_by("workspace__name", "name", "id")
+    )
+
+
+def agent_access_for_user(*, user, public_id: str) -> AgentAccess:
+    """The agent with `public_id` if the user is a member of its workspace, else 404."""
+    agent = (
+        Agent.objects.filter(public_id=public_id, workspace__memberships__user=user)
+        .select_related("workspace")
+        .first()
+    )
+    if agent is None:
+        raise Http404("No such agent.")
+    membership = Membership.objects.get(user=user, workspace_id=agent.workspace_id)
+    return AgentAccess(agent=agent, membership=membership)
+
+
+def agent_by_public_id(*, public_id: str) -> Agent | None:
+    return Agent.objects.filter(public_id=public_id).first()
+
+
+def api_key_lookup(*, raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key` (by hash), with its agent loaded."""
+    if not raw_key or len(raw_key) > 200:
+        return None
+    return (
+        ApiKey.objects.filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
+        .select_related("agent", "agent__workspace")
+        .first()
+    )
+
+
+def api_keys_for_agent(*, agent: Agent) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(agent=agent).order_by("revoked_at", "-created_at")
+
+
+def identity_secrets_valid(*, agent: Agent) -> list[str]:
+    """Secrets that verify identify calls now: the current one first, then those in grace."""
+    now = timezone.now()
+    rows = IdentitySecret.objects.filter(agent=agent).order_by("-created_at", "-id")
+    return [row.secret for row in rows if row.expires_at is None or row.expires_at > now]
+
+
+def identity_secret_current(*, agent: Agent) -> IdentitySecret | None:
+    return (
+        IdentitySecret.objects.filter(agent=agent, expires_at__isnull=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from workspaces import login_throttle
+from workspaces.access import get_agent_access
+from workspaces.forms import AgentSettingsForm, ApiKeyForm
+from workspaces.selectors import agents_for_user, api_keys_for_agent
+from workspaces.services import (
+    AgentNameTaken,
+    NewApiKey,
+    agent_update_settings,
+    api_key_create,
+    api_key_revoke,
+)
+
+
+@require_http_methods(["GET", "POST"])
+@csrf_protect
+@never_cache
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    if request.user.is_authenticated:
+        return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+
+    form = AuthenticationForm(request, data=request.POST or None)
+    status = 200
+    locked = ""
+    if request.method == "POST":
+        address = login_throttle.client_address(request)
+        username = request.POST.get("username", "")[:150]
+        if login_throttle.is_locked(address, username):
+            # Checked before the password so a locked account cannot be probed further.
+            form = AuthenticationForm(request, initial={"username": username})
+            locked = (
+                "Too many failed sign-in attempts. Wait "
+                f"{settings.LOGIN_FAILURE_WINDOW_SECONDS // 60} minutes and try again."
+            )
+            status = 429
+        elif form.is_valid():
+            login_throttle.reset(address, username)
+            auth_login(request, form.get_user())
+            return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+        else:
+            login_throttle.record_failure(address, username)
+            status = 400
+    context = {"form": form, "next": next_url, "locked": locked}
+    return render(request, "workspaces/login.html", context, status=status)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    auth_logout(request)
+    return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to their first agent's contacts, or explain why there is none."""
+    agents = agents_for_user(user=request.user)
+    if agents:
+        return redirect("contacts:list", agent_public_id=agents[0].public_id)
+    return render(request, "workspaces/no_workspace.html")
+
+
+# --- Agent settings: general settings and API keys (admins) ---------------------------------
+
+
+def _settings_page(
+    request: HttpRequest,
+    access,
+    *,
+    settings_form: AgentSettingsForm | None = None,
+    key_form: ApiKeyForm | None = None,
+    new_key: NewApiKey | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    agent = access.agent
+    context = {
+        "agent": agent,
+        "settings_form": settings_form or AgentSettingsForm(agent=agent),
+        "key_form": key_form or ApiKeyForm(),
+        "api_keys": list(api_keys_for_agent(agent=agent).select_related("created_by")),
+        "new_key": new_key,
+        "api_docs_url": reverse("api:docs"),
+    }
+    response = render(request, "workspaces/settings.html", context, status=status)
+    if new_key is not None:
+        # The raw key is in this page only: keep it out of every cache.
+        add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def agent_settings(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """The agent's name and default phone region, and its API keys."""
+    access = get_agent_access(request, agent_public_id, admin=True)
+    if request.method == "GET":
+        return _settings_page(request, access)
+    form = AgentSettingsForm(request.POST, agent=access.agent)
+    if form.is_valid():
+        try:
+            agent_update_settings(agent=access.agent, **form.cleaned_data)
+        except AgentNameTaken:
+            form.add_error("name", "Another agent of this workspace has this name.")
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("workspaces:settings", agent_public_id=access.agent.public_id)
+    return _settings_page(request, access, settings_form=form, status=400)
+
+
+@require_POST
+@login_required
+def api_key_create_view(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """Create a key and show it once: only its hash is kept."""
+    access = get_agent_access(request, agent_public_id, admin=True)
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, access, key_form=form, status=400)
+    new_key = api_key_create(
+        agent=access.agent, name=form.cleaned_data["name"], created_by=request.user
+    )
+    return _settings_page(request, access, new_key=new_key)
+
+
+@require_POST
+@login_required
+def api_key_revoke_view(request: HttpRequest, agent_public_id: str, key_id: int) -> HttpResponse:
+    access = get_agent_access(request, agent_public_id, admin=True)
+    api_key = get_object_or_404(api_keys_for_agent(agent=access.agent), pk=key_id)
+    api_key_revoke(api_key=api_key)
+    messages.success(request, f"API key “{api_key.name}” revoked; it no longer works.")
+    return redirect("workspaces:settings", agent_public_id=access.agent.public_id)

@@ -221,6 +221,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets share the field name "status": name each enum after what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "helpdesk.models.Conversation.Status",
+        "BulkItemStatusEnum": ["created", "updated", "error"],
+    },
 }
 
 # --- REST API v1 (contacts, attributes, tags) ------------------------------------------------

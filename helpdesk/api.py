@@ -27,11 +27,11 @@ from helpdesk.serializers import (
     ConversationMessageSerializer,
     ConversationRefSerializer,
     ConversationStatusSerializer,
-    ErrorEnvelopeSerializer,
     TemplateRenderRequestSerializer,
     TemplateRenderSerializer,
 )
 from workspaces.api import api_agent
+from workspaces.api_fields import ErrorSerializer
 
 CONVERSATION_ID = OpenApiParameter(
     "conversation_id",
@@ -40,16 +40,16 @@ CONVERSATION_ID = OpenApiParameter(
     description="The conversation's id.",
 )
 ERRORS = {
-    401: ErrorEnvelopeSerializer,
-    404: ErrorEnvelopeSerializer,
-    405: ErrorEnvelopeSerializer,
-    429: ErrorEnvelopeSerializer,
+    401: ErrorSerializer,
+    404: ErrorSerializer,
+    405: ErrorSerializer,
+    429: ErrorSerializer,
 }
 WRITE_ERRORS = {
     **ERRORS,
-    400: ErrorEnvelopeSerializer,
-    413: ErrorEnvelopeSerializer,
-    415: ErrorEnvelopeSerializer,
+    400: ErrorSerializer,
+    413: ErrorSerializer,
+    415: ErrorSerializer,
 }
 
 

@@ -27,18 +27,6 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    """Every API error: {"error": {"code", "message", "fields"}}."""
-
-    error = ErrorDetailSerializer()
-
-
 class ConversationRefSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Conversation.Status.choices)

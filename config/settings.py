@@ -180,6 +180,20 @@ IDENTITY_SECRET_GRACE_SECONDS = env_int("IDENTITY_SECRET_GRACE_SECONDS", 86400, 
 # A cap on how many custom attributes an agent may hold (identify can create them).
 MAX_ATTRIBUTES_PER_AGENT = env_int("MAX_ATTRIBUTES_PER_AGENT", 100, minimum=1)
 
+# --- Import and export ----------------------------------------------------------------------
+# Larger files are refused (413 on the API) before they are stored; so are files with more
+# data rows than IMPORT_MAX_ROWS (the row count is known after the first pass).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_048_576, minimum=1)
+# Rows written per transaction (progress is saved with each batch).
+IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 5000, minimum=1)
+# The set-based COPY path on PostgreSQL; off means the row-by-row services everywhere.
+IMPORT_FAST_PATH = env_bool("IMPORT_FAST_PATH", True)
+# A running import whose worker has not reported for this long can be resumed.
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300, minimum=10)
+# Uploads above this size are spooled to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
 # --- Widget --------------------------------------------------------------------------------
 # How long a widget session token (returned by identify) stays valid.
 WIDGET_SESSION_MAX_AGE_SECONDS = env_int("WIDGET_SESSION_MAX_AGE_SECONDS", 30 * 86400, minimum=60)

@@ -232,16 +232,27 @@ def _apply_tags(contact: Contact, names: list[str], *, mode: str) -> list[list[s
     return None if after == before else [before, after]
 
 
-def _apply_stripe_accounts(contact: Contact, accounts: list[dict[str, str]]) -> list | None:
-    """Replace the contact's Stripe links with `accounts` (matched by stripe_id)."""
+def _apply_stripe_accounts(
+    contact: Contact, accounts: list[dict[str, str]], *, keep_others: bool = False
+) -> list | None:
+    """Replace the contact's Stripe links with `accounts` (matched by stripe_id); with
+    keep_others, add and update only."""
     current = {a.stripe_id: a for a in contact.stripe_accounts.all()}
     before = [_stripe_dict(a) for a in current.values()]
     wanted = {a["stripe_id"]: a for a in accounts}
-    StripeAccount.objects.filter(contact=contact).exclude(stripe_id__in=list(wanted)).delete()
+    if not keep_others:
+        StripeAccount.objects.filter(contact=contact).exclude(stripe_id__in=list(wanted)).delete()
     for stripe_id, data in wanted.items():
         account = current.get(stripe_id)
         if account is None:
             StripeAccount.objects.create(contact=contact, **data)
+        elif keep_others:
+            # Merging (imports): a blank label or email keeps the saved one.
+            label = data["label"] or account.label
+            email = data["stripe_email"] or account.stripe_email
+            if (account.label, account.stripe_email) != (label, email):
+                account.label, account.stripe_email = label, email
+                account.save(update_fields=["label", "stripe_email"])
         elif (account.label, account.stripe_email) != (data["label"], data["stripe_email"]):
             account.label, account.stripe_email = data["label"], data["stripe_email"]
             account.save(update_fields=["label", "stripe_email"])
@@ -257,13 +268,18 @@ def _stripe_dict(account: StripeAccount) -> dict[str, str]:
     }
 
 
-def _apply_related(contact: Contact, clean: CleanInput, changes: dict) -> None:
+def _apply_related(
+    contact: Contact, clean: CleanInput, changes: dict, *, merge_related: bool = False
+) -> None:
+    """Tags and Stripe accounts of the input: replace the sets, or (merge_related) add to them."""
     if clean.tags is not None:
-        tag_change = _apply_tags(contact, clean.tags, mode="set")
+        tag_change = _apply_tags(contact, clean.tags, mode="add" if merge_related else "set")
         if tag_change:
             changes["tags"] = tag_change
     if clean.stripe_accounts is not None:
-        stripe_change = _apply_stripe_accounts(contact, clean.stripe_accounts)
+        stripe_change = _apply_stripe_accounts(
+            contact, clean.stripe_accounts, keep_others=merge_related
+        )
         if stripe_change:
             changes["stripe_accounts"] = stripe_change
 
@@ -320,6 +336,7 @@ def _update_locked(
     fill_blanks_only: bool,
     now: datetime,
     restore: bool = True,
+    merge_related: bool = False,
 ) -> ContactWrite:
     _check_may_change(contact, actor)
     changes: dict[str, list[Any]] = {}
@@ -340,7 +357,7 @@ def _update_locked(
     if restore and contact.deleted_at is not None:
         changes["deleted_at"] = [_iso(contact.deleted_at), None]
         contact.deleted_at = None
-    _apply_related(contact, clean, changes)
+    _apply_related(contact, clean, changes, merge_related=merge_related)
     if changes:
         contact.updated_at = now
         try:
@@ -431,6 +448,7 @@ def contact_upsert(
     definitions: Mapping[str, AttributeDefinition] | None = None,
     unknown_attributes: UnknownPolicy = "error",
     on_forbidden: ForbiddenPolicy = "error",
+    merge_related: bool = False,
 ) -> ContactWrite:
     """Create or update the contact with this external_id; a soft-deleted one is restored.
 
@@ -480,6 +498,7 @@ def contact_upsert(
             identity=identity or Identity.VERIFIED,
             fill_blanks_only=fill_blanks_only,
             now=now,
+            merge_related=merge_related,
         )
 
 
@@ -493,8 +512,13 @@ def contact_update(
     definitions: Mapping[str, AttributeDefinition] | None = None,
     unknown_attributes: UnknownPolicy = "error",
     on_forbidden: ForbiddenPolicy = "error",
+    restore: bool = False,
+    merge_related: bool = False,
 ) -> ContactWrite:
-    """Partial update: fields present in `data` change; attributes merge key by key, None clears."""
+    """Partial update: fields present in `data` change; attributes merge key by key, None clears.
+
+    `restore` also undoes a soft delete; `merge_related` adds tags and Stripe accounts
+    instead of replacing them (imports)."""
     now = timezone.now()
     agent = contact.agent
     with transaction.atomic():
@@ -514,7 +538,8 @@ def contact_update(
             identity=identity,
             fill_blanks_only=fill_blanks_only,
             now=now,
-            restore=False,
+            restore=restore,
+            merge_related=merge_related,
         )
 
 

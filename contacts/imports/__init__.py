@@ -1,0 +1,1 @@
+"""Importing contacts from CSV, JSON and JSON Lines files (dashboard and API alike)."""

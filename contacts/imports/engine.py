@@ -1,0 +1,552 @@
+"""The import engine: one code path for the dashboard, the API, dry runs and resumes.
+
+A run reads the file twice, streaming both times:
+
+1. the scan checks the whole file is readable (a broken file fails here, before anything is
+   written), counts its rows and notes rows whose contact a later row of the file also
+   names (the last one wins, the earlier ones are reported as skipped);
+2. the write pass converts each row through the mapping and hands batches to a writer:
+   the contact services row by row (every database), or set-based SQL fed by COPY
+   (PostgreSQL, `contacts.imports.pg`).
+
+Every row ends up counted as created, updated, unchanged, failed or skipped, and every
+failed or skipped row is stored with its reason. Each batch commits together with the job's
+progress, so an interrupted job resumes exactly after the last committed batch; a dry run
+rolls every batch back and writes a per-row report instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from attributes.models import AttributeDefinition
+from attributes.selectors import attribute_definition_map
+from attributes.services import attribute_room, attributes_create_inferred
+from contacts import normalize
+from contacts.actors import Actor
+from contacts.exceptions import ContactError, ContactValidationError
+from contacts.imports.mapping import (
+    MappingError,
+    RowConverter,
+    RowData,
+    dedupe_key,
+    raw_cells,
+    validate_mapping,
+)
+from contacts.imports.readers import FileFormatError, SourceRow, open_rows
+from contacts.models import Contact, ContactImport, ImportRowIssue
+from contacts.services import contact_create, contact_update, contact_upsert
+
+logger = logging.getLogger(__name__)
+
+Status = ContactImport.Status
+
+
+class JobLost(Exception):
+    """Another run claimed the job (a resume while this one was thought dead)."""
+
+
+class _DryRunRollback(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    action: str  # created, updated, unchanged, error, skipped
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PreparedRow:
+    index: int  # 1-based position among the file's data rows
+    source: SourceRow
+    row: RowData | None
+    outcome: Outcome | None = None  # decided before writing (bad row, superseded)
+
+
+# --- Writers ---------------------------------------------------------------------------------
+
+
+def problems_from_error(
+    exc: ContactError, converter: RowConverter, values: dict[str, Any]
+) -> list[dict[str, str]]:
+    """The service's field errors as {column, value, message}, named by the file's columns."""
+    if not exc.fields:
+        return [{"column": "", "value": "", "message": exc.message}]
+    problems = []
+    for name, messages in exc.fields.items():
+        column = converter.column_for(name)
+        value = values.get(column, "") if column else ""
+        for message in messages:
+            problems.append(
+                {
+                    "column": column or name,
+                    "value": _short(value),
+                    "message": message,
+                }
+            )
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    return text[:200]
+
+
+class ServiceWriter:
+    """Row by row through the contact services: the reference behaviour, on every database."""
+
+    def __init__(
+        self,
+        *,
+        job: ContactImport,
+        actor: Actor,
+        definitions: dict[str, AttributeDefinition],
+        converter: RowConverter,
+    ) -> None:
+        self.agent = job.agent
+        self.actor = actor
+        self.definitions = definitions
+        self.converter = converter
+
+    def write(self, rows: list[PreparedRow]) -> list[Outcome]:
+        outcomes = []
+        for prepared in rows:
+            try:
+                with transaction.atomic():
+                    outcome = self._write_one(prepared.row)
+            except ContactError as exc:
+                outcome = Outcome(
+                    "error", problems_from_error(exc, self.converter, prepared.source.values)
+                )
+            outcomes.append(outcome)
+        return outcomes
+
+    def _write_one(self, row: RowData) -> Outcome:
+        common = {"actor": self.actor, "definitions": self.definitions, "merge_related": True}
+        contact = None
+        if row.match_id is not None:
+            contact = Contact.objects.filter(agent=self.agent, pk=row.match_id).first()
+        if contact is None and row.external_id is None:
+            contact = self._unique_match(row)
+        if contact is not None:
+            write = contact_update(contact=contact, data=row.data, restore=True, **common)
+        elif row.external_id is not None:
+            data = {k: v for k, v in row.data.items() if k != "external_id"}
+            write = contact_upsert(
+                agent=self.agent, external_id=row.data["external_id"], data=data, **common
+            )
+        else:
+            common.pop("merge_related")
+            write = contact_create(agent=self.agent, data=row.data, **common)
+        return Outcome(write.outcome)
+
+    def _unique_match(self, row: RowData) -> Contact | None:
+        """The one live contact with the row's email (else phone); None for none or several."""
+        live = Contact.objects.filter(agent=self.agent, deleted_at__isnull=True)
+        try:
+            email = normalize.normalize_email(row.data.get("email"))
+            phone = normalize.normalize_phone(
+                row.data.get("phone"), region=self.agent.default_phone_region
+            )
+        except normalize.FieldError:
+            return None  # the service reports the bad value
+        for qs in (
+            live.alias(lemail=Lower("email")).filter(lemail=email.lower()) if email else None,
+            live.filter(phone=phone) if phone else None,
+        ):
+            if qs is None:
+                continue
+            found = list(qs.order_by("id")[:2])
+            if len(found) == 1:
+                return found[0]
+            if found:
+                return None  # several contacts share it: create rather than guess
+        return None
+
+
+def _use_fast_path() -> bool:
+    return connection.vendor == "postgresql" and settings.IMPORT_FAST_PATH
+
+
+def make_writer(*, job, actor, definitions, converter, fast: bool | None = None):
+    if fast is None:
+        fast = _use_fast_path()
+    if fast:
+        from contacts.imports.pg import CopyWriter
+
+        return CopyWriter(job=job, actor=actor, definitions=definitions, converter=converter)
+    return ServiceWriter(job=job, actor=actor, definitions=definitions, converter=converter)
+
+
+# --- Running a job ---------------------------------------------------------------------------
+
+
+def import_claim(job_id: Any) -> tuple[ContactImport, str] | None:
+    """Take the job for this run (queued, failed, or running with a silent worker)."""
+    token = secrets.token_hex(16)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    with transaction.atomic():
+        job = ContactImport.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            return None
+        if job.status == Status.RUNNING and job.heartbeat_at and job.heartbeat_at > stale:
+            return None
+        if job.status not in (Status.QUEUED, Status.RUNNING, Status.FAILED):
+            return None
+        job.status = Status.RUNNING
+        job.run_token = token
+        job.error = ""
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.finished_at = None
+        job.save(
+            update_fields=[
+                "status", "run_token", "error", "started_at", "heartbeat_at", "finished_at"
+            ]
+        )  # fmt: skip
+    return job, token
+
+
+def import_run(job_id: Any) -> str:
+    """Run (or resume) one import job to its end; returns the final status."""
+    claimed = import_claim(job_id)
+    if claimed is None:
+        return "skipped"
+    job, token = claimed
+    run = _Run(job, token)
+    try:
+        run.execute()
+    except JobLost:
+        return "lost"
+    except (FileFormatError, MappingError) as exc:
+        run.fail(str(exc))
+    except ContactError as exc:
+        run.fail(exc.message)
+    except Exception:
+        logger.exception("Import %s stopped", job.pk)
+        run.fail(
+            f"The import stopped unexpectedly after row {job.processed_rows:,}. Every row "
+            "before it is saved; resume the import to continue from there."
+        )
+        raise
+    return job.status
+
+
+class _Run:
+    def __init__(self, job: ContactImport, token: str) -> None:
+        self.job = job
+        self.token = token
+        self.report: Any = None
+        self.report_writer: Any = None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _definitions(self) -> dict[str, AttributeDefinition]:
+        job = self.job
+        definitions = attribute_definition_map(agent=job.agent)
+        mapping = validate_mapping(job.mapping, job.columns, definitions, job.new_attributes)
+        wanted = {t[4:]: job.new_attributes[t[4:]] for t in mapping.values() if t[:4] == "new:"}
+        if wanted:
+            missing = {k: v for k, v in wanted.items() if k not in definitions}
+            room = attribute_room(agent=job.agent)
+            if len(missing) > room:
+                raise MappingError(
+                    f"This import would create {len(missing)} attributes but the agent has room "
+                    f"for {room} more (at most {settings.MAX_ATTRIBUTES_PER_AGENT}). Map some "
+                    "columns to existing attributes or don't import them."
+                )
+            if job.dry_run:
+                for key, type_ in missing.items():
+                    definitions[key] = AttributeDefinition(agent=job.agent, key=key, type=type_)
+            else:
+                attributes_create_inferred(agent=job.agent, types=missing)
+                definitions = attribute_definition_map(agent=job.agent)
+            mapping = {
+                c: (f"attr:{t[4:]}" if t.startswith("new:") else t) for c, t in mapping.items()
+            }
+        self.converter = RowConverter(mapping)
+        return definitions
+
+    def _rows(self) -> Iterator[SourceRow]:
+        job = self.job
+        binary = job.file.open("rb")
+        try:
+            _header, rows = open_rows(binary, file_format=job.file_format, delimiter=job.delimiter)
+            yield from rows
+        finally:
+            binary.close()
+
+    # -- pass 1 --------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Read the whole file once: structure, row count, and rows a later row supersedes."""
+        limit = settings.IMPORT_MAX_ROWS
+        seen: set[int] = set()
+        last: dict[int, tuple[int, str, int]] = {}
+        known = set(self.job.columns)
+        unmapped: dict[str, None] = {}
+        total = 0
+        for index, source in enumerate(self._rows(), start=1):
+            total = index
+            if index > limit:
+                raise FileFormatError(
+                    f"The file has more than {limit:,} rows; split it into smaller files."
+                )
+            if self.job.file_format != "csv" and len(unmapped) < 100:
+                for key in source.values:
+                    if key not in known:
+                        unmapped[key] = None
+            key = dedupe_key(self.converter.convert(source.values))
+            if key is None:
+                continue
+            digest = hash(key)
+            if digest in seen:
+                last[digest] = (index, key, source.number)
+            else:
+                seen.add(digest)
+        self.superseding = last
+        self.job.total_rows = total
+        self.job.unmapped_columns = list(unmapped)
+        self._save_job("total_rows", "unmapped_columns", "heartbeat_at")
+
+    def superseded_by(self, index: int, row: RowData) -> int | None:
+        key = dedupe_key(row)
+        if key is None:
+            return None
+        entry = self.superseding.get(hash(key))
+        if entry and entry[1] == key and index < entry[0]:
+            return entry[2]
+        return None
+
+    # -- pass 2 ---------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        job = self.job
+        definitions = self._definitions()
+        self.scan()
+        actor = Actor.importer(job.actor_label or f"import {job.filename}")
+        self.writer = make_writer(
+            job=job, actor=actor, definitions=definitions, converter=self.converter
+        )
+        if job.dry_run:
+            self._open_report()
+        start = job.processed_rows
+        size = settings.IMPORT_BATCH_ROWS
+        batch: list[PreparedRow] = []
+        try:
+            for index, source in enumerate(self._rows(), start=1):
+                if index <= start:
+                    continue
+                batch.append(self.prepare(index, source))
+                if len(batch) >= size:
+                    self.flush(batch)
+                    batch = []
+            if batch:
+                self.flush(batch)
+        finally:
+            self._close_report()
+        self.finish()
+
+    def prepare(self, index: int, source: SourceRow) -> PreparedRow:
+        if source.error:
+            outcome = Outcome("error", [{"column": "", "value": "", "message": source.error}])
+            return PreparedRow(index, source, None, outcome)
+        row = self.converter.convert(source.values)
+        if row.problems:
+            return PreparedRow(index, source, row, Outcome("error", row.problems))
+        later = self.superseded_by(index, row)
+        if later is not None:
+            message = f"Skipped: row {later:,} of the file has the same contact and wins."
+            return PreparedRow(
+                index,
+                source,
+                row,
+                Outcome("skipped", [{"column": "", "value": "", "message": message}]),
+            )
+        return PreparedRow(index, source, row)
+
+    def flush(self, batch: list[PreparedRow]) -> None:
+        writable = [p for p in batch if p.outcome is None]
+        if self.job.dry_run:
+            try:
+                with transaction.atomic():
+                    outcomes = self.writer.write(writable)
+                    raise _DryRunRollback
+            except _DryRunRollback:
+                pass
+            for prepared, outcome in zip(writable, outcomes, strict=True):
+                prepared.outcome = outcome
+            with transaction.atomic():
+                self._record(batch)
+            self._write_report(batch)
+            return
+        with transaction.atomic():
+            outcomes = self.writer.write(writable)
+            for prepared, outcome in zip(writable, outcomes, strict=True):
+                prepared.outcome = outcome
+            self._record(batch)
+
+    def _record(self, batch: list[PreparedRow]) -> None:
+        """Counters, issues and progress of a batch, in the batch's transaction."""
+        job = ContactImport.objects.select_for_update().get(pk=self.job.pk)
+        if job.run_token != self.token:
+            raise JobLost
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0, "skipped": 0}
+        issues = []
+        for prepared in batch:
+            outcome = prepared.outcome
+            counts[outcome.action] += 1
+            if outcome.action in ("error", "skipped"):
+                issues.append(
+                    ImportRowIssue(
+                        job_id=job.pk,
+                        row_number=prepared.source.number,
+                        kind=ImportRowIssue.Kind.ERROR
+                        if outcome.action == "error"
+                        else ImportRowIssue.Kind.SKIPPED,
+                        problems=outcome.problems,
+                        raw=raw_cells(prepared.source.raw),
+                    )
+                )
+        ImportRowIssue.objects.bulk_create(issues, batch_size=1000)
+        ContactImport.objects.filter(pk=job.pk).update(
+            processed_rows=F("processed_rows") + len(batch),
+            created_count=F("created_count") + counts["created"],
+            updated_count=F("updated_count") + counts["updated"],
+            unchanged_count=F("unchanged_count") + counts["unchanged"],
+            failed_count=F("failed_count") + counts["error"],
+            skipped_count=F("skipped_count") + counts["skipped"],
+            heartbeat_at=timezone.now(),
+        )
+        self.job.processed_rows = job.processed_rows + len(batch)
+
+    # -- end ------------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        with transaction.atomic():
+            job = ContactImport.objects.select_for_update().get(pk=self.job.pk)
+            if job.run_token != self.token:
+                raise JobLost
+            job.status = Status.COMPLETED
+            job.finished_at = timezone.now()
+            if job.dry_run:
+                job.dry_run_summary = {
+                    "rows": job.total_rows,
+                    "created": job.created_count,
+                    "updated": job.updated_count,
+                    "unchanged": job.unchanged_count,
+                    "failed": job.failed_count,
+                    "skipped": job.skipped_count,
+                }
+            job.save()
+        if not job.dry_run:
+            # The file holds personal data and is not needed any more: failed rows are kept
+            # in ImportRowIssue for their download.
+            from contacts.imports.services import import_files_delete
+
+            import_files_delete(job)
+            ContactImport.objects.filter(pk=job.pk).update(file="")
+        self.job.refresh_from_db()
+
+    def fail(self, message: str) -> None:
+        updated = ContactImport.objects.filter(pk=self.job.pk, run_token=self.token).update(
+            status=Status.FAILED, error=message[:2000], finished_at=timezone.now()
+        )
+        if updated:
+            self.job.refresh_from_db()
+
+    def _save_job(self, *fields: str) -> None:
+        self.job.heartbeat_at = timezone.now()
+        updated = ContactImport.objects.filter(pk=self.job.pk, run_token=self.token).update(
+            **{name: getattr(self.job, name) for name in fields}
+        )
+        if not updated:
+            raise JobLost
+
+    # -- the dry-run report -------------------------------------------------------------------
+
+    def _open_report(self) -> None:
+        path = Path(default_storage.path(report_name(self.job)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.report = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self.report_writer = csv.writer(self.report)
+        self.report_writer.writerow(["row", "action", "contact", "column", "value", "reason"])
+
+    def _write_report(self, batch: list[PreparedRow]) -> None:
+        write = self.report_writer.writerow
+        for prepared in batch:
+            outcome = prepared.outcome
+            label = _row_label(prepared.row)
+            if not outcome.problems:
+                write([prepared.source.number, ACTION_WORDS[outcome.action], label, "", "", ""])
+            for problem in outcome.problems:
+                write(
+                    [
+                        prepared.source.number,
+                        ACTION_WORDS[outcome.action],
+                        label,
+                        problem["column"],
+                        neutralize(problem["value"]),
+                        problem["message"],
+                    ]
+                )
+
+    def _close_report(self) -> None:
+        if self.report is not None:
+            self.report.close()
+            self.report = None
+
+
+ACTION_WORDS = {
+    "created": "create",
+    "updated": "update",
+    "unchanged": "unchanged",
+    "error": "error",
+    "skipped": "skip",
+}
+
+
+def _row_label(row: RowData | None) -> str:
+    if row is None:
+        return ""
+    data = row.data
+    return str(data.get("external_id") or data.get("email") or data.get("phone") or "")[:200]
+
+
+def report_name(job: ContactImport) -> str:
+    return f"imports/{job.pk}/dry-run-report.csv"
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula, made inert with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def check_valid_mapping(job: ContactImport) -> None:
+    """Raise ContactValidationError when the job's mapping cannot run (for views and API)."""
+    definitions = attribute_definition_map(agent=job.agent)
+    try:
+        validate_mapping(job.mapping, job.columns, definitions, job.new_attributes)
+    except MappingError as exc:
+        raise ContactValidationError({"mapping": [str(exc)]}) from None

@@ -1,0 +1,201 @@
+"""Writes of import jobs: upload, mapping, start (dry run or for real), resume, delete."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from attributes.models import AttributeType
+from attributes.selectors import attribute_definitions
+from contacts.exceptions import ContactError, ContactValidationError
+from contacts.imports.engine import check_valid_mapping, report_name
+from contacts.imports.mapping import auto_map
+from contacts.imports.readers import FORMATS, FileFormatError, analyze
+from contacts.models import ContactImport, ImportRowIssue
+from workspaces.models import Agent
+
+Status = ContactImport.Status
+
+
+class ImportTooLarge(ContactError):
+    code = "payload_too_large"
+
+
+def _too_large_message() -> str:
+    limit = settings.IMPORT_MAX_BYTES
+    return f"The file is larger than {limit / 1024 / 1024:,.0f} MB; split it into smaller files."
+
+
+def import_create(
+    *,
+    agent: Agent,
+    upload: UploadedFile,
+    actor_label: str,
+    user=None,
+    file_format: str = "",
+    mapping: Mapping[str, str] | None = None,
+    new_attributes: Mapping[str, str] | None = None,
+    create_unknown: bool = False,
+) -> ContactImport:
+    """Store an uploaded file, read its columns and map them automatically (then `mapping`).
+
+    A file that is too large, not text or not readable as its format is refused with a
+    precise message and nothing is stored.
+    """
+    if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
+        raise ImportTooLarge(_too_large_message())
+    if file_format and file_format not in FORMATS:
+        raise ContactValidationError({"format": ["Use csv, json or jsonl."]})
+    name = Path(upload.name or "import").name[:200] or "import"
+    upload.seek(0)
+    try:
+        analysis = analyze(upload, filename=name, file_format=file_format)
+    except FileFormatError as exc:
+        raise ContactValidationError({"file": [str(exc)]}) from None
+    upload.seek(0)
+    definitions = attribute_definitions(agent=agent, include_archived=True)
+    suggestion = auto_map(
+        analysis.columns,
+        definitions,
+        [row.values for row in analysis.sample],
+        create_unknown=create_unknown,
+    )
+    chosen = dict(suggestion.mapping)
+    types = dict(suggestion.new_attributes)
+    if mapping:
+        unknown = [c for c in mapping if c not in analysis.columns]
+        if unknown:
+            raise ContactValidationError(
+                {"mapping": [f"The file has no column named {', '.join(map(repr, unknown))}."]}
+            )
+        chosen.update(mapping)
+    if new_attributes:
+        types.update(new_attributes)
+    job = ContactImport(
+        agent=agent,
+        created_by=user,
+        actor_label=actor_label[:255],
+        filename=name,
+        size=upload.size or 0,
+        file_format=analysis.file_format,
+        delimiter=analysis.delimiter,
+        columns=analysis.columns,
+        mapping=chosen,
+        new_attributes=types,
+    )
+    job.file.save(name, upload, save=False)
+    try:
+        job.save(force_insert=True)
+    except Exception:
+        job.file.delete(save=False)
+        raise
+    return job
+
+
+def import_set_mapping(
+    *, job: ContactImport, mapping: Mapping[str, Any], new_attributes: Mapping[str, Any]
+) -> ContactImport:
+    """Change the column mapping of a job that has not started writing."""
+    if job.is_active:
+        raise ContactError("The import is running; wait for it to finish.")
+    if job.status == Status.COMPLETED and not job.dry_run:
+        raise ContactError("This import is finished; upload the file again to import it anew.")
+    job.mapping = {c: str(mapping.get(c, "ignore")) for c in job.columns}
+    types = dict(job.new_attributes)
+    for key, type_ in new_attributes.items():
+        if type_ in AttributeType.values:
+            types[str(key)] = type_
+    job.new_attributes = types
+    check_valid_mapping(job)
+    job.save(update_fields=["mapping", "new_attributes"])
+    return job
+
+
+def _enqueue(job: ContactImport) -> None:
+    from contacts.tasks import run_import
+
+    job_id = str(job.pk)
+    transaction.on_commit(lambda: run_import.enqueue(job_id))
+
+
+def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
+    """Queue a dry run or the real import from the first row (previous results cleared)."""
+    with transaction.atomic():
+        job = ContactImport.objects.select_for_update().get(pk=job.pk)
+        if job.is_active:
+            raise ContactError("The import is already queued or running.")
+        if job.status == Status.COMPLETED and not job.dry_run:
+            raise ContactError("This file is already imported; upload it again to re-run it.")
+        if not job.file:
+            raise ContactError("The file of this import is no longer stored; upload it again.")
+        check_valid_mapping(job)
+        ImportRowIssue.objects.filter(job=job).delete()
+        with contextlib.suppress(NotImplementedError, FileNotFoundError):
+            Path(default_storage.path(report_name(job))).unlink(missing_ok=True)
+        job.dry_run = dry_run
+        job.status = Status.QUEUED
+        job.error = ""
+        job.total_rows = None
+        job.processed_rows = 0
+        job.created_count = job.updated_count = job.unchanged_count = 0
+        job.failed_count = job.skipped_count = 0
+        job.started_at = job.finished_at = job.heartbeat_at = None
+        job.run_token = ""
+        job.save()
+        _enqueue(job)
+    return job
+
+
+def import_is_stalled(job: ContactImport) -> bool:
+    """A running job whose worker has been silent too long (crashed or stopped)."""
+    if job.status != Status.RUNNING or job.heartbeat_at is None:
+        return False
+    age = (timezone.now() - job.heartbeat_at).total_seconds()
+    return age > settings.IMPORT_STALE_SECONDS
+
+
+def import_can_resume(job: ContactImport) -> bool:
+    return bool(job.file) and (
+        (job.status == Status.FAILED and not job.dry_run and job.processed_rows > 0)
+        or import_is_stalled(job)
+    )
+
+
+def import_resume(*, job: ContactImport) -> ContactImport:
+    """Continue a failed or stalled import after its last saved row."""
+    with transaction.atomic():
+        job = ContactImport.objects.select_for_update().get(pk=job.pk)
+        if not import_can_resume(job):
+            raise ContactError("Only an interrupted import can be resumed.")
+        job.status = Status.QUEUED
+        job.run_token = ""
+        job.error = ""
+        job.save(update_fields=["status", "run_token", "error"])
+        _enqueue(job)
+    return job
+
+
+def import_files_delete(job: ContactImport) -> None:
+    """Remove the uploaded file and reports of a job (they hold personal data)."""
+    if job.file:
+        with contextlib.suppress(FileNotFoundError):
+            job.file.delete(save=False)
+    with contextlib.suppress(NotImplementedError, FileNotFoundError):
+        shutil.rmtree(Path(default_storage.path(f"imports/{job.pk}")), ignore_errors=True)
+
+
+def import_delete(*, job: ContactImport) -> None:
+    """Delete a job, its row reports and its files (not the contacts it wrote)."""
+    if job.is_active and not import_is_stalled(job):
+        raise ContactError("The import is running; wait for it to finish before deleting it.")
+    import_files_delete(job)
+    job.delete()

@@ -91,7 +91,10 @@ def problems_from_error(
     for name, messages in exc.fields.items():
         column = converter.column_for(name)
         value = values.get(column, "") if column else ""
+        prefix = f"{name.split('.', 1)[1]}: " if name.startswith("attributes.") else ""
         for message in messages:
+            if prefix and message.startswith(prefix):
+                message = message[len(prefix) :]  # the column already names the attribute
             problems.append(
                 {
                     "column": column or name,

@@ -112,7 +112,8 @@ def _text_stream(binary: IO[bytes]) -> IO[str]:
 
 
 def _csv_rows(binary: IO[bytes], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(_text_stream(binary), delimiter=delimiter, strict=True)
+    text = _text_stream(binary)
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     record = 0
     try:
         for cells in reader:
@@ -122,6 +123,9 @@ def _csv_rows(binary: IO[bytes], delimiter: str) -> Iterator[tuple[int, list[str
         raise FileFormatError(_csv_message(record + 1, str(exc))) from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, offset=0, row=record + 1) from None
+    finally:
+        # Leave the caller's file open (a TextIOWrapper closes it when it goes away).
+        text.detach()
 
 
 def _csv_message(row: int, reason: str) -> str:

@@ -23,6 +23,8 @@ DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # A cell larger than this is almost always a quote that was never closed.
 MAX_CELL_BYTES = 128 * 1024
 SNIFF_BYTES = 64 * 1024
+# Exports put an apostrophe before cells starting with these (spreadsheet formula guard).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Nested objects of a JSON row that are flattened into "attributes.<key>" columns.
 NESTED = ("attributes",)
 
@@ -144,6 +146,13 @@ def _csv_message(row: int, reason: str) -> str:
     return f'Row {row} is not valid CSV: {reason}. Check the quotes (") in that row.'
 
 
+def _unneutral(cell: str) -> str:
+    """Undo the export's formula guard: '=SUM(…) and '+1415… are read as written."""
+    if cell[:1] == "'" and cell[1:2] in FORMULA_START:
+        return cell[1:]
+    return cell
+
+
 def _csv_header(cells: list[str]) -> list[str]:
     if not any(c.strip() for c in cells):
         raise FileFormatError("The first row must name the columns, and it is empty.")
@@ -182,7 +191,7 @@ def read_csv(binary: IO[bytes], *, delimiter: str) -> tuple[list[str], Iterator[
                     f"The row has {len(cells)} cells but the first row names {width} columns; "
                     "a cell probably contains an unquoted delimiter."
                 )
-            padded = cells + [""] * (width - len(cells))
+            padded = [_unneutral(c) for c in cells] + [""] * (width - len(cells))
             yield SourceRow(number, dict(zip(columns, padded, strict=False)), cells, error)
 
     return columns, rows()

@@ -199,3 +199,7 @@ def import_delete(*, job: ContactImport) -> None:
         raise ContactError("The import is running; wait for it to finish before deleting it.")
     import_files_delete(job)
     job.delete()
+
+
+def max_upload_mb() -> int:
+    return settings.IMPORT_MAX_BYTES // (1024 * 1024)

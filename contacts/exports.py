@@ -1,0 +1,225 @@
+"""Streaming exports of contacts as CSV, JSON or JSON Lines, in constant memory.
+
+One query streams the contacts (a server-side cursor on PostgreSQL, inside a transaction so
+that PostgreSQL need not materialize the result); tags and Stripe accounts are fetched per
+chunk of rows. CSV has one column per core field, `tags` (comma-separated), one column per
+live attribute and `stripe_accounts` as YAML text; a cell that a spreadsheet would run as a
+formula is neutralized with a leading apostrophe (the importer takes it off again).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from attributes.models import AttributeDefinition
+from contacts.imports.readers import FORMULA_START
+from contacts.models import ContactTag, StripeAccount
+from contacts.serialization import iso
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "json": ("application/json", "json"),
+    "jsonl": ("application/x-ndjson", "jsonl"),
+}
+FIELDS = (
+    "id", "external_id", "name", "email", "phone", "avatar_url", "company", "identity",
+    "verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at", "deleted_at",
+)  # fmt: skip
+_DATETIMES = {"verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at",
+              "deleted_at"}  # fmt: skip
+CHUNK = 2000
+
+
+def _neutral(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _cell(value: Any) -> str:
+    """An attribute value as CSV text: numbers and booleans as the importer reads them."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _neutral(value)
+    if isinstance(value, float) and value.is_integer():
+        return _neutral(str(int(value)))
+    return _neutral(str(value))
+
+
+def _scalar(value: str) -> str:
+    # A JSON string is a valid YAML double-quoted scalar: safe for any text.
+    return orjson.dumps(value).decode()
+
+
+def stripe_yaml(accounts: list[dict[str, str]]) -> str:
+    """Stripe accounts as a YAML list (what the importer's stripe_accounts column reads)."""
+    return "\n".join(
+        f"- label: {_scalar(a['label'])}\n  stripe_id: {_scalar(a['stripe_id'])}\n"
+        f"  stripe_email: {_scalar(a['stripe_email'])}"
+        for a in accounts
+    )
+
+
+def _chunks(qs: QuerySet, fields: tuple[str, ...]) -> Iterator[list[tuple]]:
+    rows = qs.order_by("created_at", "id").values_list(*fields).iterator(chunk_size=CHUNK)
+    chunk: list[tuple] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _related(ids: list[Any]) -> tuple[dict[Any, list[str]], dict[Any, list[dict[str, str]]]]:
+    tags: dict[Any, list[str]] = {}
+    for contact_id, name in ContactTag.objects.filter(contact_id__in=ids).values_list(
+        "contact_id", "tag__name"
+    ):
+        tags.setdefault(contact_id, []).append(name)
+    for names in tags.values():
+        names.sort(key=str.casefold)
+    accounts: dict[Any, list[dict[str, str]]] = {}
+    for contact_id, label, stripe_id, email in (
+        StripeAccount.objects.filter(contact_id__in=ids)
+        .order_by("created_at", "id")
+        .values_list("contact_id", "label", "stripe_id", "stripe_email")
+    ):
+        accounts.setdefault(contact_id, []).append(
+            {"label": label, "stripe_id": stripe_id, "stripe_email": email}
+        )
+    return tags, accounts
+
+
+def _records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[str, str]]]]:
+    for chunk in _chunks(qs, (*FIELDS, "attributes")):
+        tags, accounts = _related([row[0] for row in chunk])
+        for row in chunk:
+            yield row, tags.get(row[0], []), accounts.get(row[0], [])
+
+
+def export_records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[str, str]]]]:
+    """(row of FIELDS + attributes, tags, Stripe accounts) for each contact of `qs`."""
+    if connection.vendor == "postgresql":
+        # A server-side cursor outside a transaction is declared WITH HOLD, which makes
+        # PostgreSQL compute the whole result first; inside one, rows stream as read.
+        with transaction.atomic():
+            yield from _records(qs)
+    else:
+        yield from _records(qs)
+
+
+def csv_header(definitions: list[AttributeDefinition]) -> list[str]:
+    return [*FIELDS, "tags", *(d.key for d in definitions), "stripe_accounts"]
+
+
+def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
+    keys = [d.key for d in definitions]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(csv_header(definitions))
+    for count, (row, tags, accounts) in enumerate(export_records(qs), start=1):
+        (pk, external_id, name, email, phone, avatar, company, identity, *moments, attrs) = row
+        attrs = attrs or {}
+        writer.writerow(
+            [
+                str(pk),
+                _neutral(external_id or ""),
+                _neutral(name),
+                _neutral(email),
+                _neutral(phone),
+                _neutral(avatar),
+                _neutral(company),
+                identity,
+                *(iso(m) or "" for m in moments),
+                _neutral(", ".join(tags)),
+                *(_cell(attrs.get(k)) for k in keys),
+                stripe_yaml(accounts),
+            ]
+        )
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _record_dict(row: tuple, tags: list[str], accounts: list, keys: set[str]) -> dict[str, Any]:
+    out = {}
+    for name, value in zip(FIELDS, row, strict=False):
+        out[name] = iso(value) if name in _DATETIMES else value
+    out["id"] = str(out["id"])
+    attrs = row[-1] or {}
+    return {
+        "id": out["id"],
+        "external_id": out["external_id"],
+        "name": out["name"],
+        "email": out["email"],
+        "phone": out["phone"],
+        "avatar_url": out["avatar_url"],
+        "company": out["company"],
+        "identity": out["identity"],
+        "verified_at": out["verified_at"],
+        "attributes": {k: v for k, v in attrs.items() if k in keys},
+        "tags": tags,
+        "stripe_accounts": accounts,
+        "first_seen_at": out["first_seen_at"],
+        "last_seen_at": out["last_seen_at"],
+        "created_at": out["created_at"],
+        "updated_at": out["updated_at"],
+        "deleted_at": out["deleted_at"],
+    }
+
+
+def export_jsonl(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
+    keys = {d.key for d in definitions}
+    parts: list[bytes] = []
+    for row, tags, accounts in export_records(qs):
+        parts.append(orjson.dumps(_record_dict(row, tags, accounts, keys)))
+        if len(parts) >= 500:
+            yield b"\n".join(parts) + b"\n"
+            parts = []
+    if parts:
+        yield b"\n".join(parts) + b"\n"
+
+
+def export_json(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
+    keys = {d.key for d in definitions}
+    yield b"["
+    first = True
+    parts: list[bytes] = []
+    for row, tags, accounts in export_records(qs):
+        parts.append(orjson.dumps(_record_dict(row, tags, accounts, keys)))
+        if len(parts) >= 500:
+            yield (b"\n" if first else b",\n") + b",\n".join(parts)
+            first = False
+            parts = []
+    if parts:
+        yield (b"\n" if first else b",\n") + b",\n".join(parts)
+    yield b"\n]\n"
+
+
+def export_stream(
+    qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition]
+) -> Iterator[bytes]:
+    """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values."""
+    if file_format == "csv":
+        return export_csv(qs, definitions)
+    if file_format == "json":
+        return export_json(qs, definitions)
+    return export_jsonl(qs, definitions)
+
+
+def export_filename(agent, file_format: str, now) -> str:
+    return f"contacts-{agent.public_id}-{now:%Y%m%d-%H%M}.{EXPORT_FORMATS[file_format][1]}"

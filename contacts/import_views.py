@@ -1,0 +1,322 @@
+"""Import and export in the dashboard (admins).
+
+Upload -> the job page: column mapping (automatic, adjustable) -> dry run with per-row
+results -> the import as a background job with a progress bar -> summary and the failed
+rows as a file. The job page is one URL: the full page, or for htmx the `import-job`
+partial that polls itself while the job runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from attributes.models import AttributeType
+from attributes.selectors import attribute_definitions
+from contacts.exceptions import ContactError
+from contacts.exports import EXPORT_FORMATS, export_filename, export_stream
+from contacts.filters import filter_contacts, parse_contact_query
+from contacts.imports import services
+from contacts.imports.engine import report_name
+from contacts.imports.mapping import IGNORE, attribute_key_for, target_choices
+from contacts.imports.readers import DELIMITERS, FORMAT_LABELS
+from contacts.imports.selectors import (
+    ISSUE_PAGE,
+    failed_rows_filename,
+    failed_rows_stream,
+    import_get,
+    import_issues,
+    imports_recent,
+)
+from contacts.models import Contact, ContactImport
+from contacts.selectors import parse_contact_id
+from contacts.views import error_text, list_url
+from workspaces.access import get_agent_access
+from workspaces.selectors import AgentAccess
+
+MAX_EXPORT_IDS = 1000
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label="File", help_text="CSV, JSON (an array of objects) or JSON Lines.")
+    create_unknown = forms.BooleanField(
+        required=False,
+        label="Offer new attributes for unknown columns",
+        help_text="Otherwise unknown columns start as “Don't import”; you can change each one.",
+    )
+
+
+def _job_for(
+    request: HttpRequest, agent_public_id: str, import_id: Any
+) -> tuple[AgentAccess, ContactImport]:
+    """The import if it belongs to an agent the user administers (404 / 403 otherwise)."""
+    access = get_agent_access(request, agent_public_id, admin=True)
+    try:
+        job = import_get(agent=access.agent, import_id=import_id)
+    except ContactImport.DoesNotExist:
+        raise Http404("No such import.") from None
+    return access, job
+
+
+def _job_url(job: ContactImport, name: str = "contacts:import_job") -> str:
+    return reverse(name, kwargs={"agent_public_id": job.agent.public_id, "import_id": job.pk})
+
+
+# --- Upload ----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """The upload form and the agent's recent imports."""
+    access = get_agent_access(request, agent_public_id, admin=True)
+    agent = access.agent
+    form = UploadForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                job = services.import_create(
+                    agent=agent,
+                    upload=form.cleaned_data["file"],
+                    actor_label=f"import by {request.user.get_username()}",
+                    user=request.user,
+                    create_unknown=form.cleaned_data["create_unknown"],
+                )
+            except ContactError as exc:
+                form.add_error("file", error_text(exc))
+            else:
+                return redirect(_job_url(job))
+        status = 413 if any("larger than" in e for e in form.errors.get("file", [])) else 400
+    context = {
+        "agent": agent,
+        "form": form,
+        "jobs": imports_recent(agent=agent),
+        "max_mb": services.max_upload_mb(),
+        "contacts_url": list_url(agent),
+    }
+    return render(request, "contacts/import.html", context, status=status)
+
+
+# --- The job page ----------------------------------------------------------------------------
+
+
+def _samples(job: ContactImport) -> dict[str, list[str]]:
+    """A few example values per column, read from the start of the stored file."""
+    if not job.file:
+        return {}
+    from contacts.imports.readers import analyze
+
+    try:
+        with job.file.open("rb") as binary:
+            analysis = analyze(
+                binary, filename=job.filename, sample_rows=20, file_format=job.file_format
+            )
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, list[str]] = {c: [] for c in job.columns}
+    for row in analysis.sample:
+        for column in job.columns:
+            value = row.values.get(column)
+            if value not in (None, "") and len(out[column]) < 3:
+                out[column].append(str(value)[:60])
+    return out
+
+
+def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
+    definitions = attribute_definitions(agent=job.agent)
+    base = target_choices(definitions)
+    samples = _samples(job)
+    rows = []
+    for index, column in enumerate(job.columns):
+        key = attribute_key_for(column)
+        choices = list(base)
+        if key and key not in {d.key for d in definitions}:
+            choices.append((f"new:{key}", f"New attribute “{key}”"))
+        rows.append(
+            {
+                "index": index,
+                "column": column,
+                "target": job.mapping.get(column, IGNORE),
+                "choices": choices,
+                "new_key": key if choices[-1][0] == f"new:{key}" else "",
+                "new_type": job.new_attributes.get(key or "", "text"),
+                "samples": samples.get(column, []),
+            }
+        )
+    return rows
+
+
+def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
+    kind = request.GET.get("issues", "")
+    kind = kind if kind in ("error", "skipped") else ""
+    try:
+        offset = max(int(request.GET.get("offset", 0)), 0)
+    except ValueError:
+        offset = 0
+    editable = job.status in (ContactImport.Status.UPLOADED, ContactImport.Status.FAILED) or (
+        job.status == ContactImport.Status.COMPLETED and job.dry_run
+    )
+    issue_count = job.failed_count + job.skipped_count
+    if kind == "error":
+        issue_count = job.failed_count
+    elif kind == "skipped":
+        issue_count = job.skipped_count
+    report = report_name(job)
+    return {
+        "agent": job.agent,
+        "job": job,
+        "job_url": _job_url(job),
+        "action_url": _job_url(job, "contacts:import_action"),
+        "failed_url": _job_url(job, "contacts:import_failed_rows"),
+        "report_url": _job_url(job, "contacts:import_report")
+        if job.dry_run and default_storage.exists(report)
+        else "",
+        "contacts_url": list_url(job.agent),
+        "imports_url": reverse("contacts:import", kwargs={"agent_public_id": job.agent.public_id}),
+        "format_label": FORMAT_LABELS.get(job.file_format, job.file_format),
+        "delimiter_label": DELIMITERS.get(job.delimiter, ""),
+        "editable": editable and bool(job.file),
+        "mapping_rows": _mapping_rows(job) if editable and job.file else [],
+        "types": AttributeType.choices,
+        "issues": import_issues(job=job, kind=kind or None, offset=offset),
+        "issue_kind": kind,
+        "issue_offset": offset,
+        "issue_next": offset + ISSUE_PAGE if offset + ISSUE_PAGE < issue_count else None,
+        "issue_prev": max(offset - ISSUE_PAGE, 0) if offset else None,
+        "can_resume": services.import_can_resume(job),
+        "stalled": services.import_is_stalled(job),
+        "dry_run_summary": job.dry_run_summary,
+        "would_write": (job.dry_run_summary or {}).get("created", 0)
+        + (job.dry_run_summary or {}).get("updated", 0),
+    }
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def import_job(request: HttpRequest, agent_public_id: str, import_id: Any) -> HttpResponse:
+    _access, job = _job_for(request, agent_public_id, import_id)
+    context = job_context(request, job)
+    fragment = request.htmx and not request.htmx.history_restore_request
+    template = "contacts/import_job.html#import-job" if fragment else "contacts/import_job.html"
+    return render(request, template, context)
+
+
+def _posted_mapping(request: HttpRequest, job: ContactImport) -> tuple[dict, dict]:
+    mapping, types = {}, {}
+    for index, column in enumerate(job.columns):
+        target = request.POST.get(f"map-{index}", IGNORE)
+        mapping[column] = target
+        if target.startswith("new:"):
+            types[target[4:]] = request.POST.get(f"type-{index}", "text")
+    return mapping, types
+
+
+@require_POST
+@login_required
+def import_action(request: HttpRequest, agent_public_id: str, import_id: Any) -> HttpResponse:
+    """The job page's buttons: save the mapping and validate (dry run) or import; resume; delete."""
+    access, job = _job_for(request, agent_public_id, import_id)
+    action = request.POST.get("action", "")
+    try:
+        if action in ("dry_run", "import", "save"):
+            editable = job.status != ContactImport.Status.COMPLETED or job.dry_run
+            if editable and any(k.startswith("map-") for k in request.POST):
+                mapping, types = _posted_mapping(request, job)
+                services.import_set_mapping(job=job, mapping=mapping, new_attributes=types)
+            if action != "save":
+                services.import_start(job=job, dry_run=action == "dry_run")
+        elif action == "resume":
+            services.import_resume(job=job)
+        elif action == "delete":
+            services.import_delete(job=job)
+            messages.success(request, f"The import of {job.filename} is deleted.")
+            return redirect("contacts:import", agent_public_id=access.agent.public_id)
+        else:
+            return HttpResponse("Unknown action.", status=400)
+    except ContactError as exc:
+        messages.error(request, error_text(exc))
+    return redirect(_job_url(job))
+
+
+@require_GET
+@login_required
+def import_failed_rows(request: HttpRequest, agent_public_id: str, import_id: Any):
+    """The rows that were not imported, in the file's own columns plus an error column."""
+    _access, job = _job_for(request, agent_public_id, import_id)
+    content_type = "text/csv; charset=utf-8" if job.file_format == "csv" else "application/x-ndjson"
+    response = StreamingHttpResponse(failed_rows_stream(job), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{failed_rows_filename(job)}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@login_required
+def import_report(request: HttpRequest, agent_public_id: str, import_id: Any):
+    """The dry run's verdict on every row (create, update, unchanged, error, skip)."""
+    _access, job = _job_for(request, agent_public_id, import_id)
+    name = report_name(job)
+    if not job.dry_run or not default_storage.exists(name):
+        raise Http404("This import has no dry-run report.")
+    stem = job.filename.rsplit(".", 1)[0] or "import"
+    response = FileResponse(
+        default_storage.open(name, "rb"),
+        as_attachment=True,
+        filename=f"{stem}-dry-run.csv",
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Export ----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def contact_export(request: HttpRequest, agent_public_id: str) -> HttpResponse:
+    """Export the table's filtered view (GET with its filters) or selected rows (POST `id`)."""
+    access = get_agent_access(request, agent_public_id, admin=True)
+    agent = access.agent
+    params = request.POST if request.method == "POST" else request.GET
+    file_format = params.get("format", "csv")
+    if file_format not in EXPORT_FORMATS:
+        return HttpResponse("Choose format csv, json or jsonl.", status=400)
+    definitions = attribute_definitions(agent=agent)
+    if request.method == "POST":
+        ids = [pk for pk in map(parse_contact_id, request.POST.getlist("id")) if pk]
+        if not ids:
+            messages.error(request, "Select at least one contact to export.")
+            return redirect(list_url(agent))
+        if len(ids) > MAX_EXPORT_IDS:
+            messages.error(
+                request, f"Select at most {MAX_EXPORT_IDS:,} contacts, or export a view."
+            )
+            return redirect(list_url(agent))
+        qs = Contact.objects.filter(agent=agent, pk__in=ids)
+    else:
+        try:
+            query = parse_contact_query(params, definitions={d.key: d for d in definitions})
+        except ContactError as exc:
+            return HttpResponse(error_text(exc), status=400, content_type="text/plain")
+        qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+    response = StreamingHttpResponse(
+        export_stream(qs, file_format=file_format, definitions=definitions),
+        content_type=EXPORT_FORMATS[file_format][0],
+    )
+    filename = export_filename(agent, file_format, timezone.now())
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,74 @@
+"""Reads of import jobs for the dashboard and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from contacts.imports.readers import FORMULA_START
+from contacts.models import ContactImport, ImportRowIssue
+from workspaces.models import Agent
+
+ISSUE_PAGE = 100
+
+
+def imports_recent(*, agent: Agent, limit: int = 20) -> list[ContactImport]:
+    """The agent's latest imports, newest first."""
+    return list(
+        ContactImport.objects.filter(agent=agent)
+        .select_related("created_by")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def import_get(*, agent: Agent, import_id: Any) -> ContactImport:
+    """One import of this agent (DoesNotExist for another agent's id)."""
+    return ContactImport.objects.select_related("agent").get(agent=agent, pk=import_id)
+
+
+def import_issues(
+    *, job: ContactImport, kind: str | None = None, offset: int = 0, limit: int = ISSUE_PAGE
+) -> list[ImportRowIssue]:
+    qs = ImportRowIssue.objects.filter(job=job)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return list(qs.order_by("row_number", "id")[offset : offset + limit])
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:
+    """The rows that were not written, as the file had them, plus why (CSV or JSON Lines)."""
+    issues = ImportRowIssue.objects.filter(job=job).order_by("row_number", "id")
+    if job.file_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow([*job.columns, "error"])
+        width = len(job.columns)
+        for count, issue in enumerate(issues.iterator(chunk_size=1000), start=1):
+            cells = list(issue.raw) if isinstance(issue.raw, list) else []
+            cells = (cells + [""] * width)[: max(width, len(cells))]
+            writer.writerow([*(_neutral(c) for c in cells), _neutral(issue.message)])
+            if count % 500 == 0:
+                yield buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode("utf-8")
+        return
+    for issue in issues.iterator(chunk_size=1000):
+        raw = issue.raw if isinstance(issue.raw, dict) else {"value": issue.raw}
+        yield orjson.dumps({**raw, "error": issue.message}) + b"\n"
+
+
+def failed_rows_filename(job: ContactImport) -> str:
+    stem = job.filename.rsplit(".", 1)[0] or "import"
+    extension = "csv" if job.file_format == "csv" else "jsonl"
+    return f"{stem}-failed-rows.{extension}"

@@ -440,6 +440,8 @@ class CopyWriter:
 
             raw.execute(UPDATE_MATCHED, params)
             for contact_id, _pos, change in raw.fetchall():
+                # Django's connection hands jsonb over as text (JSONField parses it itself).
+                change = orjson.loads(change) if isinstance(change, str) else change
                 actions[contact_id] = "restored" if set(change) == {"deleted_at"} else "updated"
                 changes[contact_id] = change
 

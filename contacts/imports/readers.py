@@ -8,6 +8,7 @@ a problem with one row (too many cells, not an object) travels with that row.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 from collections.abc import Iterator
@@ -126,8 +127,10 @@ def _csv_rows(binary: IO[bytes], delimiter: str) -> Iterator[tuple[int, list[str
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, offset=0, row=record + 1) from None
     finally:
-        # Leave the caller's file open (a TextIOWrapper closes it when it goes away).
-        text.detach()
+        # Leave the caller's file open (a TextIOWrapper closes it when it goes away); it may
+        # be closed already when an abandoned reader is collected late.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 def _csv_message(row: int, reason: str) -> str:

@@ -1002,6 +1002,7 @@ def contact_erase(*, contact: Contact, actor: Actor) -> None:
             conversations, ["subject", "contact", "visitor_session", "contact_erased"]
         )
         VisitorSession.objects.filter(contact=locked).delete()
+        _forget_import_rows(locked, extra_emails=pii_extra)
         AuditEvent.objects.filter(contact_id=locked.pk).delete()
         agent_id, contact_id = locked.agent_id, locked.pk
         locked.delete()
@@ -1014,6 +1015,26 @@ def contact_erase(*, contact: Contact, actor: Actor) -> None:
             actor_user_id=actor.user_id,
             changes={"conversations_anonymized": len(conversations)},
         )
+
+
+def _forget_import_rows(contact: Contact, *, extra_emails: list[str]) -> None:
+    """Failed rows kept from imports (for their download) that name the erased person."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from contacts.models import ImportRowIssue
+
+    needles = [v for v in (contact.email, contact.external_id, *extra_emails) if v]
+    if contact.phone:
+        needles.append(contact.phone)
+    if not needles:
+        return
+    match = Q()
+    for needle in needles:
+        match |= Q(raw_text__icontains=needle) | Q(problems_text__icontains=needle)
+    ImportRowIssue.objects.filter(job__agent_id=contact.agent_id).annotate(
+        raw_text=Cast("raw", TextField()), problems_text=Cast("problems", TextField())
+    ).filter(match).delete()
 
 
 def contact_export_data(*, contact: Contact) -> dict[str, Any]:

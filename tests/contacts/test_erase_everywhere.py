@@ -8,6 +8,7 @@ from django.db import models
 
 from contacts import services
 from contacts.actors import Actor
+from contacts.models import ContactImport, ImportRowIssue
 from identity.models import VisitorSession
 from tests.factories import AttributeFactory, ContactFactory, ConversationFactory
 
@@ -55,6 +56,14 @@ def test_erase_leaves_no_trace_of_the_person_in_any_table(agent, admin_user):
     conversation.messages.create(role="visitor", body=f"Hi, {NAME} here. {EMAIL} / 415-555-9876")
     conversation.messages.create(role="bot", body="Thanks Zebulon!")
     bystander = ContactFactory(agent=agent, name="Other Person")
+    job = ContactImport.objects.create(agent=agent, filename="crm.csv", file_format="csv")
+    ImportRowIssue.objects.create(
+        job=job,
+        row_number=7,
+        problems=[{"column": "phone", "value": "12", "message": "not a valid phone number"}],
+        raw=[NAME, EMAIL.upper(), "12"],
+    )
+    unrelated = ImportRowIssue.objects.create(job=job, row_number=8, raw=["Other", "o@x.org"])
     for needle in (NAME, EMAIL, PHONE):
         assert _rows_mentioning(needle), f"the setup should store {needle}"
 
@@ -64,3 +73,4 @@ def test_erase_leaves_no_trace_of_the_person_in_any_table(agent, admin_user):
         assert _rows_mentioning(needle) == [], needle
     bystander.refresh_from_db()
     assert bystander.name == "Other Person"
+    assert list(ImportRowIssue.objects.all()) == [unrelated]

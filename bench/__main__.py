@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("table", "api", "identify")
+SECTIONS = ("table", "api", "import", "identify")
 DOC = Path("docs/PERFORMANCE.md")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -66,11 +66,16 @@ def main() -> int:
         )
         return 2
 
-    from bench import api, identify, table
+    from bench import api, identify, imports, table
     from bench.context import prepare
     from bench.harness import render_table
 
-    runners = {"table": table.run, "api": api.run, "identify": identify.run}
+    runners = {
+        "table": table.run,
+        "api": api.run,
+        "import": imports.run,
+        "identify": identify.run,
+    }
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in runners]
     if unknown:

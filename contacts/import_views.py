@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -93,16 +94,20 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
                     user=request.user,
                     create_unknown=form.cleaned_data["create_unknown"],
                 )
+            except services.ImportTooLarge as exc:
+                form.add_error("file", error_text(exc))
+                status = 413
             except ContactError as exc:
                 form.add_error("file", error_text(exc))
             else:
                 return redirect(_job_url(job))
-        status = 413 if any("larger than" in e for e in form.errors.get("file", [])) else 400
+        status = status if status == 413 else 400
     context = {
         "agent": agent,
         "form": form,
         "jobs": imports_recent(agent=agent),
-        "max_mb": services.max_upload_mb(),
+        "max_size": services.max_upload_text(),
+        "max_rows": f"{settings.IMPORT_MAX_ROWS:,}",
         "contacts_url": list_url(agent),
     }
     return render(request, "contacts/import.html", context, status=status)

@@ -495,7 +495,7 @@ class _Run:
         write = self.report_writer.writerow
         for prepared in batch:
             outcome = prepared.outcome
-            label = _row_label(prepared.row)
+            label = neutralize(_row_label(prepared.row))
             if not outcome.problems:
                 write([prepared.source.number, ACTION_WORDS[outcome.action], label, "", "", ""])
             for problem in outcome.problems:
@@ -504,9 +504,9 @@ class _Run:
                         prepared.source.number,
                         ACTION_WORDS[outcome.action],
                         label,
-                        problem["column"],
+                        neutralize(problem["column"]),
                         neutralize(problem["value"]),
-                        problem["message"],
+                        neutralize(problem["message"]),
                     ]
                 )
 

@@ -30,9 +30,16 @@ class ImportTooLarge(ContactError):
     code = "payload_too_large"
 
 
+def size_text(size: int) -> str:
+    """1.5 MB, 200 MB, 64 KB: a limit as people read it."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:,.1f}".removesuffix(".0") + " MB"
+    return f"{size / 1024:,.0f} KB"
+
+
 def _too_large_message() -> str:
-    limit = settings.IMPORT_MAX_BYTES
-    return f"The file is larger than {limit / 1024 / 1024:,.0f} MB; split it into smaller files."
+    limit = size_text(settings.IMPORT_MAX_BYTES)
+    return f"The file is larger than {limit}; split it into smaller files."
 
 
 def import_create(
@@ -201,5 +208,5 @@ def import_delete(*, job: ContactImport) -> None:
     job.delete()
 
 
-def max_upload_mb() -> int:
-    return settings.IMPORT_MAX_BYTES // (1024 * 1024)
+def max_upload_text() -> str:
+    return size_text(settings.IMPORT_MAX_BYTES)

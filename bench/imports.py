@@ -1,0 +1,247 @@
+"""Import and export at scale: the import engine against raw COPY floors, exports in rows/s.
+
+Import: a generated CSV (core fields, 3 attributes, tags; the same mix as the demo data,
+phones on 55 % of the rows) is imported into the bench agent, which already holds its
+contacts, through the real engine (`import_run`, scan + write passes, the COPY fast path).
+The floors load the same file with one raw `COPY`: into a scratch table with the contacts
+table's columns and every one of its indexes (`LIKE contacts_contact INCLUDING ALL`), and
+into a bare table of text columns. The imported rows are deleted afterwards so the agent
+keeps its size from run to run.
+
+Export: CSV and JSON Lines of every contact of the agent through the dashboard's export
+view, streamed and discarded, in a child process so that its peak memory (max RSS) is the
+export's own.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.core.files import File
+from django.db import connection
+
+from bench.harness import Row
+
+FILE = Path("var/bench-import.csv")
+HEADER = ["external_id", "name", "email", "phone", "company", "plan", "mrr", "signup", "tags"]
+FIRST = "Ada Alan Grace Linus Margaret Ken Barbara Edsger Frances Donald Radia Tim Anita Guido".split()
+LAST = "Lovelace Turing Hopper Torvalds Hamilton Thompson Liskov Dijkstra Allen Knuth Perlman".split()
+COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
+TAGS = ["vip", "trial", "churn-risk", "beta", "enterprise", "newsletter"]
+AREA = ["201", "212", "305", "312", "415", "503", "617", "646", "702", "718", "805", "917"]
+
+
+def generate(rows: int, path: Path = FILE) -> Path:
+    """A CSV of `rows` new contacts (external ids the agent does not have yet)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rnd = random.Random(20261201)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n in range(rows):
+            first, last = rnd.choice(FIRST), rnd.choice(LAST)
+            phone = ""
+            if rnd.random() < 0.55:
+                phone = f"+1{rnd.choice(AREA)}{rnd.randint(200, 999)}{rnd.randint(0, 9999):04d}"
+            tags = ", ".join(rnd.sample(TAGS, rnd.choice((0, 1, 1, 2))))
+            writer.writerow(
+                [
+                    f"imp_{n:08d}",
+                    f"{first} {last}",
+                    f"{first.lower()}.{last.lower()}.{n}@import.example.com",
+                    phone,
+                    rnd.choice(COMPANIES) if rnd.random() < 0.5 else "",
+                    rnd.choice(("Free", "Pro", "Team", "Enterprise")),
+                    rnd.randint(0, 5000),
+                    f"20{rnd.randint(18, 25)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+                    tags,
+                ]
+            )
+    return path
+
+
+def _copy_file(table: str, path: Path) -> float:
+    columns = ", ".join(HEADER)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with (
+            raw.copy(
+                f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+                "FORCE_NOT_NULL (name, email, phone, company))"
+            ) as copy,
+            path.open("rb") as handle,
+        ):
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+    return time.perf_counter() - started
+
+
+def copy_floors(path: Path, agent_id: int) -> tuple[float, float]:
+    """Seconds to COPY the file into an indexed scratch table and into a bare table."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_indexed, bench_copy_bare")
+        cursor.execute("CREATE TABLE bench_copy_indexed (LIKE contacts_contact INCLUDING ALL)")
+        # The file's attribute and tag cells land as text beside the contact columns; the
+        # columns the file does not have get what an import would give them.
+        cursor.execute(
+            "ALTER TABLE bench_copy_indexed "
+            "ADD COLUMN plan text, ADD COLUMN mrr text, ADD COLUMN signup text, "
+            "ADD COLUMN tags text, "
+            "ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
+            f"ALTER COLUMN agent_id SET DEFAULT {int(agent_id)}, "
+            "ALTER COLUMN avatar_url SET DEFAULT '', ALTER COLUMN attributes SET DEFAULT '{}', "
+            "ALTER COLUMN identity SET DEFAULT 'verified', "
+            "ALTER COLUMN identity_source SET DEFAULT 'import', "
+            "ALTER COLUMN conversation_count SET DEFAULT 0, "
+            "ALTER COLUMN created_at SET DEFAULT now(), ALTER COLUMN updated_at SET DEFAULT now()"
+        )
+        cursor.execute(
+            "CREATE TABLE bench_copy_bare (external_id text, name text, email text, phone text, "
+            "company text, plan text, mrr text, signup text, tags text)"
+        )
+    connection.commit() if not connection.get_autocommit() else None
+    indexed = _copy_file("bench_copy_indexed", path)
+    bare = _copy_file("bench_copy_bare", path)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_copy_indexed, bench_copy_bare")
+    return indexed, bare
+
+
+def run_import(ctx, path: Path) -> tuple[float, dict]:
+    from contacts.imports.engine import import_run
+    from contacts.imports.services import import_create, import_start
+    from contacts.models import ContactImport
+
+    with path.open("rb") as handle:
+        job = import_create(
+            agent=ctx.agent, upload=File(handle, name=path.name), actor_label="benchmark import"
+        )
+    import_start(job=job, dry_run=False)
+    started = time.perf_counter()
+    import_run(job.pk)
+    seconds = time.perf_counter() - started
+    job = ContactImport.objects.get(pk=job.pk)
+    counts = {
+        "status": job.status,
+        "error": job.error,
+        "created": job.created_count,
+        "updated": job.updated_count,
+        "unchanged": job.unchanged_count,
+        "failed": job.failed_count,
+    }
+    return seconds, counts
+
+
+def _forget_imported(ctx) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM contacts_auditevent WHERE agent_id = %s AND channel = 'import'",
+            [ctx.agent.pk],
+        )
+        cursor.execute(
+            "DELETE FROM contacts_contact WHERE agent_id = %s AND external_id LIKE 'imp\\_%%'",
+            [ctx.agent.pk],
+        )
+        cursor.execute("VACUUM ANALYZE contacts_contact") if connection.get_autocommit() else None
+
+
+def _ensure_schema(ctx) -> None:
+    from attributes.models import AttributeDefinition
+    from attributes.services import attribute_create
+
+    have = set(AttributeDefinition.objects.filter(agent=ctx.agent).values_list("key", flat=True))
+    if "plan" not in have:
+        attribute_create(
+            agent=ctx.agent, key="plan", type="select", options=["Free", "Pro", "Team", "Enterprise"]
+        )
+    if "mrr" not in have:
+        attribute_create(agent=ctx.agent, key="mrr", type="number")
+    if "signup" not in have:
+        attribute_create(agent=ctx.agent, key="signup", type="date")
+
+
+def run(ctx, *, repeat: int, log, rows: int | None = None) -> list[Row]:
+    rows = rows or min(ctx.contacts, 1_000_000)
+    _ensure_schema(ctx)
+    _forget_imported(ctx)
+    log(f"generating a {rows:,}-row CSV")
+    path = generate(rows)
+    log(f"COPY floors for {path.stat().st_size / 1e6:.0f} MB")
+    indexed, bare = copy_floors(path, ctx.agent.pk)
+    log(f"  indexed scratch table {indexed:.1f} s, bare table {bare:.1f} s")
+    log("import through the engine")
+    seconds, counts = run_import(ctx, path)
+    log(f"  {seconds:.1f} s: {counts}")
+    _forget_imported(ctx)
+    ok = counts["status"] == "completed" and counts["created"] == rows
+    ratio = seconds / indexed
+    out = [
+        Row(
+            f"import {rows:,}-row CSV into an agent holding {ctx.contacts:,}",
+            "≤ 2× indexed COPY",
+            f"{seconds:.1f} s ({rows / seconds:,.0f} rows/s)",
+            f"COPY indexed {indexed:.1f} s; bare {bare:.1f} s",
+            f"{ratio:.2f}× indexed, {seconds / bare:.1f}× bare",
+            ok and ratio <= 2.0,
+        )
+    ]
+    for file_format in ("csv", "jsonl"):
+        result = export_probe(ctx, file_format)
+        log(f"export {file_format}: {result}")
+        rate = result["rows"] / result["seconds"]
+        out.append(
+            Row(
+                f"export {result['rows']:,} contacts as {file_format.upper()}",
+                "≥ 100,000 rows/s, ≤ 200 MB",
+                f"{rate:,.0f} rows/s, peak {result['max_rss_mb']:.0f} MB",
+                f"{result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s",
+                "—",
+                rate >= 100_000 and result["max_rss_mb"] <= 200,
+            )
+        )
+    return out
+
+
+PROBE = """
+import json, resource, sys, time
+import django
+django.setup()
+from django.test import Client
+from django.contrib.auth import get_user_model
+user = get_user_model().objects.get(username=sys.argv[1])
+client = Client()
+client.force_login(user)
+url = f"/a/{sys.argv[2]}/contacts/export/?format={sys.argv[3]}"
+started = time.perf_counter()
+response = client.get(url)
+size = lines = 0
+for chunk in response.streaming_content:
+    size += len(chunk)
+    lines += chunk.count(b"\\n")
+seconds = time.perf_counter() - started
+from contacts.models import Contact
+rows = Contact.objects.filter(agent__public_id=sys.argv[2], deleted_at__isnull=True).count()
+print(json.dumps({"status": response.status_code, "rows": rows, "bytes": size,
+                  "seconds": seconds,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def export_probe(ctx, file_format: str) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", PROBE, ctx.user.get_username(), ctx.agent.public_id, file_format],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])

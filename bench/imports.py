@@ -30,9 +30,16 @@ from django.db import connection
 from bench.harness import Row
 
 FILE = Path("var/bench-import.csv")
-HEADER = ["external_id", "name", "email", "phone", "company", "plan", "mrr", "signup", "tags"]
-FIRST = "Ada Alan Grace Linus Margaret Ken Barbara Edsger Frances Donald Radia Tim Anita Guido".split()
-LAST = "Lovelace Turing Hopper Torvalds Hamilton Thompson Liskov Dijkstra Allen Knuth Perlman".split()
+HEADER = [
+    "external_id", "name", "email", "phone", "company", "plan", "mrr", "signup_date", "tags"
+]  # fmt: skip
+PLANS = ("Free", "Starter", "Pro", "Enterprise")
+FIRST = (
+    "Ada Alan Grace Linus Margaret Ken Barbara Edsger Frances Donald Radia Tim Anita Guido".split()
+)
+LAST = (
+    "Lovelace Turing Hopper Torvalds Hamilton Thompson Liskov Dijkstra Allen Knuth Perlman".split()
+)
 COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
 TAGS = ["vip", "trial", "churn-risk", "beta", "enterprise", "newsletter"]
 AREA = ["201", "212", "305", "312", "415", "503", "617", "646", "702", "718", "805", "917"]
@@ -58,7 +65,7 @@ def generate(rows: int, path: Path = FILE) -> Path:
                     f"{first.lower()}.{last.lower()}.{n}@import.example.com",
                     phone,
                     rnd.choice(COMPANIES) if rnd.random() < 0.5 else "",
-                    rnd.choice(("Free", "Pro", "Team", "Enterprise")),
+                    rnd.choice(PLANS),
                     rnd.randint(0, 5000),
                     f"20{rnd.randint(18, 25)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
                     tags,
@@ -93,7 +100,7 @@ def copy_floors(path: Path, agent_id: int) -> tuple[float, float]:
         # columns the file does not have get what an import would give them.
         cursor.execute(
             "ALTER TABLE bench_copy_indexed "
-            "ADD COLUMN plan text, ADD COLUMN mrr text, ADD COLUMN signup text, "
+            "ADD COLUMN plan text, ADD COLUMN mrr text, ADD COLUMN signup_date text, "
             "ADD COLUMN tags text, "
             "ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
             f"ALTER COLUMN agent_id SET DEFAULT {int(agent_id)}, "
@@ -105,7 +112,7 @@ def copy_floors(path: Path, agent_id: int) -> tuple[float, float]:
         )
         cursor.execute(
             "CREATE TABLE bench_copy_bare (external_id text, name text, email text, phone text, "
-            "company text, plan text, mrr text, signup text, tags text)"
+            "company text, plan text, mrr text, signup_date text, tags text)"
         )
     connection.commit() if not connection.get_autocommit() else None
     indexed = _copy_file("bench_copy_indexed", path)
@@ -141,31 +148,36 @@ def run_import(ctx, path: Path) -> tuple[float, dict]:
 
 
 def _forget_imported(ctx) -> None:
+    """Delete what a previous run imported, so the agent keeps its size."""
+    imported = "c.agent_id = %s AND c.external_id LIKE 'imp\\_%%'"
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM contacts_auditevent WHERE agent_id = %s AND channel = 'import'",
             [ctx.agent.pk],
         )
-        cursor.execute(
-            "DELETE FROM contacts_contact WHERE agent_id = %s AND external_id LIKE 'imp\\_%%'",
-            [ctx.agent.pk],
-        )
-        cursor.execute("VACUUM ANALYZE contacts_contact") if connection.get_autocommit() else None
+        for table in ("contacts_contacttag", "contacts_stripeaccount"):
+            cursor.execute(
+                f"DELETE FROM {table} t USING contacts_contact c "  # noqa: S608 - constants
+                f"WHERE t.contact_id = c.id AND {imported}",
+                [ctx.agent.pk],
+            )
+        cursor.execute(f"DELETE FROM contacts_contact c WHERE {imported}", [ctx.agent.pk])  # noqa: S608
+        if connection.get_autocommit():
+            cursor.execute("VACUUM ANALYZE contacts_contact, contacts_contacttag")
 
 
 def _ensure_schema(ctx) -> None:
+    """The three attributes of the file (the demo data defines them already)."""
     from attributes.models import AttributeDefinition
     from attributes.services import attribute_create
 
     have = set(AttributeDefinition.objects.filter(agent=ctx.agent).values_list("key", flat=True))
     if "plan" not in have:
-        attribute_create(
-            agent=ctx.agent, key="plan", type="select", options=["Free", "Pro", "Team", "Enterprise"]
-        )
+        attribute_create(agent=ctx.agent, key="plan", type="select", options=list(PLANS))
     if "mrr" not in have:
         attribute_create(agent=ctx.agent, key="mrr", type="number")
-    if "signup" not in have:
-        attribute_create(agent=ctx.agent, key="signup", type="date")
+    if "signup_date" not in have:
+        attribute_create(agent=ctx.agent, key="signup_date", type="date")
 
 
 def run(ctx, *, repeat: int, log, rows: int | None = None) -> list[Row]:

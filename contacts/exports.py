@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from attributes.models import AttributeDefinition
-from contacts.imports.readers import FORMULA_START
+from contacts.imports.readers import neutralize
 from contacts.models import ContactTag, StripeAccount
 from contacts.serialization import iso
 
@@ -37,10 +37,6 @@ _DATETIMES = {"verified_at", "first_seen_at", "last_seen_at", "created_at", "upd
 CHUNK = 2000
 
 
-def _neutral(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def _cell(value: Any) -> str:
     """An attribute value as CSV text: numbers and booleans as the importer reads them."""
     if value is None:
@@ -50,10 +46,10 @@ def _cell(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return _neutral(value)
+        return neutralize(value)
     if isinstance(value, float) and value.is_integer():
-        return _neutral(str(int(value)))
-    return _neutral(str(value))
+        return neutralize(str(int(value)))
+    return neutralize(str(value))
 
 
 def _scalar(value: str) -> str:
@@ -135,15 +131,15 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
         writer.writerow(
             [
                 str(pk),
-                _neutral(external_id or ""),
-                _neutral(name),
-                _neutral(email),
-                _neutral(phone),
-                _neutral(avatar),
-                _neutral(company),
+                neutralize(external_id or ""),
+                neutralize(name),
+                neutralize(email),
+                neutralize(phone),
+                neutralize(avatar),
+                neutralize(company),
                 identity,
                 *(iso(m) or "" for m in moments),
-                _neutral(", ".join(tags)),
+                neutralize(", ".join(tags)),
                 *(_cell(attrs.get(k)) for k in keys),
                 stripe_yaml(accounts),
             ]

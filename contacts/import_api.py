@@ -127,9 +127,18 @@ class JsonObjectField(serializers.Field):
         return data
 
 
+class FormBooleanField(StrictBooleanField):
+    """A boolean sent as a multipart form field: the text true or false."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, str) and data.strip().lower() in ("true", "false"):
+            return data.strip().lower() == "true"
+        return super().to_internal_value(data)
+
+
 class ImportCreateSerializer(StrictSerializer):
     file = serializers.FileField(help_text="CSV, JSON (an array of objects) or JSON Lines.")
-    dry_run = StrictBooleanField(
+    dry_run = FormBooleanField(
         required=False, default=False, help_text="Validate and report per row; write nothing."
     )
     format = serializers.ChoiceField(
@@ -270,8 +279,13 @@ class ImportCollection(APIView):
                 new_attributes=data.get("new_attributes"),
                 create_unknown=data["unknown_columns"] == "create",
             )
+        except ContactError as exc:
+            raise _contact_error(exc) from None
+        try:
             job = services.import_start(job=job, dry_run=data["dry_run"])
         except ContactError as exc:
+            # The client never learns this job's id: keep neither it nor the file.
+            services.import_delete(job=job)
             raise _contact_error(exc) from None
         return Response(import_json(job), status=202)
 

@@ -47,7 +47,7 @@ from contacts.imports.mapping import (
     raw_cells,
     validate_mapping,
 )
-from contacts.imports.readers import FORMULA_START, FileFormatError, SourceRow, open_rows
+from contacts.imports.readers import FileFormatError, SourceRow, neutralize, open_rows
 from contacts.models import Contact, ContactImport, ImportRowIssue
 from contacts.services import contact_create, contact_update, contact_upsert
 
@@ -534,13 +534,6 @@ def _row_label(row: RowData | None) -> str:
 
 def report_name(job: ContactImport) -> str:
     return f"imports/{job.pk}/dry-run-report.csv"
-
-
-def neutralize(value: Any) -> Any:
-    """A cell a spreadsheet would run as a formula, made inert with a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def check_valid_mapping(job: ContactImport) -> None:

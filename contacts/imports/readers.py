@@ -149,9 +149,19 @@ def _csv_message(row: int, reason: str) -> str:
     return f'Row {row} is not valid CSV: {reason}. Check the quotes (") in that row.'
 
 
+def neutralize(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula, made inert with a leading apostrophe.
+
+    Apostrophes already in front of a formula sign get one more, which `_unneutral` takes
+    off again on import: a stored "'=x" comes back as "'=x"."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _unneutral(cell: str) -> str:
     """Undo the export's formula guard: '=SUM(…) and '+1415… are read as written."""
-    if cell[:1] == "'" and cell[1:2] in FORMULA_START:
+    if cell[:1] == "'" and cell.lstrip("'").startswith(FORMULA_START):
         return cell[1:]
     return cell
 

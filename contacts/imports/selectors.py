@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from contacts.imports.readers import FORMULA_START
+from contacts.imports.readers import neutralize
 from contacts.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
 
@@ -39,12 +39,6 @@ def import_issues(
     return list(qs.order_by("row_number", "id")[offset : offset + limit])
 
 
-def _neutral(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:
     """The rows that were not written, as the file had them, plus why (CSV or JSON Lines)."""
     issues = ImportRowIssue.objects.filter(job=job).order_by("row_number", "id")
@@ -56,7 +50,7 @@ def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:
         for count, issue in enumerate(issues.iterator(chunk_size=1000), start=1):
             cells = list(issue.raw) if isinstance(issue.raw, list) else []
             cells = (cells + [""] * width)[: max(width, len(cells))]
-            writer.writerow([*(_neutral(c) for c in cells), _neutral(issue.message)])
+            writer.writerow([*(neutralize(c) for c in cells), neutralize(issue.message)])
             if count % 500 == 0:
                 yield buffer.getvalue().encode("utf-8")
                 buffer.seek(0)

@@ -86,7 +86,9 @@ def test_an_unclosed_quote_names_its_row():
 
 
 def test_a_header_with_a_repeated_column_is_refused():
-    with pytest.raises(FileFormatError, match="“email” appears twice in the first row \(columns 1 and 3\)"):
+    with pytest.raises(
+        FileFormatError, match=r"“email” appears twice in the first row \(columns 1 and 3\)"
+    ):
         analyze(io.BytesIO(b"Email,name,email\n"), filename="x.csv")
 
 

@@ -651,7 +651,7 @@ def test_the_dry_run_report_has_a_line_per_row(admin_client, agent, schema):
         ["row", "action", "contact", "column", "value", "reason"],
         ["2", "skip", "u1", "", "", "Skipped: row 5 of the file has the same contact and wins."],
         ["3", "error", "u2", "Email", "not-an-email", f"'not-an-email' {INVALID}"],
-        ["4", "error", "u3", "Email", "'@alan", alan],
+        ["4", "error", "u3", "Email", "'@alan", "'" + alan],
         ["5", "create", "u1", "", "", ""],
     ]
     assert "@alan" in alan

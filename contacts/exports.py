@@ -123,7 +123,7 @@ def csv_header(definitions: list[AttributeDefinition]) -> list[str]:
 def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
     keys = [d.key for d in definitions]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(csv_header(definitions))
     for count, (row, tags, accounts) in enumerate(export_records(qs), start=1):
         (pk, external_id, name, email, phone, avatar, company, identity, *moments, attrs) = row
@@ -210,6 +210,12 @@ def export_stream(
     qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition]
 ) -> Iterator[bytes]:
     """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values."""
+    if connection.vendor == "postgresql":
+        from contacts.exports_pg import pg_export
+
+        return pg_export(
+            qs, file_format=file_format, definitions=definitions, header=csv_header(definitions)
+        )
     if file_format == "csv":
         return export_csv(qs, definitions)
     if file_format == "json":

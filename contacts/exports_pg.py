@@ -1,0 +1,173 @@
+"""Exports on PostgreSQL: the server writes the CSV or JSON itself with `COPY … TO STDOUT`.
+
+Building each row in Python tops out near 15,000 rows/s; PostgreSQL formats them an order
+of magnitude faster, and the rows stream out of COPY in constant memory. The output is
+the one `contacts.exports` writes in Python on other databases: the same columns, the
+same formula guard, the same timestamps (ISO 8601 in UTC with `Z`), tags ordered without
+regard to case, Stripe accounts in creation order as YAML whose scalars are JSON strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from attributes.models import AttributeDefinition
+
+# The formula guard of contacts.imports.readers.neutralize, in SQL.
+_FORMULA = r"'^''*[-=+@\t\r]'"
+
+
+def _neutral(sql: str) -> str:
+    return f"(CASE WHEN {sql} ~ {_FORMULA} THEN '''' || {sql} ELSE {sql} END)"
+
+
+def _text(column: str) -> str:
+    # NULL, not '': COPY's CSV writes an empty string as "" but NULL as nothing.
+    return f"nullif({_neutral(column)}, '')"
+
+
+def _moment(column: str) -> str:
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"(CASE WHEN {column} IS NULL THEN NULL "
+        f"WHEN date_trunc('second', {column}) = {column} "
+        f"""THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+        f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END)"""
+    )
+
+
+def _attribute_cell(key: str) -> str:
+    value = f"(q.attributes -> '{key}')"
+    return (
+        f"(CASE jsonb_typeof({value}) WHEN 'boolean' THEN {value} #>> '{{}}' "
+        f"WHEN 'string' THEN {_text(f'({value} #>> {chr(39)}{{}}{chr(39)})')} "
+        f"WHEN 'number' THEN {_neutral(f'({value} #>> {chr(39)}{{}}{chr(39)})')} END)"
+    )
+
+
+TAGS = """
+LEFT JOIN LATERAL (
+    SELECT string_agg(tg.name, ', ' ORDER BY lower(tg.name)) AS csv,
+           json_agg(tg.name ORDER BY lower(tg.name)) AS list
+    FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
+    WHERE ct.contact_id = q.id
+) t ON true
+LEFT JOIN LATERAL (
+    SELECT string_agg(
+               '- label: ' || to_json(sa.label)::text
+               || E'\\n  stripe_id: ' || to_json(sa.stripe_id)::text
+               || E'\\n  stripe_email: ' || to_json(sa.stripe_email)::text,
+               E'\\n' ORDER BY sa.created_at, sa.id) AS yaml,
+           json_agg(json_build_object('label', sa.label, 'stripe_id', sa.stripe_id,
+                                      'stripe_email', sa.stripe_email)
+                    ORDER BY sa.created_at, sa.id) AS list
+    FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
+) s ON true
+"""
+
+FIELDS = (
+    "id", "external_id", "name", "email", "phone", "avatar_url", "company", "identity",
+    "verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at", "deleted_at",
+    "attributes",
+)  # fmt: skip
+MOMENTS = ("verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at",
+           "deleted_at")  # fmt: skip
+
+
+def _source(qs: QuerySet) -> tuple[str, tuple]:
+    """The filtered contacts, in export order, as SQL for a FROM clause."""
+    inner = qs.order_by("created_at", "id").values_list(*FIELDS)
+    return inner.query.sql_with_params()
+
+
+def _csv_select(keys: list[str]) -> str:
+    columns = [
+        "q.id::text",
+        _text("q.external_id"),
+        *(_text(f"q.{c}") for c in ("name", "email", "phone", "avatar_url", "company")),
+        "q.identity",
+        *(_moment(f"q.{c}") for c in MOMENTS),
+        _text("t.csv"),
+        *(_attribute_cell(k) for k in keys),
+        "s.yaml",
+    ]
+    return ",\n".join(columns)
+
+
+def _json_select(keys: list[str]) -> str:
+    moments = {c: _moment(f"q.{c}") for c in MOMENTS}
+    attributes = (
+        "coalesce((SELECT json_object_agg(e.key, e.value) FROM jsonb_each(q.attributes) e "
+        f"WHERE e.key = ANY(ARRAY[{', '.join(repr(k) for k in keys) or 'NULL'}]::text[])), "
+        "'{}'::json)"
+    )
+    pairs = [
+        ("id", "q.id"),
+        ("external_id", "q.external_id"),
+        *((c, f"q.{c}") for c in ("name", "email", "phone", "avatar_url", "company")),
+        ("identity", "q.identity"),
+        ("verified_at", moments["verified_at"]),
+        ("attributes", attributes),
+        ("tags", "coalesce(t.list, '[]'::json)"),
+        ("stripe_accounts", "coalesce(s.list, '[]'::json)"),
+        *((c, moments[c]) for c in MOMENTS if c != "verified_at"),
+    ]
+    return "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in pairs) + ")::text"
+
+
+CHUNK_BYTES = 256 * 1024
+
+
+def _copy(sql: str, params: tuple, options: str) -> Iterator[bytes]:
+    """COPY's output in chunks of about 256 KB (COPY itself sends one message per row)."""
+    buffer = bytearray()
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy,
+    ):
+        for data in copy:
+            buffer += data
+            if len(buffer) >= CHUNK_BYTES:
+                yield bytes(buffer)
+                buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def pg_export(
+    qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition], header: list[str]
+) -> Iterator[bytes]:
+    keys = [d.key for d in definitions]
+    for key in keys:  # attribute keys are slugs; checked again because they reach SQL
+        if not key.replace("_", "").isalnum() or not key.isascii():
+            raise ValueError(f"Unexpected attribute key {key!r}")
+    source, params = _source(qs)
+    if file_format == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(header)
+        yield buffer.getvalue().encode()
+        sql = f"SELECT {_csv_select(keys)} FROM ({source}) q {TAGS} ORDER BY q.created_at, q.id"
+        yield from _copy(sql, params, "FORMAT csv")
+        return
+    sql = f"SELECT {_json_select(keys)} FROM ({source}) q {TAGS} ORDER BY q.created_at, q.id"
+    # CSV with a quote and delimiter that JSON text never contains: one raw JSON per line.
+    lines = _copy(sql, params, "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
+    if file_format == "jsonl":
+        yield from lines
+        return
+    yield b"["
+    pending = b""
+    first = True
+    for chunk in lines:
+        if pending:
+            yield pending
+        pending = (b"\n" if first else b"") + chunk.replace(b"\n", b",\n")
+        first = False
+    if pending:
+        yield pending[:-2] + b"\n"
+    yield b"]\n" if not first else b"\n]\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +22,6 @@ from django.db.models import QuerySet
 from attributes.models import AttributeDefinition
 from contacts.imports.readers import neutralize
 from contacts.models import ContactTag, StripeAccount
-from contacts.serialization import iso
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -35,6 +35,13 @@ FIELDS = (
 _DATETIMES = {"verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at",
               "deleted_at"}  # fmt: skip
 CHUNK = 2000
+
+
+def moment(value: datetime | None) -> str | None:
+    """A timestamp as exports write it: ISO 8601 in UTC, always with microseconds."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _cell(value: Any) -> str:
@@ -138,7 +145,7 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
                 neutralize(avatar),
                 neutralize(company),
                 identity,
-                *(iso(m) or "" for m in moments),
+                *(moment(m) or "" for m in moments),
                 neutralize(", ".join(tags)),
                 *(_cell(attrs.get(k)) for k in keys),
                 stripe_yaml(accounts),
@@ -154,7 +161,7 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
 def _record_dict(row: tuple, tags: list[str], accounts: list, keys: set[str]) -> dict[str, Any]:
     out = {}
     for name, value in zip(FIELDS, row, strict=False):
-        out[name] = iso(value) if name in _DATETIMES else value
+        out[name] = moment(value) if name in _DATETIMES else value
     out["id"] = str(out["id"])
     attrs = row[-1] or {}
     return {

@@ -18,12 +18,17 @@ from django.db.models import QuerySet
 
 from attributes.models import AttributeDefinition
 
-# The formula guard of contacts.imports.readers.neutralize, in SQL.
-_FORMULA = r"'^''*[-=+@\t\r]'"
+# The formula guard of contacts.imports.readers.neutralize, in SQL: the common case is a look
+# at the first character; the regular expression runs only after a leading apostrophe.
+_FORMULA = r"'^''+[-=+@\t\r]'"
+_STARTS = "('=', '+', '-', '@', chr(9), chr(13))"
 
 
 def _neutral(sql: str) -> str:
-    return f"(CASE WHEN {sql} ~ {_FORMULA} THEN '''' || {sql} ELSE {sql} END)"
+    return (
+        f"(CASE WHEN left({sql}, 1) IN {_STARTS} "
+        f"OR (left({sql}, 1) = '''' AND {sql} ~ {_FORMULA}) THEN '''' || {sql} ELSE {sql} END)"
+    )
 
 
 def _text(column: str) -> str:
@@ -32,28 +37,21 @@ def _text(column: str) -> str:
 
 
 def _moment(column: str) -> str:
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"(CASE WHEN {column} IS NULL THEN NULL "
-        f"WHEN date_trunc('second', {column}) = {column} "
-        f"""THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
-        f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END)"""
-    )
+    # Always with microseconds, like contacts.exports.moment.
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 
-def _attribute_cell(key: str) -> str:
-    value = f"(q.attributes -> '{key}')"
-    return (
-        f"(CASE jsonb_typeof({value}) WHEN 'boolean' THEN {value} #>> '{{}}' "
-        f"WHEN 'string' THEN {_text(f'({value} #>> {chr(39)}{{}}{chr(39)})')} "
-        f"WHEN 'number' THEN {_neutral(f'({value} #>> {chr(39)}{{}}{chr(39)})')} END)"
-    )
+def _attributes_lateral(keys: list[str]) -> str:
+    """Each attribute's value as text, read once per row (booleans as true/false)."""
+    if not keys:
+        return ""
+    values = ", ".join(f"q.attributes ->> '{k}' AS a{n}" for n, k in enumerate(keys))
+    return f"CROSS JOIN LATERAL (SELECT {values}) a"
 
 
-TAGS = """
+CSV_RELATED = """
 LEFT JOIN LATERAL (
-    SELECT string_agg(tg.name, ', ' ORDER BY lower(tg.name)) AS csv,
-           json_agg(tg.name ORDER BY lower(tg.name)) AS list
+    SELECT string_agg(tg.name, ', ' ORDER BY lower(tg.name)) AS csv
     FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
     WHERE ct.contact_id = q.id
 ) t ON true
@@ -62,8 +60,18 @@ LEFT JOIN LATERAL (
                '- label: ' || to_json(sa.label)::text
                || E'\\n  stripe_id: ' || to_json(sa.stripe_id)::text
                || E'\\n  stripe_email: ' || to_json(sa.stripe_email)::text,
-               E'\\n' ORDER BY sa.created_at, sa.id) AS yaml,
-           json_agg(json_build_object('label', sa.label, 'stripe_id', sa.stripe_id,
+               E'\\n' ORDER BY sa.created_at, sa.id) AS yaml
+    FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
+) s ON true
+"""
+JSON_RELATED = """
+LEFT JOIN LATERAL (
+    SELECT json_agg(tg.name ORDER BY lower(tg.name)) AS list
+    FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
+    WHERE ct.contact_id = q.id
+) t ON true
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object('label', sa.label, 'stripe_id', sa.stripe_id,
                                       'stripe_email', sa.stripe_email)
                     ORDER BY sa.created_at, sa.id) AS list
     FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
@@ -93,7 +101,7 @@ def _csv_select(keys: list[str]) -> str:
         "q.identity",
         *(_moment(f"q.{c}") for c in MOMENTS),
         _text("t.csv"),
-        *(_attribute_cell(k) for k in keys),
+        *(_text(f"a.a{n}") for n in range(len(keys))),
         "s.yaml",
     ]
     return ",\n".join(columns)
@@ -151,10 +159,15 @@ def pg_export(
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(header)
         yield buffer.getvalue().encode()
-        sql = f"SELECT {_csv_select(keys)} FROM ({source}) q {TAGS} ORDER BY q.created_at, q.id"
+        sql = (
+            f"SELECT {_csv_select(keys)} FROM ({source}) q {CSV_RELATED} "
+            f"{_attributes_lateral(keys)} ORDER BY q.created_at, q.id"
+        )
         yield from _copy(sql, params, "FORMAT csv")
         return
-    sql = f"SELECT {_json_select(keys)} FROM ({source}) q {TAGS} ORDER BY q.created_at, q.id"
+    sql = (
+        f"SELECT {_json_select(keys)} FROM ({source}) q {JSON_RELATED} ORDER BY q.created_at, q.id"
+    )
     # CSV with a quote and delimiter that JSON text never contains: one raw JSON per line.
     lines = _copy(sql, params, "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
     if file_format == "jsonl":

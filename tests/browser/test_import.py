@@ -13,9 +13,12 @@ import io
 import os
 import re
 import threading
+import time
+import traceback
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
+from django.db.backends.signals import connection_created
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import Page, expect
@@ -55,13 +58,54 @@ def _csv_bytes() -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _retry_while_locked(execute, sql, params, many, context):
+    """Run a statement again while SQLite says "database table is locked".
+
+    On SQLite the test database lives in memory in shared-cache mode, and the live server's
+    request threads, the test and the worker thread each open a connection to it. Between
+    connections of one shared cache a conflicting lock fails at once with SQLITE_LOCKED (the
+    busy timeout does not apply), where processes sharing a database file would wait for each
+    other. A statement that failed so did nothing: it is retried until the other side's
+    transaction ends.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return execute(sql, params, many, context)
+        except OperationalError as exc:
+            if "is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _add_retry(connection) -> None:
+    if connection.vendor == "sqlite" and _retry_while_locked not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_retry_while_locked)
+
+
+def _on_connection_created(sender, connection, **kwargs) -> None:
+    _add_retry(connection)
+
+
+@pytest.fixture
+def sqlite_lock_retries(db):
+    """SQLite connections opened meanwhile, in any thread, wait out each other's locks."""
+    connection_created.connect(_on_connection_created)
+    _add_retry(connections["default"])
+    yield
+    connection_created.disconnect(_on_connection_created)
+    wrappers = connections["default"].execute_wrappers
+    if _retry_while_locked in wrappers:
+        wrappers.remove(_retry_while_locked)
+
+
 class TaskWorker:
     """django_tasks_db's worker loop in a daemon thread, started and stopped by the test."""
 
     def __init__(self) -> None:
         self.worker: Worker | None = None
         self.thread: threading.Thread | None = None
-        self.errors: list[BaseException] = []
+        self.errors: list[str] = []
 
     def start(self) -> None:
         assert self.thread is None, "the worker is already running"
@@ -83,8 +127,8 @@ class TaskWorker:
     def _serve(self, worker: Worker) -> None:
         try:
             worker.run()
-        except BaseException as exc:  # reported by the fixture, not lost in the thread
-            self.errors.append(exc)
+        except BaseException:  # reported by the fixture, not lost with the thread
+            self.errors.append(traceback.format_exc())
         finally:
             connections.close_all()
 
@@ -98,11 +142,12 @@ class TaskWorker:
 
 
 @pytest.fixture
-def task_worker(db):
+def task_worker(sqlite_lock_retries):
+    """The background worker; stopped and checked (with its own connections closed) after."""
     worker = TaskWorker()
     yield worker
     worker.stop()
-    assert not worker.errors, f"the task worker crashed: {worker.errors!r}"
+    assert not worker.errors, "the task worker crashed:\n" + "\n".join(worker.errors)
 
 
 @pytest.fixture

@@ -155,7 +155,9 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
         job.processed_rows = 0
         job.created_count = job.updated_count = job.unchanged_count = 0
         job.failed_count = job.skipped_count = 0
-        job.started_at = job.finished_at = job.heartbeat_at = None
+        job.started_at = job.finished_at = None
+        # While queued, the heartbeat says since when: no worker for long is worth a warning.
+        job.heartbeat_at = timezone.now()
         job.run_token = ""
         job.save()
         _enqueue(job)
@@ -163,8 +165,9 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
 
 
 def import_is_stalled(job: ContactImport) -> bool:
-    """A running job whose worker has been silent too long (crashed or stopped)."""
-    if job.status != Status.RUNNING or job.heartbeat_at is None:
+    """A running job whose worker has been silent too long (crashed or stopped), or a queued
+    one that no worker has picked up."""
+    if job.status not in (Status.RUNNING, Status.QUEUED) or job.heartbeat_at is None:
         return False
     age = (timezone.now() - job.heartbeat_at).total_seconds()
     return age > settings.IMPORT_STALE_SECONDS
@@ -186,7 +189,8 @@ def import_resume(*, job: ContactImport) -> ContactImport:
         job.status = Status.QUEUED
         job.run_token = ""
         job.error = ""
-        job.save(update_fields=["status", "run_token", "error"])
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["status", "run_token", "error", "heartbeat_at"])
         _enqueue(job)
     return job
 

@@ -580,7 +580,7 @@ def test_a_stalled_import_can_be_resumed_and_a_finished_one_cannot(
     )
     page = admin_client.get(job_url(job)).content.decode()
     assert "has not reported progress for a while" in page
-    assert "Resume from row 2" in page
+    assert "Resume after the 1 rows done" in page
     action(admin_client, job, "resume")
     job.refresh_from_db()
     assert job.status == ContactImport.Status.QUEUED
@@ -592,6 +592,25 @@ def test_a_stalled_import_can_be_resumed_and_a_finished_one_cannot(
     assert flashes(admin_client.get(response.url).content.decode()) == [
         "Only an interrupted import can be resumed."
     ]
+
+
+def test_a_queued_import_no_worker_picks_up_says_so_and_can_be_queued_again(
+    admin_client, agent, settings
+):
+    job = make_job(agent)
+    import_start(job=job, dry_run=True)
+    stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS + 60)
+    ContactImport.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+
+    page = admin_client.get(job_url(job)).content.decode()
+
+    assert "No background worker has picked this import up yet" in page
+    assert "Queue it again" in page
+    action(admin_client, job, "resume")
+    job.refresh_from_db()
+    assert job.status == ContactImport.Status.QUEUED
+    assert job.heartbeat_at > stale
+    assert "No background worker" not in admin_client.get(job_url(job)).content.decode()
 
 
 # --- Downloads ---------------------------------------------------------------------------------

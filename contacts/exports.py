@@ -74,7 +74,8 @@ def stripe_yaml(accounts: list[dict[str, str]]) -> str:
 
 
 def _chunks(qs: QuerySet, fields: tuple[str, ...]) -> Iterator[list[tuple]]:
-    rows = qs.order_by("created_at", "id").values_list(*fields).iterator(chunk_size=CHUNK)
+    # Id order is creation order (UUIDv7), as on PostgreSQL.
+    rows = qs.order_by("id").values_list(*fields).iterator(chunk_size=CHUNK)
     chunk: list[tuple] = []
     for row in rows:
         chunk.append(row)
@@ -214,14 +215,18 @@ def export_json(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterato
 
 
 def export_stream(
-    qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition]
+    qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition], agent_id: int
 ) -> Iterator[bytes]:
     """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values."""
     if connection.vendor == "postgresql":
         from contacts.exports_pg import pg_export
 
         return pg_export(
-            qs, file_format=file_format, definitions=definitions, header=csv_header(definitions)
+            qs,
+            file_format=file_format,
+            definitions=definitions,
+            header=csv_header(definitions),
+            agent_id=agent_id,
         )
     if file_format == "csv":
         return export_csv(qs, definitions)

@@ -49,34 +49,55 @@ def _attributes_lateral(keys: list[str]) -> str:
     return f"CROSS JOIN LATERAL (SELECT {values}) a"
 
 
-CSV_RELATED = """
+# Tags and Stripe accounts per contact, as CSV text or JSON lists. Two plans for the same
+# result: a small export looks each contact's rows up (an index probe per contact); a large
+# one reads the agent's tag links and Stripe accounts once, grouped by contact in id order,
+# and merges them with the contacts, also in id order (17 s instead of 29 s for 1.75M).
+_TAG_AGGREGATE = {
+    "csv": "string_agg(tg.name, ', ' ORDER BY lower(tg.name))",
+    "json": "json_agg(tg.name ORDER BY lower(tg.name))",
+}
+_STRIPE_AGGREGATE = {
+    "csv": (
+        "string_agg('- label: ' || to_json(sa.label)::text"
+        " || E'\\n  stripe_id: ' || to_json(sa.stripe_id)::text"
+        " || E'\\n  stripe_email: ' || to_json(sa.stripe_email)::text,"
+        " E'\\n' ORDER BY sa.created_at, sa.id)"
+    ),
+    "json": (
+        "json_agg(json_build_object('label', sa.label, 'stripe_id', sa.stripe_id,"
+        " 'stripe_email', sa.stripe_email) ORDER BY sa.created_at, sa.id)"
+    ),
+}
+
+
+def _related(kind: str, *, merge: bool) -> str:
+    tags, stripe = _TAG_AGGREGATE[kind], _STRIPE_AGGREGATE[kind]
+    if not merge:
+        return f"""
 LEFT JOIN LATERAL (
-    SELECT string_agg(tg.name, ', ' ORDER BY lower(tg.name)) AS csv
-    FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
+    SELECT {tags} AS value FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
     WHERE ct.contact_id = q.id
 ) t ON true
 LEFT JOIN LATERAL (
-    SELECT string_agg(
-               '- label: ' || to_json(sa.label)::text
-               || E'\\n  stripe_id: ' || to_json(sa.stripe_id)::text
-               || E'\\n  stripe_email: ' || to_json(sa.stripe_email)::text,
-               E'\\n' ORDER BY sa.created_at, sa.id) AS yaml
-    FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
+    SELECT {stripe} AS value FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
 ) s ON true
 """
-JSON_RELATED = """
-LEFT JOIN LATERAL (
-    SELECT json_agg(tg.name ORDER BY lower(tg.name)) AS list
+    return f"""
+LEFT JOIN (
+    SELECT ct.contact_id, {tags} AS value
     FROM contacts_contacttag ct JOIN contacts_tag tg ON tg.id = ct.tag_id
-    WHERE ct.contact_id = q.id
-) t ON true
-LEFT JOIN LATERAL (
-    SELECT json_agg(json_build_object('label', sa.label, 'stripe_id', sa.stripe_id,
-                                      'stripe_email', sa.stripe_email)
-                    ORDER BY sa.created_at, sa.id) AS list
-    FROM contacts_stripeaccount sa WHERE sa.contact_id = q.id
-) s ON true
+    WHERE tg.agent_id = %s
+    GROUP BY ct.contact_id
+) t ON t.contact_id = q.id
+LEFT JOIN (
+    SELECT sa.contact_id, {stripe} AS value
+    FROM contacts_stripeaccount sa JOIN contacts_contact sc ON sc.id = sa.contact_id
+    WHERE sc.agent_id = %s
+    GROUP BY sa.contact_id
+) s ON s.contact_id = q.id
 """
+
 
 FIELDS = (
     "id", "external_id", "name", "email", "phone", "avatar_url", "company", "identity",
@@ -88,9 +109,9 @@ MOMENTS = ("verified_at", "first_seen_at", "last_seen_at", "created_at", "update
 
 
 def _source(qs: QuerySet) -> tuple[str, tuple]:
-    """The filtered contacts, in export order, as SQL for a FROM clause."""
-    inner = qs.order_by("created_at", "id").values_list(*FIELDS)
-    return inner.query.sql_with_params()
+    """The filtered contacts, in export order (id: creation order, as ids are UUIDv7), as SQL
+    for a FROM clause."""
+    return qs.order_by("id").values_list(*FIELDS).query.sql_with_params()
 
 
 def _csv_select(keys: list[str]) -> str:
@@ -100,9 +121,9 @@ def _csv_select(keys: list[str]) -> str:
         *(_text(f"q.{c}") for c in ("name", "email", "phone", "avatar_url", "company")),
         "q.identity",
         *(_moment(f"q.{c}") for c in MOMENTS),
-        _text("t.csv"),
+        _text("t.value"),
         *(_text(f"a.a{n}") for n in range(len(keys))),
-        "s.yaml",
+        "s.value",
     ]
     return ",\n".join(columns)
 
@@ -121,8 +142,8 @@ def _json_select(keys: list[str]) -> str:
         ("identity", "q.identity"),
         ("verified_at", moments["verified_at"]),
         ("attributes", attributes),
-        ("tags", "coalesce(t.list, '[]'::json)"),
-        ("stripe_accounts", "coalesce(s.list, '[]'::json)"),
+        ("tags", "coalesce(t.value, '[]'::json)"),
+        ("stripe_accounts", "coalesce(s.value, '[]'::json)"),
         *((c, moments[c]) for c in MOMENTS if c != "verified_at"),
     ]
     return "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in pairs) + ")::text"
@@ -147,27 +168,40 @@ def _copy(sql: str, params: tuple, options: str) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+# Above this many contacts (the planner's estimate) the merge plan of `_related` wins.
+MERGE_FROM_ROWS = 20_000
+
+
 def pg_export(
-    qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition], header: list[str]
+    qs: QuerySet,
+    *,
+    file_format: str,
+    definitions: list[AttributeDefinition],
+    header: list[str],
+    agent_id: int,
 ) -> Iterator[bytes]:
+    from contacts.selectors import count_estimate
+
     keys = [d.key for d in definitions]
     for key in keys:  # attribute keys are slugs; checked again because they reach SQL
         if not key.replace("_", "").isalnum() or not key.isascii():
             raise ValueError(f"Unexpected attribute key {key!r}")
     source, params = _source(qs)
+    merge = count_estimate(qs)[0] >= MERGE_FROM_ROWS
+    params = (*params, agent_id, agent_id) if merge else tuple(params)
+    kind = "csv" if file_format == "csv" else "json"
+    select = _csv_select(keys) if kind == "csv" else _json_select(keys)
+    attributes = _attributes_lateral(keys) if kind == "csv" else ""
+    sql = (
+        f"SELECT {select} FROM ({source}) q {_related(kind, merge=merge)} {attributes} "
+        "ORDER BY q.id"
+    )
     if file_format == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(header)
         yield buffer.getvalue().encode()
-        sql = (
-            f"SELECT {_csv_select(keys)} FROM ({source}) q {CSV_RELATED} "
-            f"{_attributes_lateral(keys)} ORDER BY q.created_at, q.id"
-        )
         yield from _copy(sql, params, "FORMAT csv")
         return
-    sql = (
-        f"SELECT {_json_select(keys)} FROM ({source}) q {JSON_RELATED} ORDER BY q.created_at, q.id"
-    )
     # CSV with a quote and delimiter that JSON text never contains: one raw JSON per line.
     lines = _copy(sql, params, "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
     if file_format == "jsonl":

@@ -380,7 +380,7 @@ class ContactExport(APIView):
             definitions = [d for d in definitions if not d.archived]
         qs = filter_contacts(contact_queryset(agent=agent, deleted=None), query, agent=agent)
         response = StreamingHttpResponse(
-            export_stream(qs, file_format=file_format, definitions=definitions),
+            export_stream(qs, file_format=file_format, definitions=definitions, agent_id=agent.pk),
             content_type=EXPORT_FORMATS[file_format][0],
         )
         filename = export_filename(agent, file_format, timezone.now())

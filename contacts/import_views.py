@@ -318,7 +318,7 @@ def contact_export(request: HttpRequest, agent_public_id: str) -> HttpResponse:
             return HttpResponse(error_text(exc), status=400, content_type="text/plain")
         qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
     response = StreamingHttpResponse(
-        export_stream(qs, file_format=file_format, definitions=definitions),
+        export_stream(qs, file_format=file_format, definitions=definitions, agent_id=agent.pk),
         content_type=EXPORT_FORMATS[file_format][0],
     )
     filename = export_filename(agent, file_format, timezone.now())

@@ -1,0 +1,130 @@
+"""Exports: the PostgreSQL COPY writer gives what the Python writer gives, in either plan."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import connection
+
+from attributes.services import attribute_create
+from contacts import exports
+from contacts.actors import Actor
+from contacts.models import Contact
+from contacts.services import contact_create, contact_soft_delete, contact_upsert
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(agent, other_agent):
+    actor = Actor.system("test")
+    attribute_create(agent=agent, key="plan", type="select", options=["Free", "Pro"])
+    attribute_create(agent=agent, key="mrr", type="number")
+    attribute_create(agent=agent, key="beta", type="boolean")
+    attribute_create(agent=agent, key="note", type="text")
+    contact_upsert(
+        agent=agent,
+        actor=actor,
+        external_id="u1",
+        data={
+            "name": '=HYPERLINK("http://evil.test")',
+            "email": "ada@example.com",
+            "phone": "+14155550123",
+            "attributes": {"plan": "Pro", "mrr": -12.5, "beta": True, "note": 'two\nlines, "q"'},
+            "tags": ["vip", "Beta", "-minus"],
+            "stripe_accounts": [
+                {"label": 'Main: "EU"', "stripe_id": "cus_A1", "stripe_email": "b@example.com"},
+                {"label": "", "stripe_id": "cus_A2", "stripe_email": ""},
+            ],
+        },
+    )
+    contact_create(agent=agent, actor=actor, data={"name": "Grace", "attributes": {"beta": False}})
+    gone = contact_create(agent=agent, actor=actor, data={"name": "Gone", "company": "'@x"})
+    contact_soft_delete(contact=gone.contact, actor=actor)
+    contact_create(agent=other_agent, actor=actor, data={"name": "Not ours"})
+    return agent
+
+
+def _python(qs, file_format, definitions) -> bytes:
+    writer = {"csv": exports.export_csv, "json": exports.export_json, "jsonl": exports.export_jsonl}
+    return b"".join(writer[file_format](qs, definitions))
+
+
+def _exported(agent, file_format, *, deleted=None) -> bytes:
+    from attributes.selectors import attribute_definitions
+
+    qs = Contact.objects.filter(agent=agent)
+    if deleted is not None:
+        qs = qs.filter(deleted_at__isnull=not deleted)
+    definitions = attribute_definitions(agent=agent)
+    return b"".join(
+        exports.export_stream(
+            qs, file_format=file_format, definitions=definitions, agent_id=agent.pk
+        )
+    )
+
+
+def _python_export(agent, file_format) -> bytes:
+    from attributes.selectors import attribute_definitions
+
+    qs = Contact.objects.filter(agent=agent)
+    return _python(qs, file_format, attribute_definitions(agent=agent))
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json", "jsonl"])
+@pytest.mark.parametrize("merge_from_rows", [0, 10**9])
+def test_the_database_writer_matches_the_python_writer_in_both_plans(
+    people, file_format, merge_from_rows, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY TO STDOUT exports exist on PostgreSQL only")
+    from contacts import exports_pg
+
+    monkeypatch.setattr(exports_pg, "MERGE_FROM_ROWS", merge_from_rows)
+
+    database = _exported(people, file_format)
+    python = _python_export(people, file_format)
+
+    if file_format == "csv":
+        assert list(csv.reader(io.StringIO(database.decode()))) == list(
+            csv.reader(io.StringIO(python.decode()))
+        )
+        assert database == python
+    elif file_format == "json":
+        assert json.loads(database) == json.loads(python)
+    else:
+        assert [json.loads(x) for x in database.splitlines()] == [
+            json.loads(x) for x in python.splitlines()
+        ]
+
+
+def test_a_csv_export_writes_every_value_as_the_importer_reads_it(people):
+    rows = list(csv.DictReader(io.StringIO(_exported(people, "csv", deleted=False).decode())))
+
+    assert [r["name"] for r in rows] == ['\'=HYPERLINK("http://evil.test")', "Grace"]
+    ada, grace = rows
+    assert ada["phone"] == "'+14155550123"
+    assert ada["tags"] == "'-minus, Beta, vip"
+    assert (ada["plan"], ada["mrr"], ada["beta"], ada["note"]) == (
+        "Pro",
+        "'-12.5",
+        "true",
+        'two\nlines, "q"',
+    )
+    assert ada["stripe_accounts"] == (
+        '- label: "Main: \\"EU\\""\n  stripe_id: "cus_A1"\n  stripe_email: "b@example.com"\n'
+        '- label: ""\n  stripe_id: "cus_A2"\n  stripe_email: ""'
+    )
+    assert grace["beta"] == "false"
+    assert grace["tags"] == grace["stripe_accounts"] == grace["email"] == ""
+    assert ada["created_at"].endswith("Z")
+    assert "Not ours" not in _exported(people, "csv").decode()
+
+
+def test_an_empty_json_export_is_an_empty_array(agent):
+    assert json.loads(_exported(agent, "json")) == []
+    assert _exported(agent, "jsonl") == b""
+    assert _exported(agent, "csv").decode().splitlines()[0].startswith("id,external_id,name")

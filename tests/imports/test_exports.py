@@ -128,3 +128,31 @@ def test_an_empty_json_export_is_an_empty_array(agent):
     assert json.loads(_exported(agent, "json")) == []
     assert _exported(agent, "jsonl") == b""
     assert _exported(agent, "csv").decode().splitlines()[0].startswith("id,external_id,name")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("file_format", ["csv", "json", "jsonl"])
+def test_a_large_export_made_in_two_halves_at_once_is_the_same_export(
+    people, file_format, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY TO STDOUT exports exist on PostgreSQL only")
+    from contacts import exports_pg
+
+    serial = _exported(people, file_format)
+    monkeypatch.setattr(exports_pg, "PARALLEL_FROM_ROWS", 0)
+    spooled = []
+    original = exports_pg._SpoolThread.run
+
+    def run(thread):
+        original(thread)
+        spooled.append(thread.spool.tell())
+
+    monkeypatch.setattr(exports_pg._SpoolThread, "run", run)
+    halves = _exported(people, file_format)
+
+    assert len(spooled) == 1
+    assert spooled[0] > 0  # the second half came through the thread
+
+    assert halves == serial
+    assert serial.count(b"Grace") == 1

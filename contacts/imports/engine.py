@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -68,6 +70,59 @@ class _DryRunRollback(Exception):
 class Outcome:
     action: str  # created, updated, unchanged, error, skipped
     problems: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    rows: list[PreparedRow]
+    writable: list[PreparedRow]  # the rows left for the writer
+    cleaned: Any  # what the writer's clean() made of them (in the reading thread)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[Any], *, depth: int) -> Iterator[Any]:
+    """`items`, produced by a thread up to `depth` ahead; its exceptions are raised here."""
+    queue_: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue_.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue_.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 @dataclass
@@ -126,7 +181,10 @@ class ServiceWriter:
         self.definitions = definitions
         self.converter = converter
 
-    def write(self, rows: list[PreparedRow]) -> list[Outcome]:
+    def clean(self, rows: list[PreparedRow]) -> None:
+        """The services clean each row themselves."""
+
+    def write(self, rows: list[PreparedRow], cleaned: Any = None) -> list[Outcome]:
         outcomes = []
         for prepared in rows:
             try:
@@ -349,22 +407,35 @@ class _Run:
         )
         if job.dry_run:
             self._open_report()
-        start = job.processed_rows
-        size = settings.IMPORT_BATCH_ROWS
-        batch: list[PreparedRow] = []
         try:
-            for index, source in enumerate(self._rows(), start=1):
-                if index <= start:
-                    continue
-                batch.append(self.prepare(index, source))
-                if len(batch) >= size:
-                    self.flush(batch)
-                    batch = []
-            if batch:
+            # Reading, converting and cleaning the next batch (Python) overlaps with writing
+            # this one (the database): the two use the machine's two cores.
+            for batch in prefetched(self._batches(), depth=2):
                 self.flush(batch)
         finally:
             self._close_report()
         self.finish()
+
+    def _batches(self) -> Iterator[Batch]:
+        """The rows after the last saved one, prepared and cleaned, a batch at a time.
+
+        Runs in the reading thread: no database access here."""
+        start = self.job.processed_rows
+        size = settings.IMPORT_BATCH_ROWS
+        rows: list[PreparedRow] = []
+        for index, source in enumerate(self._rows(), start=1):
+            if index <= start:
+                continue
+            rows.append(self.prepare(index, source))
+            if len(rows) >= size:
+                yield self._batch(rows)
+                rows = []
+        if rows:
+            yield self._batch(rows)
+
+    def _batch(self, rows: list[PreparedRow]) -> Batch:
+        writable = [p for p in rows if p.outcome is None]
+        return Batch(rows, writable, self.writer.clean(writable))
 
     def prepare(self, index: int, source: SourceRow) -> PreparedRow:
         if source.error:
@@ -384,26 +455,26 @@ class _Run:
             )
         return PreparedRow(index, source, row)
 
-    def flush(self, batch: list[PreparedRow]) -> None:
-        writable = [p for p in batch if p.outcome is None]
+    def flush(self, batch: Batch) -> None:
+        writable = batch.writable
         if self.job.dry_run:
             try:
                 with transaction.atomic():
-                    outcomes = self.writer.write(writable)
+                    outcomes = self.writer.write(writable, batch.cleaned)
                     raise _DryRunRollback
             except _DryRunRollback:
                 pass
             for prepared, outcome in zip(writable, outcomes, strict=True):
                 prepared.outcome = outcome
             with transaction.atomic():
-                self._record(batch)
-            self._write_report(batch)
+                self._record(batch.rows)
+            self._write_report(batch.rows)
             return
         with transaction.atomic():
-            outcomes = self.writer.write(writable)
+            outcomes = self.writer.write(writable, batch.cleaned)
             for prepared, outcome in zip(writable, outcomes, strict=True):
                 prepared.outcome = outcome
-            self._record(batch)
+            self._record(batch.rows)
 
     def _record(self, batch: list[PreparedRow]) -> None:
         """Counters, issues and progress of a batch, in the batch's transaction."""

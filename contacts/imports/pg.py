@@ -302,7 +302,8 @@ class CopyWriter:
 
     # -- cleaning (Python) ------------------------------------------------------------------
 
-    def _clean(self, rows: list[PreparedRow]) -> tuple[list[Outcome | None], list[tuple]]:
+    def clean(self, rows: list[PreparedRow]) -> tuple[list[Outcome | None], list[tuple]]:
+        """Validate and normalize every row in Python (the reading thread calls this)."""
         outcomes: list[Outcome | None] = [None] * len(rows)
         staged: list[tuple] = []
         region = self.agent.default_phone_region
@@ -341,10 +342,10 @@ class CopyWriter:
 
     # -- writing (SQL) ------------------------------------------------------------------------
 
-    def write(self, rows: list[PreparedRow]) -> list[Outcome]:
+    def write(self, rows: list[PreparedRow], cleaned: Any = None) -> list[Outcome]:
         if not rows:
             return []
-        cleaned, staged = self._clean(rows)
+        cleaned, staged = cleaned if cleaned is not None else self.clean(rows)
         outcomes = list(cleaned)
         if staged:
             try:

@@ -181,9 +181,10 @@ def _ensure_schema(ctx) -> None:
 
 
 def run(ctx, *, repeat: int, log, rows: int | None = None) -> list[Row]:
-    rows = rows or min(ctx.contacts, 1_000_000)
     _ensure_schema(ctx)
     _forget_imported(ctx)
+    ctx.contacts = ctx.agent.contacts.count()
+    rows = rows or min(ctx.contacts, 1_000_000)
     log(f"generating a {rows:,}-row CSV")
     path = generate(rows)
     log(f"COPY floors for {path.stat().st_size / 1e6:.0f} MB")

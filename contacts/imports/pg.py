@@ -22,6 +22,7 @@ the services, so one bad row can never fail its neighbours.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -230,7 +231,7 @@ WHERE s.contact_id IS NOT NULL
 ORDER BY lower(t), t
 ON CONFLICT DO NOTHING
 """
-# The tags each contact gains, with its tag names before (the statement's snapshot).
+# The tags each contact gains.
 TAGS_LINK = f"""
 WITH wanted AS (
     SELECT DISTINCT s.contact_id, tg.id AS tag_id
@@ -242,11 +243,13 @@ WITH wanted AS (
     ON CONFLICT DO NOTHING
     RETURNING contact_id, tag_id
 )
-SELECT i.contact_id, array_agg(tg.name),
-    (SELECT coalesce(array_agg(bt.name), '{{}}') FROM contacts_contacttag bc
-     JOIN contacts_tag bt ON bt.id = bc.tag_id WHERE bc.contact_id = i.contact_id)
+SELECT i.contact_id, array_agg(tg.name)
 FROM ins i JOIN contacts_tag tg ON tg.id = i.tag_id
 GROUP BY i.contact_id
+"""
+TAG_NAMES = """
+SELECT ct.contact_id, array_agg(tg.name) FROM contacts_contacttag ct
+JOIN contacts_tag tg ON tg.id = ct.tag_id WHERE ct.contact_id = ANY(%s) GROUP BY ct.contact_id
 """
 STRIPE_ACCOUNTS = """
 SELECT contact_id, label, stripe_id, stripe_email FROM contacts_stripeaccount
@@ -277,6 +280,45 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _escape(text: str) -> str:
+    """A value for COPY's text format (backslash, tab, newline and CR are special)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def _field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return _escape(value)
+    if isinstance(value, list):  # text[]: an array literal, then escaped for COPY
+        items = ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in value)
+        return _escape("{" + items + "}")
+    return str(value)
+
+
+def copy_line(row: tuple) -> str:
+    return "\t".join(map(_field, row)) + "\n"
+
+
+@dataclass
+class Cleaned:
+    """A batch as the reading thread leaves it: outcomes of rows that failed cleaning, the
+    staging rows, their COPY text, and the audit line of each row should it create its
+    contact (all but the timestamp)."""
+
+    outcomes: list[Outcome | None]
+    staged: list[tuple]
+    stage_copy: bytes
+    created_audit: dict[int, str] = field(default_factory=dict)
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -302,10 +344,16 @@ class CopyWriter:
 
     # -- cleaning (Python) ------------------------------------------------------------------
 
-    def clean(self, rows: list[PreparedRow]) -> tuple[list[Outcome | None], list[tuple]]:
+    def clean(self, rows: list[PreparedRow]) -> Cleaned:
         """Validate and normalize every row in Python (the reading thread calls this)."""
         outcomes: list[Outcome | None] = [None] * len(rows)
         staged: list[tuple] = []
+        lines: list[str] = []
+        created_audit: dict[int, str] = {}
+        audit_head = f"{self.agent.pk}\t"
+        audit_tail = (
+            f"\tcreated\t{self.actor.channel.value}\t{_escape(self.actor.label[:255])}\t\\N\t"
+        )
         region = self.agent.default_phone_region
         for pos, prepared in enumerate(rows):
             try:
@@ -322,47 +370,52 @@ class CopyWriter:
                 continue
             core = clean.core
             attributes = {k: v for k, v in clean.attributes.items() if v is not None}
-            staged.append(
-                (
-                    pos,
-                    prepared.row.match_id,
-                    clean.external_id,
-                    core.get("name") or None,
-                    core.get("email") or None,
-                    core.get("phone") or None,
-                    core.get("avatar_url") or None,
-                    core.get("company") or None,
-                    _json(attributes) if attributes else None,
-                    clean.tags or None,
-                    _json(clean.stripe_accounts) if clean.stripe_accounts else None,
-                    uuid7(),
-                )
+            row = (
+                pos,
+                prepared.row.match_id,
+                clean.external_id,
+                core.get("name") or None,
+                core.get("email") or None,
+                core.get("phone") or None,
+                core.get("avatar_url") or None,
+                core.get("company") or None,
+                _json(attributes) if attributes else None,
+                clean.tags or None,
+                _json(clean.stripe_accounts) if clean.stripe_accounts else None,
+                uuid7(),
             )
-        return outcomes, staged
+            staged.append(row)
+            lines.append(copy_line(row))
+            changes = self._created_changes(row, attributes, clean.tags, clean.stripe_accounts)
+            created_audit[pos] = (
+                audit_head + str(row[-1]) + audit_tail + _escape(orjson.dumps(changes).decode())
+            )
+        return Cleaned(outcomes, staged, "".join(lines).encode(), created_audit)
 
     # -- writing (SQL) ------------------------------------------------------------------------
 
     def write(self, rows: list[PreparedRow], cleaned: Any = None) -> list[Outcome]:
         if not rows:
             return []
-        cleaned, staged = cleaned if cleaned is not None else self.clean(rows)
-        outcomes = list(cleaned)
-        if staged:
+        cleaned = cleaned if cleaned is not None else self.clean(rows)
+        outcomes = list(cleaned.outcomes)
+        if cleaned.staged:
             try:
                 with transaction.atomic():
-                    self._write_staged(staged, outcomes, rows)
+                    self._write_staged(cleaned, outcomes, rows)
             except DatabaseError:
                 logger.warning("Import batch fell back to row-by-row writes", exc_info=True)
-                outcomes = list(cleaned)
-                todo = [i for i, o in enumerate(cleaned) if o is None]
+                outcomes = list(cleaned.outcomes)
+                todo = [i for i, o in enumerate(cleaned.outcomes) if o is None]
                 redone = self.fallback.write([rows[i] for i in todo])
                 for i, outcome in zip(todo, redone, strict=True):
                     outcomes[i] = outcome
         return [o or Outcome("unchanged") for o in outcomes]
 
     def _write_staged(
-        self, staged: list[tuple], outcomes: list[Outcome | None], rows: list[PreparedRow]
+        self, cleaned: Cleaned, outcomes: list[Outcome | None], rows: list[PreparedRow]
     ) -> None:
+        staged = cleaned.staged
         now = timezone.now()
         params = {"agent": self.agent.pk, "now": now}
         changes: dict[Any, dict[str, Any]] = {}  # contact id -> audit changes
@@ -371,12 +424,18 @@ class CopyWriter:
         staged_at = {row[0]: row for row in staged}
         with connection.cursor() as cursor:
             raw = cursor.cursor
-            raw.execute(CREATE_STAGE)
-            raw.execute(f"TRUNCATE {STAGE}")
+            # The staging table lives as long as the connection (a dry run's rollback takes
+            # it away); its statistics from the first batch serve the following ones.
+            raw.execute(f"SELECT to_regclass('pg_temp.{STAGE}') IS NULL")
+            fresh = raw.fetchone()[0]
+            if fresh:
+                raw.execute(CREATE_STAGE)
+            else:
+                raw.execute(f"TRUNCATE {STAGE}")
             with raw.copy(COPY_STAGE) as copy:
-                for row in staged:
-                    copy.write_row(row)
-            raw.execute(f"ANALYZE {STAGE}")
+                copy.write(cleaned.stage_copy)
+            if fresh:
+                raw.execute(f"ANALYZE {STAGE}")
             raw.execute(MATCH_ID, params)
             raw.execute(ID_CONFLICTS, params)
             conflicts = raw.fetchall()
@@ -433,11 +492,12 @@ class CopyWriter:
             raw.execute(
                 f"SELECT contact_id, pos, new_id, matched FROM {STAGE} WHERE contact_id IS NOT NULL"
             )
+            created: set[Any] = set()
             for contact_id, pos, _new_id, matched in raw.fetchall():
                 pos_of[contact_id] = pos
                 if matched == "new":
                     actions[contact_id] = "created"
-                    changes[contact_id] = self._created_changes(staged_at[pos])
+                    created.add(contact_id)
 
             raw.execute(UPDATE_MATCHED, params)
             for contact_id, _pos, change in raw.fetchall():
@@ -446,20 +506,31 @@ class CopyWriter:
                 actions[contact_id] = "restored" if set(change) == {"deleted_at"} else "updated"
                 changes[contact_id] = change
 
-            raw.execute(f"SELECT 1 FROM {STAGE} WHERE tags IS NOT NULL LIMIT 1")
-            if raw.fetchone() is not None:
+            tagged = [c for c, pos in pos_of.items() if staged_at[pos][9]]
+            if tagged:
+                # New contacts' tag changes are in their audit line already; the others'
+                # need the names they had.
+                before: dict[Any, list[str]] = {}
+                known = [c for c in tagged if c not in created]
+                if known:
+                    raw.execute(TAG_NAMES, (known,))
+                    before = dict(raw.fetchall())
                 raw.execute(TAGS_CREATE, params)
                 raw.execute(TAGS_LINK, params)
-                for contact_id, added, before in raw.fetchall():
-                    after = sorted({*before, *added}, key=str.casefold)
+                for contact_id, added in raw.fetchall():
+                    if contact_id in created:
+                        continue
+                    had = before.get(contact_id, [])
                     entry = changes.setdefault(contact_id, {})
-                    entry["tags"] = [sorted(before, key=str.casefold), after]
+                    entry["tags"] = [
+                        sorted(had, key=str.casefold),
+                        sorted({*had, *added}, key=str.casefold),
+                    ]
                     actions.setdefault(contact_id, "updated")
 
-            raw.execute(f"SELECT contact_id FROM {STAGE} WHERE stripe IS NOT NULL")
-            stripe_ids = [r[0] for r in raw.fetchall()]
+            stripe_ids = [c for c, pos in pos_of.items() if staged_at[pos][10]]
             if stripe_ids:
-                self._stripe(raw, params, stripe_ids, changes, actions)
+                self._stripe(raw, params, stripe_ids, changes, actions, created)
 
             # Contacts whose only change was a new tag or Stripe account.
             touched = [
@@ -472,25 +543,32 @@ class CopyWriter:
                     "UPDATE contacts_contact SET updated_at = %s WHERE id = ANY(%s)",
                     (now, touched),
                 )
-            self._audit(raw, actions, changes, now)
+            self._audit(raw, actions, changes, now, cleaned, pos_of)
         for contact_id, action in actions.items():
             pos = pos_of[contact_id]
             outcomes[pos] = Outcome("created" if action == "created" else "updated")
 
-    def _created_changes(self, row: tuple) -> dict[str, Any]:
-        (_pos, _gid, external_id, name, email, phone, avatar, company, attrs, _t, _s, _n) = row
+    def _created_changes(
+        self, row: tuple, attributes: dict, tags: list[str] | None, accounts: list | None
+    ) -> dict[str, Any]:
+        """The audit changes of a contact this row creates, as `contact_create` records them."""
+        (_pos, _gid, external_id, name, email, phone, avatar, company, *_rest) = row
         changes: dict[str, Any] = {}
-        for field, value in zip(CORE, (name, email, phone, avatar, company), strict=True):
+        for name_, value in zip(CORE, (name, email, phone, avatar, company), strict=True):
             if value:
-                changes[field] = [None, value]
+                changes[name_] = [None, value]
         if external_id:
             changes["external_id"] = [None, external_id]
-        for key, value in (orjson.loads(attrs) if attrs else {}).items():
+        for key, value in attributes.items():
             changes[f"attributes.{key}"] = [None, value]
         changes["identity"] = [None, "verified"]
+        if tags:
+            changes["tags"] = [[], sorted(tags, key=str.casefold)]
+        if accounts:
+            changes["stripe_accounts"] = [[], accounts]
         return changes
 
-    def _stripe(self, raw, params, contact_ids, changes, actions) -> None:
+    def _stripe(self, raw, params, contact_ids, changes, actions, created) -> None:
         raw.execute(STRIPE_ACCOUNTS, {"ids": contact_ids})
         before: dict[Any, list] = {}
         for contact_id, label, stripe_id, email in raw.fetchall():
@@ -508,25 +586,26 @@ class CopyWriter:
                 {"label": label, "stripe_id": stripe_id, "stripe_email": email}
             )
         for contact_id in changed:
+            if contact_id in created:
+                continue  # in its audit line already
             entry = changes.setdefault(contact_id, {})
             entry["stripe_accounts"] = [before.get(contact_id, []), after.get(contact_id, [])]
             actions.setdefault(contact_id, "updated")
 
-    def _audit(self, raw, actions, changes, now) -> None:
+    def _audit(self, raw, actions, changes, now, cleaned: Cleaned, pos_of) -> None:
         if not actions:
             return
-        label = self.actor.label[:255]
+        moment = _escape(now.isoformat())
+        label = _escape(self.actor.label[:255])
+        lines = []
+        for contact_id, action in actions.items():
+            if action == "created":
+                lines.append(f"{cleaned.created_audit[pos_of[contact_id]]}\t{moment}\n")
+                continue
+            change = _escape(orjson.dumps(changes.get(contact_id, {}), default=_iso).decode())
+            lines.append(
+                f"{self.agent.pk}\t{contact_id}\t{action}\t{self.actor.channel.value}\t"
+                f"{label}\t\\N\t{change}\t{moment}\n"
+            )
         with raw.copy(COPY_AUDIT) as copy:
-            for contact_id, action in actions.items():
-                copy.write_row(
-                    (
-                        self.agent.pk,
-                        contact_id,
-                        action,
-                        self.actor.channel.value,
-                        label,
-                        None,
-                        orjson.dumps(changes.get(contact_id, {}), default=_iso).decode(),
-                        now,
-                    )
-                )
+            copy.write("".join(lines).encode())

@@ -449,3 +449,26 @@ def test_the_import_actor_is_recorded_on_updates(run_import, agent, schema):
     event = AuditEvent.objects.filter(action="updated").get()
     assert event.channel == "import"
     assert event.changes == {"attributes.plan": ["Free", "Pro"]}
+
+
+def test_values_with_tabs_backslashes_quotes_and_newlines_are_stored_as_written(
+    run_import, agent, schema
+):
+    item = {
+        "external_id": "odd\\one",
+        "name": 'O\'Brien "Bob"',
+        "company": "Tabs\tand \\ backslashes",
+        "tags": ['say "hi"', "back\\slash", "{braces}"],
+        "attributes": {"tier": "line one\nline two\r\nend \\N"},
+    }
+    job = run_import(json.dumps([item]), name="odd.json")
+
+    assert counts(job)["created"] == 1, job.issues.first() and job.issues.first().message
+    odd = contact(agent, external_id="odd\\one")
+    assert odd.name == 'O\'Brien "Bob"'
+    assert odd.company == "Tabs\tand \\ backslashes"
+    assert tags_of(odd) == sorted(['say "hi"', "back\\slash", "{braces}"])
+    assert odd.attributes == {"tier": "line one\nline two\r\nend \\N"}
+    event = AuditEvent.objects.get(contact_id=odd.pk)
+    assert event.changes["company"] == [None, "Tabs\tand \\ backslashes"]
+    assert event.changes["attributes.tier"] == [None, "line one\nline two\r\nend \\N"]

@@ -424,6 +424,10 @@ class CopyWriter:
         staged_at = {row[0]: row for row in staged}
         with connection.cursor() as cursor:
             raw = cursor.cursor
+            # A batch's commit need not wait for its WAL to reach the disk: should the server
+            # crash, the batch and the job's progress (same transaction) are lost together,
+            # and a resumed run writes the batch again.
+            raw.execute("SET LOCAL synchronous_commit TO OFF")
             # The staging table lives as long as the connection (a dry run's rollback takes
             # it away); its statistics from the first batch serve the following ones.
             raw.execute(f"SELECT to_regclass('pg_temp.{STAGE}') IS NULL")

@@ -159,7 +159,7 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
     yield buffer.getvalue().encode()
 
 
-def _record_dict(row: tuple, tags: list[str], accounts: list, keys: set[str]) -> dict[str, Any]:
+def _record_dict(row: tuple, tags: list[str], accounts: list, hidden: set[str]) -> dict[str, Any]:
     out = {}
     for name, value in zip(FIELDS, row, strict=False):
         out[name] = moment(value) if name in _DATETIMES else value
@@ -175,7 +175,7 @@ def _record_dict(row: tuple, tags: list[str], accounts: list, keys: set[str]) ->
         "company": out["company"],
         "identity": out["identity"],
         "verified_at": out["verified_at"],
-        "attributes": {k: v for k, v in attrs.items() if k in keys},
+        "attributes": {k: v for k, v in attrs.items() if k not in hidden},
         "tags": tags,
         "stripe_accounts": accounts,
         "first_seen_at": out["first_seen_at"],
@@ -186,11 +186,10 @@ def _record_dict(row: tuple, tags: list[str], accounts: list, keys: set[str]) ->
     }
 
 
-def export_jsonl(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
-    keys = {d.key for d in definitions}
+def export_jsonl(qs: QuerySet, hidden: set[str]) -> Iterator[bytes]:
     parts: list[bytes] = []
     for row, tags, accounts in export_records(qs):
-        parts.append(orjson.dumps(_record_dict(row, tags, accounts, keys)))
+        parts.append(orjson.dumps(_record_dict(row, tags, accounts, hidden)))
         if len(parts) >= 500:
             yield b"\n".join(parts) + b"\n"
             parts = []
@@ -198,13 +197,12 @@ def export_jsonl(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterat
         yield b"\n".join(parts) + b"\n"
 
 
-def export_json(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
-    keys = {d.key for d in definitions}
+def export_json(qs: QuerySet, hidden: set[str]) -> Iterator[bytes]:
     yield b"["
     first = True
     parts: list[bytes] = []
     for row, tags, accounts in export_records(qs):
-        parts.append(orjson.dumps(_record_dict(row, tags, accounts, keys)))
+        parts.append(orjson.dumps(_record_dict(row, tags, accounts, hidden)))
         if len(parts) >= 500:
             yield (b"\n" if first else b",\n") + b",\n".join(parts)
             first = False
@@ -217,7 +215,13 @@ def export_json(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterato
 def export_stream(
     qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition], agent_id: int
 ) -> Iterator[bytes]:
-    """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values."""
+    """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values;
+    the values of the agent's other (archived) attributes are left out."""
+    shown = {d.key for d in definitions}
+    hidden = sorted(
+        set(AttributeDefinition.objects.filter(agent_id=agent_id).values_list("key", flat=True))
+        - shown
+    )
     if connection.vendor == "postgresql":
         from contacts.exports_pg import pg_export
 
@@ -226,13 +230,14 @@ def export_stream(
             file_format=file_format,
             definitions=definitions,
             header=csv_header(definitions),
+            hidden=hidden,
             agent_id=agent_id,
         )
     if file_format == "csv":
         return export_csv(qs, definitions)
     if file_format == "json":
-        return export_json(qs, definitions)
-    return export_jsonl(qs, definitions)
+        return export_json(qs, set(hidden))
+    return export_jsonl(qs, set(hidden))
 
 
 def export_filename(agent, file_format: str, now) -> str:

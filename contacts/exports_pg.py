@@ -153,12 +153,13 @@ def _csv_select(keys: list[str]) -> str:
     return ",\n".join(columns)
 
 
-def _json_select(keys: list[str]) -> str:
+def _json_select(hidden: list[str]) -> str:
     moments = {c: _moment(f"q.{c}") for c in MOMENTS}
+    # Values of attributes not shown (archived) are taken out; jsonb's minus is cheap.
     attributes = (
-        "coalesce((SELECT json_object_agg(e.key, e.value) FROM jsonb_each(q.attributes) e "
-        f"WHERE e.key = ANY(ARRAY[{', '.join(repr(k) for k in keys) or 'NULL'}]::text[])), "
-        "'{}'::json)"
+        f"(q.attributes - ARRAY[{', '.join(repr(k) for k in hidden)}]::text[])"
+        if hidden
+        else "q.attributes"
     )
     pairs = [
         ("id", "q.id"),
@@ -201,10 +202,13 @@ def _copy(sql: str, params: list, options: str, *, cursor=None) -> Iterator[byte
 
 
 class _Export:
-    def __init__(self, qs: QuerySet, *, kind: str, keys: list[str], agent_id: int) -> None:
+    def __init__(
+        self, qs: QuerySet, *, kind: str, keys: list[str], hidden: list[str], agent_id: int
+    ) -> None:
         self.qs = qs
         self.kind = kind
         self.keys = keys
+        self.hidden = hidden
         self.agent_id = agent_id
         self.source, self.source_params = _source(qs)
         self.options = (
@@ -215,7 +219,7 @@ class _Export:
         )
 
     def query(self, *, merge: bool, lo: Any = None, hi: Any = None) -> _Sql:
-        select = _csv_select(self.keys) if self.kind == "csv" else _json_select(self.keys)
+        select = _csv_select(self.keys) if self.kind == "csv" else _json_select(self.hidden)
         sql = _Sql().add(f"SELECT {select} FROM ({self.source}) q", *self.source_params)
         _related(sql, self.kind, merge=merge, agent_id=self.agent_id, lo=lo, hi=hi)
         if self.kind == "csv":
@@ -311,14 +315,15 @@ def pg_export(
     file_format: str,
     definitions: list[AttributeDefinition],
     header: list[str],
+    hidden: list[str],
     agent_id: int,
 ) -> Iterator[bytes]:
     keys = [d.key for d in definitions]
-    for key in keys:  # attribute keys are slugs; checked again because they reach SQL
+    for key in (*keys, *hidden):  # attribute keys are slugs; checked again as they reach SQL
         if not key.replace("_", "").isalnum() or not key.isascii():
             raise ValueError(f"Unexpected attribute key {key!r}")
     kind = "csv" if file_format == "csv" else "json"
-    lines = _Export(qs, kind=kind, keys=keys, agent_id=agent_id).stream()
+    lines = _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()
     if file_format == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(header)

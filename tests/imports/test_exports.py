@@ -9,7 +9,7 @@ import json
 import pytest
 from django.db import connection
 
-from attributes.services import attribute_create
+from attributes.services import attribute_create, attribute_set_archived
 from contacts import exports
 from contacts.actors import Actor
 from contacts.models import Contact
@@ -25,6 +25,7 @@ def people(agent, other_agent):
     attribute_create(agent=agent, key="mrr", type="number")
     attribute_create(agent=agent, key="beta", type="boolean")
     attribute_create(agent=agent, key="note", type="text")
+    old = attribute_create(agent=agent, key="old_score", type="number")
     contact_upsert(
         agent=agent,
         actor=actor,
@@ -33,7 +34,13 @@ def people(agent, other_agent):
             "name": '=HYPERLINK("http://evil.test")',
             "email": "ada@example.com",
             "phone": "+14155550123",
-            "attributes": {"plan": "Pro", "mrr": -12.5, "beta": True, "note": 'two\nlines, "q"'},
+            "attributes": {
+                "plan": "Pro",
+                "mrr": -12.5,
+                "beta": True,
+                "note": 'two\nlines, "q"',
+                "old_score": 7,
+            },
             "tags": ["vip", "Beta", "-minus"],
             "stripe_accounts": [
                 {"label": 'Main: "EU"', "stripe_id": "cus_A1", "stripe_email": "b@example.com"},
@@ -45,12 +52,15 @@ def people(agent, other_agent):
     gone = contact_create(agent=agent, actor=actor, data={"name": "Gone", "company": "'@x"})
     contact_soft_delete(contact=gone.contact, actor=actor)
     contact_create(agent=other_agent, actor=actor, data={"name": "Not ours"})
+    attribute_set_archived(definition=old, archived=True)
     return agent
 
 
 def _python(qs, file_format, definitions) -> bytes:
-    writer = {"csv": exports.export_csv, "json": exports.export_json, "jsonl": exports.export_jsonl}
-    return b"".join(writer[file_format](qs, definitions))
+    if file_format == "csv":
+        return b"".join(exports.export_csv(qs, definitions))
+    writer = exports.export_json if file_format == "json" else exports.export_jsonl
+    return b"".join(writer(qs, {"old_score"}))
 
 
 def _exported(agent, file_format, *, deleted=None) -> bytes:
@@ -122,6 +132,17 @@ def test_a_csv_export_writes_every_value_as_the_importer_reads_it(people):
     assert grace["tags"] == grace["stripe_accounts"] == grace["email"] == ""
     assert ada["created_at"].endswith("Z")
     assert "Not ours" not in _exported(people, "csv").decode()
+
+
+def test_archived_attributes_are_left_out_of_every_format(people):
+    assert "old_score" not in _exported(people, "csv").decode()
+    for line in _exported(people, "jsonl").splitlines():
+        assert "old_score" not in json.loads(line)["attributes"]
+    assert [c["attributes"].get("plan") for c in json.loads(_exported(people, "json"))] == [
+        "Pro",
+        None,
+        None,
+    ]
 
 
 def test_an_empty_json_export_is_an_empty_array(agent):

@@ -373,7 +373,7 @@ class _Run:
                 for key in source.values:
                     if key not in known:
                         unmapped[key] = None
-            key = dedupe_key(self.converter.convert(source.values))
+            key = self.converter.key_of(source.values)
             if key is None:
                 continue
             digest = hash(key)

@@ -284,6 +284,33 @@ class RowConverter:
             return self.by_target.get("name") or self.by_target.get("first_name", "")
         return self.by_target.get(field_name, "")
 
+    def key_of(self, values: Mapping[str, Any]) -> str | None:
+        """`dedupe_key(self.convert(values))` for a row that converts cleanly, read straight
+        from the key columns (the scan pass calls this for every row of the file)."""
+        by_target = self.by_target
+        column = by_target.get("id")
+        if column is not None:
+            value = values.get(column)
+            if not _blank(value):
+                try:
+                    return f"i:{uuid.UUID(str(value).strip())}"
+                except ValueError:
+                    pass  # the row is an error: its key does not matter
+        for target, prefix in (("external_id", "e:"), ("email", "m:")):
+            column = by_target.get(target)
+            if column is not None:
+                value = values.get(column)
+                if not _blank(value):
+                    text = (value if isinstance(value, str) else _cell_text(value)).strip()
+                    return prefix + (text.lower() if prefix == "m:" else text)
+        column = by_target.get("phone")
+        if column is not None:
+            value = values.get(column)
+            if not _blank(value):
+                digits = phone_digits(str(value))
+                return f"p:{digits}" if digits else None
+        return None
+
     def convert(self, values: Mapping[str, Any]) -> RowData:
         row = RowData()
         data = row.data

@@ -186,7 +186,7 @@ MAX_ATTRIBUTES_PER_AGENT = env_int("MAX_ATTRIBUTES_PER_AGENT", 100, minimum=1)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_048_576, minimum=1)
 # Rows written per transaction (progress is saved with each batch).
-IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 5000, minimum=1)
+IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 10000, minimum=1)
 # The set-based COPY path on PostgreSQL; off means the row-by-row services everywhere.
 IMPORT_FAST_PATH = env_bool("IMPORT_FAST_PATH", True)
 # A running import whose worker has not reported for this long can be resumed.

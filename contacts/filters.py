@@ -308,7 +308,13 @@ def _filter_attribute(qs: QuerySet, flt: AttributeFilter) -> QuerySet:
             **{lookup: value}
         )
     if connection.vendor == "postgresql":
-        stored = KeyTransform(key, "attributes")
+        # The sort key itself (missing = JSON null), so the attribute's sort index, where
+        # one was built, also answers the filter and its count.
+        stored = attribute_expression(definition)
+        if op in ("lt", "lte"):
+            # JSON null sorts below every value: a contact without the attribute is not
+            # "less than" anything.
+            qs = qs.filter(Compare([stored], "gt", [Cast(Value("null"), JSONField())]))
     else:
         numeric = definition.type in ("number", "boolean")
         stored = _sqlite_json_value(key, FloatField() if numeric else CharField())

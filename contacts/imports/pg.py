@@ -440,48 +440,40 @@ class CopyWriter:
                 copy.write(cleaned.stage_copy)
             if fresh:
                 raw.execute(f"ANALYZE {STAGE}")
-            raw.execute(MATCH_ID, params)
-            raw.execute(ID_CONFLICTS, params)
-            conflicts = raw.fetchall()
-            for pos, external_id in conflicts:
-                column = self.converter.column_for("external_id")
-                message = (
-                    f"This contact's external id is {external_id!r}; external ids never change "
-                    "(merge the contacts instead)."
-                    if external_id
-                    else "Another contact already has this external id."
-                )
-                outcomes[pos] = Outcome(
-                    "error",
-                    [
-                        {
-                            "column": column or "external_id",
-                            "value": str(rows[pos].source.values.get(column, ""))[:200],
-                            "message": message,
-                        }
-                    ],
-                )
-            if conflicts:
-                raw.execute(
-                    f"DELETE FROM {STAGE} WHERE pos = ANY(%s)", ([p for p, _ in conflicts],)
-                )
-            raw.execute(MATCH_EXTERNAL_ID, params)
-            for _attempt in range(3):
-                raw.execute(INSERT_NEW, {**params, "with_external_id": True})
-                # Rows a concurrent writer inserted first: match them and update instead.
+            # Skip the statements this batch has no rows for (an import keyed by external
+            # id, the usual case, needs neither the id nor the email and phone matching).
+            has_ids = any(row[1] is not None for row in staged)
+            has_external = any(row[2] is not None for row in staged)
+            others = [row for row in staged if row[2] is None]
+            if has_ids:
+                self._match_ids(raw, params, outcomes, rows)
+            if has_external:
                 raw.execute(MATCH_EXTERNAL_ID, params)
                 raw.execute(
-                    f"SELECT 1 FROM {STAGE} WHERE contact_id IS NULL AND external_id IS NOT NULL "
-                    "LIMIT 1"
+                    f"SELECT count(*) FROM {STAGE} "
+                    "WHERE contact_id IS NULL AND external_id IS NOT NULL"
                 )
-                if raw.fetchone() is None:
-                    break
-            raw.execute(MATCH_EMAIL, params)
-            raw.execute(MATCH_PHONE, params)
-            raw.execute(INSERT_NEW, {**params, "with_external_id": False})
-
-            raw.execute(SAME_CONTACT)
-            losers = raw.fetchall()
+                pending = raw.fetchone()[0]
+                for _attempt in range(3):
+                    if not pending:
+                        break
+                    raw.execute(INSERT_NEW, {**params, "with_external_id": True})
+                    pending -= raw.rowcount
+                    if pending:
+                        # Rows a concurrent writer inserted first: match them, update them.
+                        raw.execute(MATCH_EXTERNAL_ID, params)
+                        pending -= raw.rowcount
+            if others:
+                if any(row[4] for row in others):
+                    raw.execute(MATCH_EMAIL, params)
+                if any(row[5] for row in others):
+                    raw.execute(MATCH_PHONE, params)
+                raw.execute(INSERT_NEW, {**params, "with_external_id": False})
+            if not (has_ids or others):
+                losers = []
+            else:
+                raw.execute(SAME_CONTACT)
+                losers = raw.fetchall()
             for pos, winner in losers:
                 message = (
                     f"Skipped: row {rows[winner].source.number:,} of the file has the same "
@@ -551,6 +543,32 @@ class CopyWriter:
         for contact_id, action in actions.items():
             pos = pos_of[contact_id]
             outcomes[pos] = Outcome("created" if action == "created" else "updated")
+
+    def _match_ids(self, raw, params, outcomes, rows) -> None:
+        """Rows naming a Rapport id: match them; refuse those that would change an external id."""
+        raw.execute(MATCH_ID, params)
+        raw.execute(ID_CONFLICTS, params)
+        conflicts = raw.fetchall()
+        for pos, external_id in conflicts:
+            column = self.converter.column_for("external_id")
+            message = (
+                f"This contact's external id is {external_id!r}; external ids never change "
+                "(merge the contacts instead)."
+                if external_id
+                else "Another contact already has this external id."
+            )
+            outcomes[pos] = Outcome(
+                "error",
+                [
+                    {
+                        "column": column or "external_id",
+                        "value": str(rows[pos].source.values.get(column, ""))[:200],
+                        "message": message,
+                    }
+                ],
+            )
+        if conflicts:
+            raw.execute(f"DELETE FROM {STAGE} WHERE pos = ANY(%s)", ([p for p, _ in conflicts],))
 
     def _created_changes(
         self, row: tuple, attributes: dict, tags: list[str] | None, accounts: list | None

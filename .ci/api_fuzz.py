@@ -238,7 +238,11 @@ def main() -> int:
         if crashed:
             print("The server logged exceptions during the run.")
         if crashed or result.returncode:
-            print(f"Server log (last 400 lines):\n{''.join(server_log.splitlines(True)[-400:])}")
+            lines = server_log.splitlines(True)
+            # The exceptions first (access lines drown them), then the end of the log.
+            errors = [line for line in lines if not line.startswith("127.0.0.1 - - [")]
+            print(f"Server log without access lines:\n{''.join(errors[-400:])}")
+            print(f"Server log (last 100 lines):\n{''.join(lines[-100:])}")
         return 1 if result.returncode or crashed else 0
     finally:
         if server is not None:

@@ -1,9 +1,9 @@
 """Verified identify under load: gunicorn on loopback, a bounded threaded client.
 
 The server is the production stack (gunicorn, DEBUG off, persistent database connections);
-the client signs a fresh HS256 token per request for user ids drawn from a fixed pool, so
-the same person is identified concurrently many times — which must never create a second
-contact for them.
+the client signs a fresh HS256 token per request for user ids drawn from a fixed pool, each
+from one of three visitor ids (devices), so the same person is identified concurrently many
+times — which must never create a second contact for them.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def _client(port: int, path: str, secret: str, stop: float, out: list, errors: l
             secret,
             algorithm="HS256",
         )
-        body = json.dumps({"visitor_id": f"v-{rng.getrandbits(64):x}", "token": token})
+        # A browser keeps its visitor id: each user comes back from one of a few devices.
+        body = json.dumps({"visitor_id": f"v-{user}-{rng.randrange(3)}", "token": token})
         started = time.perf_counter()
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})

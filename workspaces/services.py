@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from workspaces import crypto
 from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, Workspace, hash_api_key
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,13 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at and now - api_key.last_used_at < timedelta(minutes=1):
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    try:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    except OperationalError:
+        # Best effort: a busy database (SQLite's single writer lock held by a long bulk
+        # write) must not turn a read into an error; the next call records the use.
+        logger.warning("Could not record the use of API key %s", api_key.prefix)
+        return
     api_key.last_used_at = now
 
 

@@ -323,7 +323,13 @@ def pg_export(
         if not key.replace("_", "").isalnum() or not key.isascii():
             raise ValueError(f"Unexpected attribute key {key!r}")
     kind = "csv" if file_format == "csv" else "json"
-    lines = _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()
+    # A filter that matches nothing for sure (an unknown tag) has no SQL to run.
+    empty = qs.query.is_empty()
+    lines = (
+        iter(())
+        if empty
+        else _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()
+    )
     if file_format == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(header)

@@ -145,6 +145,28 @@ def test_archived_attributes_are_left_out_of_every_format(people):
     ]
 
 
+@pytest.mark.parametrize(
+    ("file_format", "expected"), [("json", b"[\n]\n"), ("jsonl", b""), ("csv", b"id,")]
+)
+def test_a_filter_that_matches_nothing_exports_nothing(people, file_format, expected):
+    from attributes.selectors import attribute_definitions
+    from contacts.filters import filter_contacts, parse_contact_query
+
+    definitions = attribute_definitions(agent=people)
+    query = parse_contact_query({"tag": "no such tag"}, definitions={})
+    qs = filter_contacts(Contact.objects.filter(agent=people), query, agent=people)
+    body = b"".join(
+        exports.export_stream(
+            qs, file_format=file_format, definitions=definitions, agent_id=people.pk
+        )
+    )
+
+    assert body.startswith(expected)
+    assert b"Grace" not in body
+    if file_format == "csv":
+        assert len(body.splitlines()) == 1
+
+
 def test_an_empty_json_export_is_an_empty_array(agent):
     assert json.loads(_exported(agent, "json")) == []
     assert _exported(agent, "jsonl") == b""

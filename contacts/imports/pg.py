@@ -323,7 +323,7 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-class CopyWriter:
+class CopyWriter(ServiceWriter):
     """Writes a batch with COPY and set-based SQL; falls back to the services on surprises."""
 
     def __init__(
@@ -334,10 +334,7 @@ class CopyWriter:
         definitions: dict[str, AttributeDefinition],
         converter: RowConverter,
     ) -> None:
-        self.agent = job.agent
-        self.actor = actor
-        self.definitions = definitions
-        self.converter = converter
+        super().__init__(job=job, actor=actor, definitions=definitions, converter=converter)
         self.fallback = ServiceWriter(
             job=job, actor=actor, definitions=definitions, converter=converter
         )

@@ -7,6 +7,8 @@ ALLOWED_HOSTS and turns on the HTTPS-only protections that `check --deploy` asks
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -108,6 +110,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # The dev server and the task worker share the file; short-lived connections are fine.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Tests use a file too, not Django's shared in-memory database: the browser tests' live
+    # server threads and task worker then wait for SQLite's lock (timeout above) as
+    # production does, where the shared cache fails at once with "database table is locked".
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"rapport-test-{os.getpid()}.sqlite3")
+    }
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

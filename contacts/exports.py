@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from contacts.imports.readers import neutralize
@@ -242,3 +244,17 @@ def export_stream(
 
 def export_filename(agent, file_format: str, now) -> str:
     return f"contacts-{agent.public_id}-{now:%Y%m%d-%H%M}.{EXPORT_FORMATS[file_format][1]}"
+
+
+def export_response(
+    qs: QuerySet, *, agent, file_format: str, definitions: list[AttributeDefinition]
+) -> StreamingHttpResponse:
+    """The streamed download of `qs` (dashboard and API alike); personal data: never cached."""
+    response = StreamingHttpResponse(
+        export_stream(qs, file_format=file_format, definitions=definitions, agent_id=agent.pk),
+        content_type=EXPORT_FORMATS[file_format][0],
+    )
+    filename = export_filename(agent, file_format, timezone.now())
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -7,8 +7,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.http import StreamingHttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -33,7 +31,7 @@ from contacts.api import (
     validated,
 )
 from contacts.exceptions import ContactError
-from contacts.exports import EXPORT_FORMATS, export_filename, export_stream
+from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
 from contacts.imports.selectors import import_get, import_issues
@@ -379,10 +377,4 @@ class ContactExport(APIView):
         if not include_archived:
             definitions = [d for d in definitions if not d.archived]
         qs = filter_contacts(contact_queryset(agent=agent, deleted=None), query, agent=agent)
-        response = StreamingHttpResponse(
-            export_stream(qs, file_format=file_format, definitions=definitions, agent_id=agent.pk),
-            content_type=EXPORT_FORMATS[file_format][0],
-        )
-        filename = export_filename(agent, file_format, timezone.now())
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return export_response(qs, agent=agent, file_format=file_format, definitions=definitions)

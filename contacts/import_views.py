@@ -18,23 +18,23 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
 from contacts.exceptions import ContactError
-from contacts.exports import EXPORT_FORMATS, export_filename, export_stream
+from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
-from contacts.imports.engine import report_name
+from contacts.imports.files import report_name
 from contacts.imports.mapping import IGNORE, attribute_key_for, target_choices
 from contacts.imports.readers import DELIMITERS, FORMAT_LABELS
 from contacts.imports.selectors import (
     ISSUE_PAGE,
     failed_rows_filename,
     failed_rows_stream,
+    import_column_samples,
     import_get,
     import_issues,
     imports_recent,
@@ -116,32 +116,10 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
 # --- The job page ----------------------------------------------------------------------------
 
 
-def _samples(job: ContactImport) -> dict[str, list[str]]:
-    """A few example values per column, read from the start of the stored file."""
-    if not job.file:
-        return {}
-    from contacts.imports.readers import analyze
-
-    try:
-        with job.file.open("rb") as binary:
-            analysis = analyze(
-                binary, filename=job.filename, sample_rows=20, file_format=job.file_format
-            )
-    except (OSError, ValueError):
-        return {}
-    out: dict[str, list[str]] = {c: [] for c in job.columns}
-    for row in analysis.sample:
-        for column in job.columns:
-            value = row.values.get(column)
-            if value not in (None, "") and len(out[column]) < 3:
-                out[column].append(str(value)[:60])
-    return out
-
-
 def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
     definitions = attribute_definitions(agent=job.agent)
     base = target_choices(definitions)
-    samples = _samples(job)
+    samples = import_column_samples(job=job)
     rows = []
     for index, column in enumerate(job.columns):
         key = attribute_key_for(column)
@@ -317,11 +295,4 @@ def contact_export(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         except ContactError as exc:
             return HttpResponse(error_text(exc), status=400, content_type="text/plain")
         qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
-    response = StreamingHttpResponse(
-        export_stream(qs, file_format=file_format, definitions=definitions, agent_id=agent.pk),
-        content_type=EXPORT_FORMATS[file_format][0],
-    )
-    filename = export_filename(agent, file_format, timezone.now())
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return export_response(qs, agent=agent, file_format=file_format, definitions=definitions)

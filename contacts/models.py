@@ -248,7 +248,9 @@ class TablePreference(models.Model):
 
 
 def _import_upload_to(instance: ContactImport, filename: str) -> str:
-    return f"imports/{instance.pk}/{filename[-120:]}"
+    from contacts.imports.files import upload_name
+
+    return upload_name(instance.pk, filename)
 
 
 class ContactImport(models.Model):

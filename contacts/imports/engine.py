@@ -25,11 +25,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
@@ -41,11 +39,11 @@ from attributes.services import attribute_room, attributes_create_inferred
 from contacts import normalize
 from contacts.actors import Actor
 from contacts.exceptions import ContactError, ContactValidationError
+from contacts.imports import files
 from contacts.imports.mapping import (
     MappingError,
     RowConverter,
     RowData,
-    dedupe_key,
     raw_cells,
     validate_mapping,
 )
@@ -127,7 +125,6 @@ def prefetched(items: Iterator[Any], *, depth: int) -> Iterator[Any]:
 
 @dataclass
 class PreparedRow:
-    index: int  # 1-based position among the file's data rows
     source: SourceRow
     row: RowData | None
     outcome: Outcome | None = None  # decided before writing (bad row, superseded)
@@ -244,10 +241,8 @@ def _use_fast_path() -> bool:
     return connection.vendor == "postgresql" and settings.IMPORT_FAST_PATH
 
 
-def make_writer(*, job, actor, definitions, converter, fast: bool | None = None):
-    if fast is None:
-        fast = _use_fast_path()
-    if fast:
+def make_writer(*, job, actor, definitions, converter):
+    if _use_fast_path():
         from contacts.imports.pg import CopyWriter
 
         return CopyWriter(job=job, actor=actor, definitions=definitions, converter=converter)
@@ -386,8 +381,9 @@ class _Run:
         self.job.unmapped_columns = list(unmapped)
         self._save_job("total_rows", "unmapped_columns", "heartbeat_at")
 
-    def superseded_by(self, index: int, row: RowData) -> int | None:
-        key = dedupe_key(row)
+    def superseded_by(self, index: int, source: SourceRow) -> int | None:
+        """The file row that wins over this one (same contact, later), if any."""
+        key = self.converter.key_of(source.values)
         if key is None:
             return None
         entry = self.superseding.get(hash(key))
@@ -440,20 +436,19 @@ class _Run:
     def prepare(self, index: int, source: SourceRow) -> PreparedRow:
         if source.error:
             outcome = Outcome("error", [{"column": "", "value": "", "message": source.error}])
-            return PreparedRow(index, source, None, outcome)
+            return PreparedRow(source, None, outcome)
         row = self.converter.convert(source.values)
         if row.problems:
-            return PreparedRow(index, source, row, Outcome("error", row.problems))
-        later = self.superseded_by(index, row)
+            return PreparedRow(source, row, Outcome("error", row.problems))
+        later = self.superseded_by(index, source)
         if later is not None:
             message = f"Skipped: row {later:,} of the file has the same contact and wins."
             return PreparedRow(
-                index,
                 source,
                 row,
                 Outcome("skipped", [{"column": "", "value": "", "message": message}]),
             )
-        return PreparedRow(index, source, row)
+        return PreparedRow(source, row)
 
     def flush(self, batch: Batch) -> None:
         writable = batch.writable
@@ -532,9 +527,7 @@ class _Run:
         if not job.dry_run:
             # The file holds personal data and is not needed any more: failed rows are kept
             # in ImportRowIssue for their download.
-            from contacts.imports.services import import_files_delete
-
-            import_files_delete(job)
+            files.files_delete(job.pk)
             ContactImport.objects.filter(pk=job.pk).update(file="")
         self.job.refresh_from_db()
 
@@ -556,9 +549,7 @@ class _Run:
     # -- the dry-run report -------------------------------------------------------------------
 
     def _open_report(self) -> None:
-        path = Path(default_storage.path(report_name(self.job)))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.report = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self.report = files.report_open(self.job)
         self.report_writer = csv.writer(self.report)
         self.report_writer.writerow(["row", "action", "contact", "column", "value", "reason"])
 
@@ -601,10 +592,6 @@ def _row_label(row: RowData | None) -> str:
         return ""
     data = row.data
     return str(data.get("external_id") or data.get("email") or data.get("phone") or "")[:200]
-
-
-def report_name(job: ContactImport) -> str:
-    return f"imports/{job.pk}/dry-run-report.csv"
 
 
 def check_valid_mapping(job: ContactImport) -> None:

@@ -285,8 +285,9 @@ class RowConverter:
         return self.by_target.get(field_name, "")
 
     def key_of(self, values: Mapping[str, Any]) -> str | None:
-        """`dedupe_key(self.convert(values))` for a row that converts cleanly, read straight
-        from the key columns (the scan pass calls this for every row of the file)."""
+        """What identifies the row's contact inside one file (the last row with a key wins):
+        its Rapport id, else external id, else email, else phone digits. Read straight from
+        the key columns: the scan pass calls this for every row of the file."""
         by_target = self.by_target
         column = by_target.get("id")
         if column is not None:
@@ -367,23 +368,6 @@ class RowConverter:
                 }
             )
         return row
-
-
-def dedupe_key(row: RowData) -> str | None:
-    """What identifies the row's contact inside one file: the last row with a key wins."""
-    if row.match_id:
-        return f"i:{row.match_id}"
-    external_id = row.external_id
-    if external_id:
-        return f"e:{external_id.strip()}"
-    email = row.data.get("email")
-    if isinstance(email, str) and email.strip():
-        return f"m:{email.strip().lower()}"
-    phone = row.data.get("phone")
-    if phone not in (None, ""):
-        digits = phone_digits(str(phone))
-        return f"p:{digits}" if digits else None
-    return None
 
 
 def raw_cells(raw: Any) -> Any:

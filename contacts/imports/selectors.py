@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from contacts.imports.readers import neutralize
+from contacts.imports.readers import analyze, neutralize
 from contacts.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
 
@@ -37,6 +37,28 @@ def import_issues(
     if kind:
         qs = qs.filter(kind=kind)
     return list(qs.order_by("row_number", "id")[offset : offset + limit])
+
+
+def import_column_samples(
+    *, job: ContactImport, per_column: int = 3, rows: int = 20
+) -> dict[str, list[str]]:
+    """A few example values per column, read from the start of the stored file."""
+    if not job.file:
+        return {}
+    try:
+        with job.file.open("rb") as binary:
+            analysis = analyze(
+                binary, filename=job.filename, sample_rows=rows, file_format=job.file_format
+            )
+    except (OSError, ValueError):  # gone, or unreadable since: the page shows no examples
+        return {}
+    out: dict[str, list[str]] = {c: [] for c in job.columns}
+    for row in analysis.sample:
+        for column in job.columns:
+            value = row.values.get(column)
+            if value not in (None, "") and len(out[column]) < per_column:
+                out[column].append(str(value)[:60])
+    return out
 
 
 def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +14,8 @@ from django.utils import timezone
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
 from contacts.exceptions import ContactError, ContactValidationError
-from contacts.imports.engine import check_valid_mapping, report_name
+from contacts.imports import files
+from contacts.imports.engine import check_valid_mapping
 from contacts.imports.mapping import auto_map
 from contacts.imports.readers import FORMATS, FileFormatError, analyze
 from contacts.models import ContactImport, ImportRowIssue
@@ -146,8 +144,6 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
             raise ContactError("The file of this import is no longer stored; upload it again.")
         check_valid_mapping(job)
         ImportRowIssue.objects.filter(job=job).delete()
-        with contextlib.suppress(NotImplementedError, FileNotFoundError):
-            Path(default_storage.path(report_name(job))).unlink(missing_ok=True)
         job.dry_run = dry_run
         job.status = Status.QUEUED
         job.error = ""
@@ -195,21 +191,13 @@ def import_resume(*, job: ContactImport) -> ContactImport:
     return job
 
 
-def import_files_delete(job: ContactImport) -> None:
-    """Remove the uploaded file and reports of a job (they hold personal data)."""
-    if job.file:
-        with contextlib.suppress(FileNotFoundError):
-            job.file.delete(save=False)
-    with contextlib.suppress(NotImplementedError, FileNotFoundError):
-        shutil.rmtree(Path(default_storage.path(f"imports/{job.pk}")), ignore_errors=True)
-
-
 def import_delete(*, job: ContactImport) -> None:
     """Delete a job, its row reports and its files (not the contacts it wrote)."""
     if job.is_active and not import_is_stalled(job):
         raise ContactError("The import is running; wait for it to finish before deleting it.")
-    import_files_delete(job)
+    job_id = job.pk
     job.delete()
+    files.files_delete(job_id)
 
 
 def max_upload_text() -> str:

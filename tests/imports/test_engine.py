@@ -8,7 +8,8 @@ import pytest
 from django.core.files.storage import default_storage
 
 from attributes.models import AttributeDefinition
-from contacts.imports.engine import import_run, report_name
+from contacts.imports.engine import import_run
+from contacts.imports.files import report_name
 from contacts.imports.services import import_can_resume, import_resume
 from contacts.models import AuditEvent, Contact, ContactImport, StripeAccount, Tag
 from contacts.services import contact_create, contact_soft_delete, contact_upsert

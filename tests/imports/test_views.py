@@ -17,7 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.import_views import MAX_EXPORT_IDS
-from contacts.imports.engine import import_run, report_name
+from contacts.imports.engine import import_run
+from contacts.imports.files import report_name
 from contacts.imports.services import import_create, import_start
 from contacts.models import Contact, ContactImport, ImportRowIssue
 from tests.dashboard.helpers import HX, agent_url, list_url

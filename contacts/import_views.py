@@ -27,7 +27,7 @@ from contacts.exceptions import ContactError
 from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
-from contacts.imports.files import report_name
+from contacts.imports.files import report_exists, report_name
 from contacts.imports.mapping import IGNORE, attribute_key_for, target_choices
 from contacts.imports.readers import DELIMITERS, FORMAT_LABELS
 from contacts.imports.selectors import (
@@ -41,11 +41,11 @@ from contacts.imports.selectors import (
 )
 from contacts.models import Contact, ContactImport
 from contacts.selectors import parse_contact_id
-from contacts.views import error_text, list_url
+from contacts.views import MAX_BULK, error_text, list_url
 from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
-MAX_EXPORT_IDS = 1000
+MAX_EXPORT_IDS = MAX_BULK
 
 
 class UploadForm(forms.Form):
@@ -147,15 +147,11 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
         offset = max(int(request.GET.get("offset", 0)), 0)
     except ValueError:
         offset = 0
-    editable = job.status in (ContactImport.Status.UPLOADED, ContactImport.Status.FAILED) or (
-        job.status == ContactImport.Status.COMPLETED and job.dry_run
-    )
     issue_count = job.failed_count + job.skipped_count
     if kind == "error":
         issue_count = job.failed_count
     elif kind == "skipped":
         issue_count = job.skipped_count
-    report = report_name(job)
     return {
         "agent": job.agent,
         "job": job,
@@ -163,14 +159,14 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
         "action_url": _job_url(job, "contacts:import_action"),
         "failed_url": _job_url(job, "contacts:import_failed_rows"),
         "report_url": _job_url(job, "contacts:import_report")
-        if job.dry_run and default_storage.exists(report)
+        if job.dry_run and report_exists(job)
         else "",
         "contacts_url": list_url(job.agent),
         "imports_url": reverse("contacts:import", kwargs={"agent_public_id": job.agent.public_id}),
         "format_label": FORMAT_LABELS.get(job.file_format, job.file_format),
         "delimiter_label": DELIMITERS.get(job.delimiter, ""),
-        "editable": editable and bool(job.file),
-        "mapping_rows": _mapping_rows(job) if editable and job.file else [],
+        "editable": job.mapping_editable,
+        "mapping_rows": _mapping_rows(job) if job.mapping_editable else [],
         "types": AttributeType.choices,
         "issues": import_issues(job=job, kind=kind or None, offset=offset),
         "issue_kind": kind,
@@ -214,8 +210,7 @@ def import_action(request: HttpRequest, agent_public_id: str, import_id: Any) ->
     action = request.POST.get("action", "")
     try:
         if action in ("dry_run", "import", "save"):
-            editable = job.status != ContactImport.Status.COMPLETED or job.dry_run
-            if editable and any(k.startswith("map-") for k in request.POST):
+            if job.mapping_editable and any(k.startswith("map-") for k in request.POST):
                 mapping, types = _posted_mapping(request, job)
                 services.import_set_mapping(job=job, mapping=mapping, new_attributes=types)
             if action != "save":
@@ -250,12 +245,11 @@ def import_failed_rows(request: HttpRequest, agent_public_id: str, import_id: An
 def import_report(request: HttpRequest, agent_public_id: str, import_id: Any):
     """The dry run's verdict on every row (create, update, unchanged, error, skip)."""
     _access, job = _job_for(request, agent_public_id, import_id)
-    name = report_name(job)
-    if not job.dry_run or not default_storage.exists(name):
+    if not job.dry_run or not report_exists(job):
         raise Http404("This import has no dry-run report.")
     stem = job.filename.rsplit(".", 1)[0] or "import"
     response = FileResponse(
-        default_storage.open(name, "rb"),
+        default_storage.open(report_name(job), "rb"),
         as_attachment=True,
         filename=f"{stem}-dry-run.csv",
         content_type="text/csv; charset=utf-8",

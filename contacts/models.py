@@ -323,6 +323,14 @@ class ContactImport(models.Model):
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
+    @property
+    def mapping_editable(self) -> bool:
+        """Before the real import wrote anything: uploaded, after a dry run, or failed."""
+        return bool(self.file) and (
+            self.status in (self.Status.UPLOADED, self.Status.FAILED)
+            or (self.status == self.Status.COMPLETED and self.dry_run)
+        )
+
 
 class ImportRowIssue(models.Model):
     """A row that was not written (error) or was superseded by a later row with the same key."""

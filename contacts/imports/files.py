@@ -25,6 +25,10 @@ def report_name(job) -> str:
     return f"{job_folder(job.pk)}/dry-run-report.csv"
 
 
+def report_exists(job) -> bool:
+    return default_storage.exists(report_name(job))
+
+
 def report_open(job) -> IO[str]:
     """The dry-run report, emptied, for writing (the views offer it only after a dry run;
     the job's folder goes when the real import completes or the job is deleted)."""

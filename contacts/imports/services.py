@@ -112,7 +112,7 @@ def import_set_mapping(
     """Change the column mapping of a job that has not started writing."""
     if job.is_active:
         raise ContactError("The import is running; wait for it to finish.")
-    if job.status == Status.COMPLETED and not job.dry_run:
+    if not job.mapping_editable:
         raise ContactError("This import is finished; upload the file again to import it anew.")
     job.mapping = {c: str(mapping.get(c, "ignore")) for c in job.columns}
     types = dict(job.new_attributes)

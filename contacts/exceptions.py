@@ -35,3 +35,9 @@ class ContactForbidden(ContactError):
     """The channel may not do this (an unverified caller touching a verified contact)."""
 
     code = "forbidden"
+
+
+class ContactPayloadTooLarge(ContactError):
+    """The input (an import file) is larger than the configured limit."""
+
+    code = "payload_too_large"

@@ -233,14 +233,6 @@ def _job_or_404(request: Request, import_id: uuid.UUID) -> ContactImport:
         raise NotFound("No import with this id for the API key's agent.") from None
 
 
-def _contact_error(exc: ContactError):
-    if isinstance(exc, services.ImportTooLarge):
-        return PayloadTooLarge(exc.message)
-    if exc.fields:
-        return serializers.ValidationError(exc.fields)
-    return serializers.ValidationError({"non_field_errors": [exc.message]})
-
-
 class ImportCollection(APIView):
     parser_classes = [LimitedMultiPartParser]
 
@@ -267,24 +259,21 @@ class ImportCollection(APIView):
     def post(self, request: Request) -> Response:
         agent = api_agent(request)
         data = validated(ImportCreateSerializer, request.data)
-        try:
-            job = services.import_create(
-                agent=agent,
-                upload=data["file"],
-                actor_label=f"import via {request.user}",
-                file_format=data.get("format", ""),
-                mapping=data.get("mapping"),
-                new_attributes=data.get("new_attributes"),
-                create_unknown=data["unknown_columns"] == "create",
-            )
-        except ContactError as exc:
-            raise _contact_error(exc) from None
+        job = services.import_create(
+            agent=agent,
+            upload=data["file"],
+            actor_label=f"import via {request.user}",
+            file_format=data.get("format", ""),
+            mapping=data.get("mapping"),
+            new_attributes=data.get("new_attributes"),
+            create_unknown=data["unknown_columns"] == "create",
+        )
         try:
             job = services.import_start(job=job, dry_run=data["dry_run"])
-        except ContactError as exc:
+        except ContactError:
             # The client never learns this job's id: keep neither it nor the file.
             services.import_delete(job=job)
-            raise _contact_error(exc) from None
+            raise
         return Response(import_json(job), status=202)
 
 
@@ -315,15 +304,7 @@ class ImportStart(APIView):
     def post(self, request: Request, import_id: uuid.UUID) -> Response:
         job = _job_or_404(request, import_id)
         data = validated(ImportStartSerializer, request.data)
-        try:
-            job = services.import_start(job=job, dry_run=data["dry_run"])
-        except ContactError as exc:
-            from rest_framework.exceptions import APIException
-
-            conflict = APIException(exc.message)
-            conflict.status_code = 409
-            conflict.default_code = "conflict"
-            raise conflict from None
+        job = services.import_start(job=job, dry_run=data["dry_run"])
         return Response(import_json(job), status=202)
 
 

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.exceptions import ContactError
+from contacts.exceptions import ContactError, ContactPayloadTooLarge
 from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
@@ -94,7 +94,7 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
                     user=request.user,
                     create_unknown=form.cleaned_data["create_unknown"],
                 )
-            except services.ImportTooLarge as exc:
+            except ContactPayloadTooLarge as exc:
                 form.add_error("file", error_text(exc))
                 status = 413
             except ContactError as exc:

@@ -15,6 +15,7 @@ from contacts.exceptions import (
     ContactConflict,
     ContactError,
     ContactForbidden,
+    ContactPayloadTooLarge,
     ContactValidationError,
 )
 from workspaces.api import AUTH_HEADER
@@ -73,6 +74,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             ContactValidationError: status.HTTP_400_BAD_REQUEST,
             ContactConflict: status.HTTP_409_CONFLICT,
             ContactForbidden: status.HTTP_403_FORBIDDEN,
+            ContactPayloadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         }
         http_status = code_status.get(type(exc), status.HTTP_400_BAD_REQUEST)
         set_rollback()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.exceptions import ContactError, ContactValidationError
+from contacts.exceptions import ContactConflict, ContactPayloadTooLarge, ContactValidationError
 from contacts.imports import files
 from contacts.imports.engine import check_valid_mapping
 from contacts.imports.mapping import auto_map
@@ -22,10 +22,6 @@ from contacts.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
 
 Status = ContactImport.Status
-
-
-class ImportTooLarge(ContactError):
-    code = "payload_too_large"
 
 
 def size_text(size: int) -> str:
@@ -57,7 +53,7 @@ def import_create(
     precise message and nothing is stored.
     """
     if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
-        raise ImportTooLarge(_too_large_message())
+        raise ContactPayloadTooLarge(_too_large_message())
     if file_format and file_format not in FORMATS:
         raise ContactValidationError({"format": ["Use csv, json or jsonl."]})
     name = Path(upload.name or "import").name[:200] or "import"
@@ -111,9 +107,9 @@ def import_set_mapping(
 ) -> ContactImport:
     """Change the column mapping of a job that has not started writing."""
     if job.is_active:
-        raise ContactError("The import is running; wait for it to finish.")
+        raise ContactConflict("The import is running; wait for it to finish.")
     if not job.mapping_editable:
-        raise ContactError("This import is finished; upload the file again to import it anew.")
+        raise ContactConflict("This import is finished; upload the file again to import it anew.")
     job.mapping = {c: str(mapping.get(c, "ignore")) for c in job.columns}
     types = dict(job.new_attributes)
     for key, type_ in new_attributes.items():
@@ -137,11 +133,11 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
     with transaction.atomic():
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
         if job.is_active:
-            raise ContactError("The import is already queued or running.")
+            raise ContactConflict("The import is already queued or running.")
         if job.status == Status.COMPLETED and not job.dry_run:
-            raise ContactError("This file is already imported; upload it again to re-run it.")
+            raise ContactConflict("This file is already imported; upload it again to re-run it.")
         if not job.file:
-            raise ContactError("The file of this import is no longer stored; upload it again.")
+            raise ContactConflict("The file of this import is no longer stored; upload it again.")
         check_valid_mapping(job)
         ImportRowIssue.objects.filter(job=job).delete()
         job.dry_run = dry_run
@@ -181,7 +177,7 @@ def import_resume(*, job: ContactImport) -> ContactImport:
     with transaction.atomic():
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
         if not import_can_resume(job):
-            raise ContactError("Only an interrupted import can be resumed.")
+            raise ContactConflict("Only an interrupted import can be resumed.")
         job.status = Status.QUEUED
         job.run_token = ""
         job.error = ""
@@ -194,7 +190,7 @@ def import_resume(*, job: ContactImport) -> ContactImport:
 def import_delete(*, job: ContactImport) -> None:
     """Delete a job, its row reports and its files (not the contacts it wrote)."""
     if job.is_active and not import_is_stalled(job):
-        raise ContactError("The import is running; wait for it to finish before deleting it.")
+        raise ContactConflict("The import is running; wait for it to finish before deleting it.")
     job_id = job.pk
     job.delete()
     files.files_delete(job_id)

@@ -287,6 +287,24 @@ def _apply_related(
 # --- Create, upsert, update -----------------------------------------------------------------
 
 
+def creation_changes(
+    *,
+    core: Mapping[str, str],
+    external_id: str | None,
+    attributes: Mapping[str, Any],
+    identity: str,
+) -> dict[str, list[Any]]:
+    """The audit changes of a new contact's own fields, as [None, value]; tags and Stripe
+    accounts are added by what links them."""
+    changes: dict[str, list[Any]] = {name: [None, value] for name, value in core.items() if value}
+    if external_id:
+        changes["external_id"] = [None, external_id]
+    for key, value in attributes.items():
+        changes[f"attributes.{key}"] = [None, value]
+    changes["identity"] = [None, identity]
+    return changes
+
+
 def _insert(
     *,
     agent: Agent,
@@ -314,14 +332,12 @@ def _insert(
         **clean.core,
     )
     contact.save(force_insert=True)
-    changes: dict[str, list[Any]] = {
-        name: [None, value] for name, value in clean.core.items() if value
-    }
-    if external_id:
-        changes["external_id"] = [None, external_id]
-    for key, value in contact.attributes.items():
-        changes[f"attributes.{key}"] = [None, value]
-    changes["identity"] = [None, identity]
+    changes = creation_changes(
+        core=clean.core,
+        external_id=external_id,
+        attributes=contact.attributes,
+        identity=identity,
+    )
     _apply_related(contact, clean, changes)
     _audit(contact=contact, actor=actor, action=AuditEvent.Action.CREATED, changes=changes)
     return ContactWrite(contact=contact, created=True, changes=changes, ignored=clean.ignored)

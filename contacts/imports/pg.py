@@ -29,8 +29,6 @@ import orjson
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from attributes.models import AttributeDefinition
-from contacts.actors import Actor
 from contacts.cleaning import clean_contact_input
 from contacts.exceptions import ContactValidationError
 from contacts.ids import uuid7
@@ -40,8 +38,8 @@ from contacts.imports.engine import (
     ServiceWriter,
     problems_from_error,
 )
-from contacts.imports.mapping import RowConverter
-from contacts.models import ContactImport
+from contacts.models import Identity
+from contacts.services import creation_changes
 
 logger = logging.getLogger(__name__)
 
@@ -319,25 +317,9 @@ class Cleaned:
     created_audit: dict[int, str] = field(default_factory=dict)
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 class CopyWriter(ServiceWriter):
-    """Writes a batch with COPY and set-based SQL; falls back to the services on surprises."""
-
-    def __init__(
-        self,
-        *,
-        job: ContactImport,
-        actor: Actor,
-        definitions: dict[str, AttributeDefinition],
-        converter: RowConverter,
-    ) -> None:
-        super().__init__(job=job, actor=actor, definitions=definitions, converter=converter)
-        self.fallback = ServiceWriter(
-            job=job, actor=actor, definitions=definitions, converter=converter
-        )
+    """Writes a batch with COPY and set-based SQL; falls back to the services (the parent
+    class, row by row) for a batch that meets any database error."""
 
     # -- cleaning (Python) ------------------------------------------------------------------
 
@@ -383,7 +365,16 @@ class CopyWriter(ServiceWriter):
             )
             staged.append(row)
             lines.append(copy_line(row))
-            changes = self._created_changes(row, attributes, clean.tags, clean.stripe_accounts)
+            changes = creation_changes(
+                core=clean.core,
+                external_id=clean.external_id,
+                attributes=attributes,
+                identity=Identity.VERIFIED,
+            )
+            if clean.tags:
+                changes["tags"] = [[], sorted(clean.tags, key=str.casefold)]
+            if clean.stripe_accounts:
+                changes["stripe_accounts"] = [[], clean.stripe_accounts]
             created_audit[pos] = (
                 audit_head + str(row[-1]) + audit_tail + _escape(orjson.dumps(changes).decode())
             )
@@ -404,7 +395,7 @@ class CopyWriter(ServiceWriter):
                 logger.warning("Import batch fell back to row-by-row writes", exc_info=True)
                 outcomes = list(cleaned.outcomes)
                 todo = [i for i, o in enumerate(cleaned.outcomes) if o is None]
-                redone = self.fallback.write([rows[i] for i in todo])
+                redone = super().write([rows[i] for i in todo])
                 for i, outcome in zip(todo, redone, strict=True):
                     outcomes[i] = outcome
         return [o or Outcome("unchanged") for o in outcomes]
@@ -567,26 +558,6 @@ class CopyWriter(ServiceWriter):
         if conflicts:
             raw.execute(f"DELETE FROM {STAGE} WHERE pos = ANY(%s)", ([p for p, _ in conflicts],))
 
-    def _created_changes(
-        self, row: tuple, attributes: dict, tags: list[str] | None, accounts: list | None
-    ) -> dict[str, Any]:
-        """The audit changes of a contact this row creates, as `contact_create` records them."""
-        (_pos, _gid, external_id, name, email, phone, avatar, company, *_rest) = row
-        changes: dict[str, Any] = {}
-        for name_, value in zip(CORE, (name, email, phone, avatar, company), strict=True):
-            if value:
-                changes[name_] = [None, value]
-        if external_id:
-            changes["external_id"] = [None, external_id]
-        for key, value in attributes.items():
-            changes[f"attributes.{key}"] = [None, value]
-        changes["identity"] = [None, "verified"]
-        if tags:
-            changes["tags"] = [[], sorted(tags, key=str.casefold)]
-        if accounts:
-            changes["stripe_accounts"] = [[], accounts]
-        return changes
-
     def _stripe(self, raw, params, contact_ids, changes, actions, created) -> None:
         raw.execute(STRIPE_ACCOUNTS, {"ids": contact_ids})
         before: dict[Any, list] = {}
@@ -621,7 +592,7 @@ class CopyWriter(ServiceWriter):
             if action == "created":
                 lines.append(f"{cleaned.created_audit[pos_of[contact_id]]}\t{moment}\n")
                 continue
-            change = _escape(orjson.dumps(changes.get(contact_id, {}), default=_iso).decode())
+            change = _escape(orjson.dumps(changes.get(contact_id, {})).decode())
             lines.append(
                 f"{self.agent.pk}\t{contact_id}\t{action}\t{self.actor.channel.value}\t"
                 f"{label}\t\\N\t{change}\t{moment}\n"

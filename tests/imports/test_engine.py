@@ -473,3 +473,23 @@ def test_values_with_tabs_backslashes_quotes_and_newlines_are_stored_as_written(
     event = AuditEvent.objects.get(contact_id=odd.pk)
     assert event.changes["company"] == [None, "Tabs\tand \\ backslashes"]
     assert event.changes["attributes.tier"] == [None, "line one\nline two\r\nend \\N"]
+
+
+def test_a_batch_the_database_refuses_is_written_again_row_by_row(
+    run_import, agent, schema, writer, monkeypatch
+):
+    if writer != "copy":
+        pytest.skip("the fallback is the COPY writer's")
+    from django.db import DataError
+
+    from contacts.imports import pg
+
+    def refuse(self, cleaned, outcomes, rows):
+        raise DataError("value out of range")
+
+    monkeypatch.setattr(pg.CopyWriter, "_write_staged", refuse)
+    job = run_import(CSV + "u4,Bad,not-an-email,,,,,,\n")
+
+    assert counts(job) == {"created": 3, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}
+    assert contact(agent, external_id="u1").attributes["mrr"] == 99.5
+    assert "not a valid email" in job.issues.get().message

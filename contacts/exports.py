@@ -1,9 +1,9 @@
 """Streaming exports of contacts as CSV, JSON or JSON Lines, in constant memory.
 
-One query streams the contacts (a server-side cursor on PostgreSQL, inside a transaction so
-that PostgreSQL need not materialize the result); tags and Stripe accounts are fetched per
-chunk of rows. CSV has one column per core field, `tags` (comma-separated), one column per
-live attribute and `stripe_accounts` as YAML text; a cell that a spreadsheet would run as a
+In Python (SQLite): one query streams the contacts, and tags and Stripe accounts are fetched
+per chunk of rows. On PostgreSQL the database writes the file (`contacts.exports_pg`).
+CSV has one column per core field, `tags` (comma-separated), one column per live attribute
+and `stripe_accounts` as YAML text; a cell that a spreadsheet would run as a
 formula is neutralized with a leading apostrophe (the importer takes it off again).
 """
 
@@ -12,11 +12,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -24,6 +23,7 @@ from django.utils import timezone
 from attributes.models import AttributeDefinition
 from contacts.imports.readers import neutralize
 from contacts.models import ContactTag, StripeAccount
+from contacts.serialization import iso
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -34,16 +34,7 @@ FIELDS = (
     "id", "external_id", "name", "email", "phone", "avatar_url", "company", "identity",
     "verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at", "deleted_at",
 )  # fmt: skip
-_DATETIMES = {"verified_at", "first_seen_at", "last_seen_at", "created_at", "updated_at",
-              "deleted_at"}  # fmt: skip
 CHUNK = 2000
-
-
-def moment(value: datetime | None) -> str | None:
-    """A timestamp as exports write it: ISO 8601 in UTC, always with microseconds."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _cell(value: Any) -> str:
@@ -108,22 +99,12 @@ def _related(ids: list[Any]) -> tuple[dict[Any, list[str]], dict[Any, list[dict[
     return tags, accounts
 
 
-def _records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[str, str]]]]:
+def export_records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[str, str]]]]:
+    """(row of FIELDS + attributes, tags, Stripe accounts) for each contact of `qs`."""
     for chunk in _chunks(qs, (*FIELDS, "attributes")):
         tags, accounts = _related([row[0] for row in chunk])
         for row in chunk:
             yield row, tags.get(row[0], []), accounts.get(row[0], [])
-
-
-def export_records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[str, str]]]]:
-    """(row of FIELDS + attributes, tags, Stripe accounts) for each contact of `qs`."""
-    if connection.vendor == "postgresql":
-        # A server-side cursor outside a transaction is declared WITH HOLD, which makes
-        # PostgreSQL compute the whole result first; inside one, rows stream as read.
-        with transaction.atomic():
-            yield from _records(qs)
-    else:
-        yield from _records(qs)
 
 
 def csv_header(definitions: list[AttributeDefinition]) -> list[str]:
@@ -148,7 +129,7 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
                 neutralize(avatar),
                 neutralize(company),
                 identity,
-                *(moment(m) or "" for m in moments),
+                *(iso(m) or "" for m in moments),
                 neutralize(", ".join(tags)),
                 *(_cell(attrs.get(k)) for k in keys),
                 stripe_yaml(accounts),
@@ -162,29 +143,28 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
 
 
 def _record_dict(row: tuple, tags: list[str], accounts: list, hidden: set[str]) -> dict[str, Any]:
-    out = {}
-    for name, value in zip(FIELDS, row, strict=False):
-        out[name] = moment(value) if name in _DATETIMES else value
-    out["id"] = str(out["id"])
-    attrs = row[-1] or {}
+    """The contact JSON of SPEC 5 (as `contacts.serialization.contact_to_dict` writes it for
+    a model instance) from an exported row."""
+    (pk, external_id, name, email, phone, avatar, company, identity, verified, first_seen,
+     last_seen, created, updated, deleted, attrs) = row  # fmt: skip
     return {
-        "id": out["id"],
-        "external_id": out["external_id"],
-        "name": out["name"],
-        "email": out["email"],
-        "phone": out["phone"],
-        "avatar_url": out["avatar_url"],
-        "company": out["company"],
-        "identity": out["identity"],
-        "verified_at": out["verified_at"],
-        "attributes": {k: v for k, v in attrs.items() if k not in hidden},
+        "id": str(pk),
+        "external_id": external_id,
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "avatar_url": avatar,
+        "company": company,
+        "identity": identity,
+        "verified_at": iso(verified),
+        "attributes": {k: v for k, v in (attrs or {}).items() if k not in hidden},
         "tags": tags,
         "stripe_accounts": accounts,
-        "first_seen_at": out["first_seen_at"],
-        "last_seen_at": out["last_seen_at"],
-        "created_at": out["created_at"],
-        "updated_at": out["updated_at"],
-        "deleted_at": out["deleted_at"],
+        "first_seen_at": iso(first_seen),
+        "last_seen_at": iso(last_seen),
+        "created_at": iso(created),
+        "updated_at": iso(updated),
+        "deleted_at": iso(deleted),
     }
 
 

@@ -42,8 +42,13 @@ def _text(column: str) -> str:
 
 
 def _moment(column: str) -> str:
-    # Always with microseconds, like contacts.exports.moment.
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    # As contacts.serialization.iso: UTC with "Z", microseconds unless there are none.
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"CASE WHEN date_trunc('second', {column}) = {column} "
+        f"""THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+        f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+    )
 
 
 def _attributes_lateral(keys: list[str]) -> str:

@@ -199,3 +199,20 @@ def test_a_large_export_made_in_two_halves_at_once_is_the_same_export(
 
     assert halves == serial
     assert serial.count(b"Grace") == 1
+
+
+def test_a_json_export_holds_exactly_the_api_contact_json(people):
+    from django.db.models import Prefetch
+
+    from contacts.models import Tag
+    from contacts.serialization import contact_to_dict
+
+    live = {"plan", "mrr", "beta", "note"}
+    contacts = Contact.objects.filter(agent=people).prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.all())
+    )
+    expected = {str(c.pk): contact_to_dict(c, visible_keys=live) for c in contacts}
+
+    exported = {c["id"]: c for c in json.loads(_exported(people, "json"))}
+
+    assert exported == expected

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -111,16 +111,28 @@ def csv_header(definitions: list[AttributeDefinition]) -> list[str]:
     return [*FIELDS, "tags", *(d.key for d in definitions), "stripe_accounts"]
 
 
-def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
-    keys = [d.key for d in definitions]
+def csv_stream(header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
+    """CSV bytes of `header` then `rows`, about 500 rows at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_header(definitions))
-    for count, (row, tags, accounts) in enumerate(export_records(qs), start=1):
-        (pk, external_id, name, email, phone, avatar, company, identity, *moments, attrs) = row
-        attrs = attrs or {}
-        writer.writerow(
-            [
+    writer.writerow(header)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
+    keys = [d.key for d in definitions]
+
+    def rows() -> Iterator[list[Any]]:
+        for row, tags, accounts in export_records(qs):
+            (pk, external_id, name, email, phone, avatar, company, identity, *moments, attrs) = row
+            attrs = attrs or {}
+            yield [
                 str(pk),
                 neutralize(external_id or ""),
                 neutralize(name),
@@ -134,12 +146,8 @@ def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator
                 *(_cell(attrs.get(k)) for k in keys),
                 stripe_yaml(accounts),
             ]
-        )
-        if count % 500 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+
+    return csv_stream(csv_header(definitions), rows())
 
 
 def _record_dict(row: tuple, tags: list[str], accounts: list, hidden: set[str]) -> dict[str, Any]:

@@ -10,8 +10,6 @@ regard to case, Stripe accounts in creation order as YAML whose scalars are JSON
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import re
 import tempfile
 import threading
@@ -22,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from attributes.models import AttributeDefinition
+from contacts.exports import csv_stream
 
 # The formula guard of contacts.imports.readers.neutralize, in SQL: the common case is a look
 # at the first character; the regular expression runs only after a leading apostrophe.
@@ -336,9 +335,7 @@ def pg_export(
         else _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()
     )
     if file_format == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(header)
-        yield buffer.getvalue().encode()
+        yield from csv_stream(header, ())  # the header, as the Python writer writes it
         yield from lines
         return
     if file_format == "jsonl":

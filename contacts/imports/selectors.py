@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from contacts.exports import csv_stream
 from contacts.imports.readers import analyze, neutralize
 from contacts.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
@@ -65,19 +64,15 @@ def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:
     """The rows that were not written, as the file had them, plus why (CSV or JSON Lines)."""
     issues = ImportRowIssue.objects.filter(job=job).order_by("row_number", "id")
     if job.file_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow([*job.columns, "error"])
         width = len(job.columns)
-        for count, issue in enumerate(issues.iterator(chunk_size=1000), start=1):
-            cells = list(issue.raw) if isinstance(issue.raw, list) else []
-            cells = (cells + [""] * width)[: max(width, len(cells))]
-            writer.writerow([*(neutralize(c) for c in cells), neutralize(issue.message)])
-            if count % 500 == 0:
-                yield buffer.getvalue().encode("utf-8")
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue().encode("utf-8")
+
+        def rows() -> Iterator[list[Any]]:
+            for issue in issues.iterator(chunk_size=1000):
+                cells = list(issue.raw) if isinstance(issue.raw, list) else []
+                cells = (cells + [""] * width)[: max(width, len(cells))]
+                yield [*(neutralize(c) for c in cells), neutralize(issue.message)]
+
+        yield from csv_stream([*job.columns, "error"], rows())
         return
     for issue in issues.iterator(chunk_size=1000):
         raw = issue.raw if isinstance(issue.raw, dict) else {"value": issue.raw}

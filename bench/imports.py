@@ -114,7 +114,6 @@ def copy_floors(path: Path, agent_id: int) -> tuple[float, float]:
             "CREATE TABLE bench_copy_bare (external_id text, name text, email text, phone text, "
             "company text, plan text, mrr text, signup_date text, tags text)"
         )
-    connection.commit() if not connection.get_autocommit() else None
     indexed = _copy_file("bench_copy_indexed", path)
     bare = _copy_file("bench_copy_bare", path)
     with connection.cursor() as cursor:

@@ -37,6 +37,7 @@ from contacts.imports import services
 from contacts.imports.selectors import import_get, import_issues
 from contacts.models import ContactImport
 from contacts.selectors import contact_queryset
+from contacts.serialization import iso
 from contacts.serializers import ContactSerializer
 from workspaces.api import api_agent
 from workspaces.api_fields import StrictBooleanField, StrictSerializer
@@ -194,9 +195,9 @@ def import_json(job: ContactImport) -> dict[str, Any]:
         "error": job.error,
         "errors": [{"row": i.row_number, "kind": i.kind, "problems": i.problems} for i in issues],
         "errors_truncated": job.failed_count + job.skipped_count > len(issues),
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
     }
 
 

@@ -120,11 +120,12 @@ def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
     definitions = attribute_definitions(agent=job.agent)
     base = target_choices(definitions)
     samples = import_column_samples(job=job)
+    taken = {d.key for d in definitions}
     rows = []
     for index, column in enumerate(job.columns):
         key = attribute_key_for(column)
         choices = list(base)
-        if key and key not in {d.key for d in definitions}:
+        if key and key not in taken:
             choices.append((f"new:{key}", f"New attribute “{key}”"))
         rows.append(
             {

@@ -30,7 +30,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
@@ -49,6 +48,7 @@ from contacts.imports.mapping import (
 )
 from contacts.imports.readers import FileFormatError, SourceRow, neutralize, open_rows
 from contacts.models import Contact, ContactImport, ImportRowIssue
+from contacts.selectors import contacts_with_email
 from contacts.services import contact_create, contact_update, contact_upsert
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,6 @@ class ServiceWriter:
 
     def _unique_match(self, row: RowData) -> Contact | None:
         """The one live contact with the row's email (else phone); None for none or several."""
-        live = Contact.objects.filter(agent=self.agent, deleted_at__isnull=True)
         try:
             email = normalize.normalize_email(row.data.get("email"))
             phone = normalize.normalize_phone(
@@ -224,8 +223,10 @@ class ServiceWriter:
         except normalize.FieldError:
             return None  # the service reports the bad value
         for qs in (
-            live.alias(lemail=Lower("email")).filter(lemail=email.lower()) if email else None,
-            live.filter(phone=phone) if phone else None,
+            contacts_with_email(agent=self.agent, email=email) if email else None,
+            Contact.objects.filter(agent=self.agent, deleted_at__isnull=True, phone=phone)
+            if phone
+            else None,
         ):
             if qs is None:
                 continue

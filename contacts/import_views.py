@@ -117,10 +117,10 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
 
 
 def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
-    definitions = attribute_definitions(agent=job.agent)
-    base = target_choices(definitions)
+    definitions = attribute_definitions(agent=job.agent, include_archived=True)
+    base = target_choices(definitions)  # live attributes only
     samples = import_column_samples(job=job)
-    taken = {d.key for d in definitions}
+    taken = {d.key for d in definitions}  # an archived key cannot be created again either
     rows = []
     for index, column in enumerate(job.columns):
         key = attribute_key_for(column)

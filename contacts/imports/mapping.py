@@ -112,6 +112,8 @@ def auto_map(
     create_unknown: bool = False,
 ) -> Suggestion:
     """Map columns by name: core fields and synonyms, attribute keys, then attribute labels."""
+    definitions = list(definitions)
+    taken = {d.key for d in definitions}  # archived keys cannot be created again either
     live = [d for d in definitions if not d.archived]
     by_key = {d.key: d for d in live}
     by_label = {normalize_header(d.label): d for d in live}
@@ -135,7 +137,7 @@ def auto_map(
             mapping[column] = IGNORE
             continue
         key = attribute_key_for(column)
-        if key is None or key in by_key or f"new:{key}" in used:
+        if key is None or key in taken or f"new:{key}" in used:
             mapping[column] = IGNORE
             continue
         new[key] = infer_type(row.get(column) for row in sample)

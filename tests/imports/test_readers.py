@@ -150,3 +150,15 @@ def test_a_mapping_with_two_columns_on_one_field_is_refused(agent):
         validate_mapping({"a": "attr:nope"}, ["a"], {}, {})
     with pytest.raises(MappingError, match="choose a type"):
         validate_mapping({"a": "new:colour"}, ["a"], {}, {})
+
+
+@pytest.mark.django_db
+def test_a_column_named_like_an_archived_attribute_is_not_offered_as_a_new_one(agent):
+    AttributeFactory(agent=agent, key="old_plan", label="Old plan", archived=True)
+
+    suggestion = auto_map(
+        ["Old plan"], list(agent.attribute_definitions.all()), [], create_unknown=True
+    )
+
+    assert suggestion.mapping == {"Old plan": "ignore"}
+    assert suggestion.new_attributes == {}

@@ -18,8 +18,15 @@ class Timing:
 
     @property
     def p95(self) -> float:
+        return self.percentile(0.95)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(0.99)
+
+    def percentile(self, fraction: float) -> float:
         ordered = sorted(self.samples_ms)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def measure(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> Timing:

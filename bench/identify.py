@@ -1,9 +1,16 @@
-"""Verified identify under load: gunicorn on loopback, a bounded threaded client.
+"""Verified identify under load: gunicorn on loopback, two load phases.
 
-The server is the production stack (gunicorn, DEBUG off, persistent database connections);
-the client signs a fresh HS256 token per request for user ids drawn from a fixed pool, each
-from one of three visitor ids (devices), so the same person is identified concurrently many
-times — which must never create a second contact for them.
+The server is the production stack (gunicorn gthread, DEBUG off, persistent database
+connections). The client signs a fresh HS256 token per request for user ids drawn from a
+fixed pool, each from one of three visitor ids (devices), so the same person is identified
+concurrently many times — which must never create a second contact for them.
+
+1. Capacity: CLIENT_THREADS connections send back to back (a closed loop) — the most
+   identifies per second the server sustains.
+2. Latency at the target rate: requests are sent on a fixed schedule of TARGET_RPS per
+   second (an open loop, as real widgets arrive), and each latency is counted from the
+   moment its request was due, so a server falling behind shows as latency rather than
+   as the client politely waiting (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ TARGET_RPS = 300
 TARGET_P95_MS = 50
 DURATION_S = float(os.environ.get("BENCH_IDENTIFY_SECONDS", "20"))
 CLIENT_THREADS = int(os.environ.get("BENCH_IDENTIFY_THREADS", "12"))
+# Enough senders that the schedule, not the client, sets the pace at the target rate.
+PACED_THREADS = 32
 USER_POOL = 2_000
 WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) + 1)))
+THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "2"))
 
 
 def _free_port() -> int:
@@ -57,7 +67,7 @@ def _start_server(port: int) -> subprocess.Popen:
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(WORKERS),
         "--worker-class", "gthread",
-        "--threads", "2",
+        "--threads", str(THREADS),
         "--keep-alive", "30",
         "--log-level", "warning",
     ]  # fmt: skip
@@ -73,11 +83,16 @@ def _start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def _client(port: int, path: str, secret: str, stop: float, out: list, errors: list) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    rng = random.Random()
-    while time.monotonic() < stop:
-        user = rng.randrange(USER_POOL)
+class _Sender:
+    """One keep-alive connection sending identify calls for random users of the pool."""
+
+    def __init__(self, port: int, path: str, secret: str) -> None:
+        self.port, self.path, self.secret = port, path, secret
+        self.rng = random.Random()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def body(self) -> str:
+        user = self.rng.randrange(USER_POOL)
         token = jwt.encode(
             {
                 "user_id": f"load-{user}",
@@ -87,27 +102,65 @@ def _client(port: int, path: str, secret: str, stop: float, out: list, errors: l
                     "email": f"load{user}@example.com",
                 },
             },
-            secret,
+            self.secret,
             algorithm="HS256",
         )
         # A browser keeps its visitor id: each user comes back from one of a few devices.
-        body = json.dumps({"visitor_id": f"v-{user}-{rng.randrange(3)}", "token": token})
-        started = time.perf_counter()
+        return json.dumps({"visitor_id": f"v-{user}-{self.rng.randrange(3)}", "token": token})
+
+    def send(self, body: str) -> str | None:
+        """Send one identify; None when it answered 200, else what went wrong."""
         try:
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
+            self.conn.request(
+                "POST", self.path, body=body, headers={"Content-Type": "application/json"}
+            )
+            response = self.conn.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
-            errors.append(repr(exc))
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            continue
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status != 200:
-            errors.append(f"HTTP {response.status}")
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            return repr(exc)
+        return None if response.status == 200 else f"HTTP {response.status}"
+
+
+def _closed_loop(sender: _Sender, stop: float, out: list, errors: list) -> None:
+    while time.monotonic() < stop:
+        body = sender.body()
+        started = time.perf_counter()
+        error = sender.send(body)
+        if error:
+            errors.append(error)
         else:
-            out.append(elapsed)
-    conn.close()
+            out.append((time.perf_counter() - started) * 1000)
+    sender.conn.close()
+
+
+def _paced(sender: _Sender, slots, lock: threading.Lock, out: list, errors: list) -> None:
+    while True:
+        with lock:
+            due = next(slots, None)
+        if due is None:
+            break
+        body = sender.body()
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        error = sender.send(body)
+        if error:
+            errors.append(error)
+        else:
+            out.append((time.perf_counter() - due) * 1000)
+    sender.conn.close()
+
+
+def _run_threads(target, args_for, count: int) -> float:
+    threads = [threading.Thread(target=target, args=args_for()) for _ in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
 
 
 def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
@@ -115,24 +168,32 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     secret = identity_secret_current(agent=agent).secret
     port = _free_port()
     path = f"/widget/v1/{agent.public_id}/identify"
+    new_sender = lambda: _Sender(port, path, secret)  # noqa: E731
     server = _start_server(port)
     try:
         # Warm every worker's connection and code paths.
-        warm: list[float] = []
-        _client(port, path, secret, time.monotonic() + 2, warm, [])
-        samples: list[float] = []
-        errors: list[str] = []
+        _closed_loop(new_sender(), time.monotonic() + 2, [], [])
+
+        capacity: list[float] = []
+        capacity_errors: list[str] = []
         stop = time.monotonic() + DURATION_S
-        started = time.monotonic()
-        threads = [
-            threading.Thread(target=_client, args=(port, path, secret, stop, samples, errors))
-            for _ in range(CLIENT_THREADS)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        elapsed = _run_threads(
+            _closed_loop,
+            lambda: (new_sender(), stop, capacity, capacity_errors),
+            CLIENT_THREADS,
+        )
+        rps = len(capacity) / elapsed
+
+        paced: list[float] = []
+        paced_errors: list[str] = []
+        total = int(TARGET_RPS * DURATION_S)
+        first = time.perf_counter() + 0.5
+        slots = iter([first + i / TARGET_RPS for i in range(total)])
+        lock = threading.Lock()
+        paced_elapsed = _run_threads(
+            _paced, lambda: (new_sender(), slots, lock, paced, paced_errors), PACED_THREADS
+        )
+        paced_rps = len(paced) / max(paced_elapsed - 0.5, 0.001)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -146,25 +207,40 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
         duplicates = cursor.fetchone()[0]
         cursor.execute("SELECT COUNT(*) FROM contacts_contact WHERE agent_id = %s", [agent.pk])
         contacts = cursor.fetchone()[0]
-    rps = len(samples) / elapsed
-    timing = Timing(samples or [0.0])
+    closed = Timing(capacity or [0.0])
+    opened = Timing(paced or [0.0])
+    errors = capacity_errors + paced_errors
     log(
-        f"  {len(samples):,} identifies in {elapsed:.1f} s with {CLIENT_THREADS} client threads "
-        f"and {WORKERS} gunicorn workers: {rps:,.0f} req/s, p50 {ms(timing.p50)}, "
-        f"p95 {ms(timing.p95)}, {len(errors)} errors, {contacts:,} contacts for "
-        f"{USER_POOL:,} user ids, {duplicates} duplicated"
+        f"  capacity: {len(capacity):,} identifies in {elapsed:.1f} s over {CLIENT_THREADS} "
+        f"connections, {WORKERS} gunicorn workers x {THREADS} threads: {rps:,.0f} req/s, "
+        f"p50 {ms(closed.p50)}, p95 {ms(closed.p95)}"
+    )
+    log(
+        f"  at {TARGET_RPS} req/s: {len(paced):,} of {total:,} sent on schedule answered, "
+        f"{paced_rps:,.0f} req/s, p50 {ms(opened.p50)}, p95 {ms(opened.p95)}, "
+        f"p99 {ms(opened.p99)}"
+    )
+    log(
+        f"  {len(errors)} errors, {contacts:,} contacts for {USER_POOL:,} user ids, "
+        f"{duplicates} duplicated"
     )
     if errors:
         log(f"  first errors: {errors[:3]}")
-    ok = rps >= TARGET_RPS and timing.p95 <= TARGET_P95_MS and duplicates == 0 and not errors
+    clean = duplicates == 0 and not errors
     return [
         Row(
-            work="verified identify under load (gunicorn, loopback)",
-            target=f"≥ {TARGET_RPS} req/s, p95 ≤ {TARGET_P95_MS} ms, 0 duplicates",
+            work=f"verified identify, capacity ({CLIENT_THREADS} connections back to back)",
+            target=f"≥ {TARGET_RPS} req/s",
+            measured=f"{rps:,.0f} req/s (p50 {ms(closed.p50)}, p95 {ms(closed.p95)})",
+            ok=rps >= TARGET_RPS and clean,
+        ),
+        Row(
+            work=f"verified identify at {TARGET_RPS} req/s (open loop, gunicorn, loopback)",
+            target=f"p95 ≤ {TARGET_P95_MS} ms, 0 duplicates",
             measured=(
-                f"{rps:,.0f} req/s, p50 {ms(timing.p50)}, p95 {ms(timing.p95)}, "
-                f"{duplicates} duplicates, {len(errors)} errors"
+                f"p50 {ms(opened.p50)}, p95 {ms(opened.p95)}, p99 {ms(opened.p99)}; "
+                f"{paced_rps:,.0f} req/s served, {duplicates} duplicates, {len(errors)} errors"
             ),
-            ok=ok,
-        )
+            ok=opened.p95 <= TARGET_P95_MS and paced_rps >= 0.97 * TARGET_RPS and clean,
+        ),
     ]

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Greatest, Lower
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
@@ -100,9 +100,11 @@ def _clean(
     unknown_attributes: UnknownPolicy,
     on_forbidden: ForbiddenPolicy,
 ) -> CleanInput:
+    attributes = data.get("attributes") if isinstance(data, Mapping) else None
     if definitions is None:
-        definitions = attribute_definition_map(agent=agent)
-    room = attribute_room(agent=agent) if unknown_attributes == "create" else 0
+        # The schema is only read when there are attribute values to check against it.
+        definitions = attribute_definition_map(agent=agent) if attributes else {}
+    room = attribute_room(agent=agent) if attributes and unknown_attributes == "create" else 0
     return clean_contact_input(
         data,
         actor=actor,
@@ -449,8 +451,27 @@ def contact_create(
             ) from None
 
 
+_LOCKED_BY_SQL = {
+    column: f"SELECT * FROM contacts_contact WHERE agent_id = %s AND {column} = %s LIMIT 1"  # noqa: S608 - constants
+    for column in ("external_id", "fingerprint")
+}
+
+
 def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
-    return Contact.objects.select_for_update().filter(agent=agent, **lookup).first()
+    """The agent's contact with this external id or fingerprint, locked until the end of the
+    transaction (SELECT … FOR UPDATE; SQLite locks the whole database on write instead).
+
+    Written as SQL: every identify and every upsert comes through here, and building this
+    query with the ORM costs several times what running it does."""
+    ((name, value),) = lookup.items()
+    sql = _LOCKED_BY_SQL[name]
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    found = list(Contact.objects.raw(sql, [agent.pk, value]))
+    if not found:
+        return None
+    found[0].agent = agent
+    return found[0]
 
 
 def contact_upsert(
@@ -637,10 +658,15 @@ def contact_ensure(
 def contact_mark_seen(*, contact: Contact, at: datetime | None = None) -> None:
     """Record activity: last_seen_at moves forward, first_seen_at is set once."""
     at = at or timezone.now()
-    Contact.objects.filter(pk=contact.pk).update(
-        last_seen_at=Greatest(Coalesce(F("last_seen_at"), Value(at)), Value(at)),
-        first_seen_at=Coalesce(F("first_seen_at"), Value(at)),
-    )
+    # SQL by hand for the same reason as `_locked_by`: every identify and message runs it.
+    stamp = connection.ops.adapt_datetimefield_value(at)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE contacts_contact SET last_seen_at = CASE WHEN last_seen_at IS NULL"
+            " OR last_seen_at < %s THEN %s ELSE last_seen_at END,"
+            " first_seen_at = COALESCE(first_seen_at, %s) WHERE id = %s",
+            [stamp, stamp, stamp, Contact._meta.pk.get_db_prep_value(contact.pk, connection)],
+        )
     contact.last_seen_at = max(contact.last_seen_at or at, at)
     contact.first_seen_at = contact.first_seen_at or at
 

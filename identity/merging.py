@@ -14,7 +14,7 @@ from django.utils import timezone
 from contacts.actors import Actor
 from contacts.exceptions import ContactError
 from contacts.models import AuditEvent, Contact, Identity
-from contacts.selectors import contacts_with_email
+from contacts.selectors import self_reported_twin_ids
 from contacts.services import contact_merge
 from identity.models import VisitorSession
 from workspaces.models import Agent
@@ -47,14 +47,12 @@ def visitor_history_absorb(*, session: VisitorSession, target: Contact, actor: A
 
 def same_email_absorb(*, agent: Agent, target: Contact, actor: Actor) -> Contact:
     """Merge self-reported contacts with the verified contact's email into it."""
-    if not target.email:
-        return target
-    others = list(
-        contacts_with_email(agent=agent, email=target.email, exclude=target)
-        .filter(identity=Identity.SELF_REPORTED, external_id__isnull=True)
-        .order_by("created_at", "id")[:MAX_EMAIL_MERGES]
+    ids = self_reported_twin_ids(
+        agent=agent, email=target.email, exclude=target, limit=MAX_EMAIL_MERGES
     )
-    for other in others:
+    if not ids:
+        return target
+    for other in Contact.objects.filter(pk__in=ids).order_by("created_at", "id"):
         target = merge_quietly(primary=target, secondary=other, actor=actor)
     return target
 

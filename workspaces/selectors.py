@@ -46,7 +46,11 @@ def agent_access_for_user(*, user, public_id: str) -> AgentAccess:
 
 
 def agent_by_public_id(*, public_id: str) -> Agent | None:
-    return Agent.objects.filter(public_id=public_id).first()
+    """The agent a widget call names. (SQL by hand: every widget call starts here.)"""
+    found = list(
+        Agent.objects.raw("SELECT * FROM workspaces_agent WHERE public_id = %s", [public_id])
+    )
+    return found[0] if found else None
 
 
 def api_key_lookup(*, raw_key: str) -> ApiKey | None:
@@ -67,7 +71,11 @@ def api_keys_for_agent(*, agent: Agent) -> QuerySet[ApiKey]:
 def identity_secrets_valid(*, agent: Agent) -> list[str]:
     """Secrets that verify identify calls now: the current one first, then those in grace."""
     now = timezone.now()
-    rows = IdentitySecret.objects.filter(agent=agent).order_by("-created_at", "-id")
+    rows = IdentitySecret.objects.raw(
+        "SELECT * FROM workspaces_identitysecret WHERE agent_id = %s"
+        " ORDER BY created_at DESC, id DESC",
+        [agent.pk],
+    )  # SQL by hand: every signed identify asks.
     return [row.secret for row in rows if row.expires_at is None or row.expires_at > now]
 
 

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import signing
+from django.utils import timezone
 
+from identity.models import VisitorSession
 from identity.sessions import (
     SESSION_SALT,
     InvalidSessionToken,
     session_token_issue,
     session_token_verify,
+    visitor_session_attach,
     visitor_session_get_or_create,
 )
+from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,3 +45,46 @@ def test_forged_expired_and_empty_tokens_are_refused(agent, settings):
             token=signing.dumps({"a": agent.public_id, "s": str(session.pk)}, salt=SESSION_SALT),
             agent=agent,
         )
+
+
+def test_a_returning_visitor_keeps_its_session_and_contact_and_is_marked_seen(agent):
+    contact = ContactFactory(agent=agent)
+    session = visitor_session_get_or_create(agent=agent, visitor_id="  v-1  ")
+    assert session.visitor_id == "v-1"
+    assert session.contact_id is None
+    assert not session.created_contact
+    visitor_session_attach(session=session, contact=contact, own=True)
+    long_ago = timezone.now() - timedelta(days=3)
+    VisitorSession.objects.filter(pk=session.pk).update(last_seen_at=long_ago)
+
+    again = visitor_session_get_or_create(agent=agent, visitor_id="v-1")
+    assert again.pk == session.pk
+    assert again.contact_id == contact.pk
+    assert again.created_contact is True
+    assert again.created_at == session.created_at
+    assert again.last_seen_at > long_ago + timedelta(days=2)
+    assert VisitorSession.objects.get(pk=session.pk).last_seen_at == again.last_seen_at
+    assert VisitorSession.objects.filter(agent=agent).count() == 1
+
+
+def test_the_same_visitor_id_under_another_agent_is_another_session(agent, other_agent):
+    mine = visitor_session_get_or_create(agent=agent, visitor_id="v-1")
+    theirs = visitor_session_get_or_create(agent=other_agent, visitor_id="v-1")
+    assert mine.pk != theirs.pk
+    assert theirs.agent_id == other_agent.pk
+    with pytest.raises(ValueError, match="visitor_id"):
+        visitor_session_get_or_create(agent=agent, visitor_id="   ")
+
+
+def test_attaching_the_contact_a_session_already_has_writes_nothing(
+    agent, django_assert_num_queries
+):
+    contact = ContactFactory(agent=agent)
+    session = visitor_session_get_or_create(agent=agent, visitor_id="v-1")
+    with django_assert_num_queries(1):
+        visitor_session_attach(session=session, contact=contact, own=False)
+    with django_assert_num_queries(0):
+        visitor_session_attach(session=session, contact=contact, own=False)
+    with django_assert_num_queries(1):
+        visitor_session_attach(session=session, contact=contact, own=True)
+    assert VisitorSession.objects.get(pk=session.pk).created_contact is True

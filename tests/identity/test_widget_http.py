@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from contacts.models import Contact
+from contacts.models import AuditEvent, Contact
 from identity.models import VisitorSession
 from tests.identity.conftest import make_jwt, new_visitor
 
@@ -162,9 +163,42 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     body = {"visitor_id": visitor, "token": make_jwt(agent, user_id="u-1")}
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
-    # agent, secrets, definitions, locked contact, update, audit, session, session update,
-    # seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit.
+    # agent, secrets, locked contact, update, audit, session upsert, seen; plus three
+    # savepoints and their releases; on PostgreSQL the relaxed commit. No attribute values:
+    # the schema is not read; no email: no same-email probe.
     from django.db import connection
 
-    with django_assert_num_queries(15 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(13 + (connection.vendor == "postgresql")):
         assert _post(agent, body).status_code == 200
+    assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
+
+
+def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
+    agent, django_assert_num_queries
+):
+    """The widget identifies on every page view: the common case writes only last-seen."""
+    visitor = new_visitor()
+    claims = {"name": "Ada", "email": "ada@example.com", "plan": "pro"}
+    body = {
+        "visitor_id": visitor,
+        "token": make_jwt(agent, user_id="u-1", contact_attributes=claims),
+    }
+    assert _post(agent, body).status_code == 200
+    contact = Contact.objects.get(agent=agent, external_id="u-1")
+    first_seen = contact.last_seen_at
+    session = VisitorSession.objects.get(agent=agent, visitor_id=visitor)
+    from django.db import connection
+
+    # agent, secrets, schema (the token carries an attribute), locked contact, session
+    # upsert, same-email probe, seen; two savepoints and their releases; on PostgreSQL the
+    # relaxed commit. Nothing changed: no contact update, no audit, no session update.
+    with django_assert_num_queries(11 + (connection.vendor == "postgresql")):
+        response = _post(agent, body)
+    assert response.status_code == 200
+    assert response.json()["contact"]["id"] == str(contact.pk)
+    contact.refresh_from_db()
+    assert contact.last_seen_at > first_seen
+    assert AuditEvent.objects.filter(contact_id=contact.pk).count() == 1
+    session.refresh_from_db()
+    assert session.contact_id == contact.pk
+    assert session.last_seen_at >= contact.last_seen_at - timedelta(seconds=1)

@@ -206,6 +206,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # How long a widget session token (returned by identify) stays valid.
 WIDGET_SESSION_MAX_AGE_SECONDS = env_int("WIDGET_SESSION_MAX_AGE_SECONDS", 30 * 86400, minimum=60)
 WIDGET_MAX_BODY_BYTES = env_int("WIDGET_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# How long each process keeps the agent a widget call names and its identity secrets
+# (workspaces.agent_cache); 0 reads them on every call.
+WIDGET_AGENT_CACHE_SECONDS = env_int("WIDGET_AGENT_CACHE_SECONDS", 5, minimum=0)
 
 # --- Identity (widget identify, help-center hand-off, demo host page) ----------------------
 # How long a hand-off token (`?rapport_identity=…`, carrying a verified visitor to the help

@@ -16,7 +16,7 @@ enforced in one place. A refused signature raises before anything is written.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +54,9 @@ from identity.verification import (
     jwt_verify,
     user_id_from_claim,
 )
+from workspaces import agent_cache
+from workspaces.agent_cache import cached_identity_secrets
 from workspaces.models import Agent
-from workspaces.selectors import identity_secrets_valid
 
 
 @dataclass
@@ -155,7 +156,7 @@ def identify_verified(
 ) -> Identified:
     """Signed JWT (HS256): upsert the verified contact `user_id` with `contact_attributes`
     (secure keys included); `user_metadata` beside the token is returned, never stored."""
-    claims = jwt_verify(token=token, secrets=identity_secrets_valid(agent=agent))
+    claims = _signed(agent, lambda secrets: jwt_verify(token=token, secrets=secrets))
     user_id = user_id_from_claim(claims.get("user_id"))
     attributes = payload.object_or_none(claims.get("contact_attributes"), "contact_attributes")
     context = payload.object_or_none(user_metadata, "user_metadata")
@@ -177,8 +178,9 @@ def identify_hmac(
 ) -> Identified:
     """HMAC: `user_hash` proves `user_id`; `user_metadata` fills name, email, phone and
     non-secure attributes (secure keys are ignored and listed)."""
-    stored_id = hmac_verify(
-        user_id=user_id, user_hash=user_hash, secrets=identity_secrets_valid(agent=agent)
+    stored_id = _signed(
+        agent,
+        lambda secrets: hmac_verify(user_id=user_id, user_hash=user_hash, secrets=secrets),
     )
     metadata = payload.object_or_none(user_metadata, "user_metadata")
     return _identify_trusted(
@@ -190,6 +192,18 @@ def identify_hmac(
         actor=Actor.hmac(),
         mode="hmac",
     )
+
+
+def _signed(agent: Agent, verify: Callable[[list[str]], Any]) -> Any:
+    """`verify(secrets)` with the secrets this process keeps; a signature they refuse is
+    checked once more against the database, where a rotation made through another process
+    moments ago already shows."""
+    try:
+        return verify(cached_identity_secrets(agent=agent))
+    except IdentifyError as exc:
+        if exc.code != "invalid_signature":
+            raise
+    return verify(cached_identity_secrets(agent=agent, reload=True))
 
 
 def _identify_trusted(
@@ -527,4 +541,5 @@ def identity_settings_update(*, agent: Agent, create_attributes_from_identify: b
         create_attributes_from_identify=create_attributes_from_identify
     )
     agent.create_attributes_from_identify = create_attributes_from_identify
+    agent_cache.forget(agent)
     return agent

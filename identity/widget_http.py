@@ -17,8 +17,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from workspaces.agent_cache import cached_agent
 from workspaces.models import Agent
-from workspaces.selectors import agent_by_public_id
 
 
 class WidgetError(Exception):
@@ -98,7 +98,7 @@ def widget_endpoint(*, methods: tuple[str, ...]) -> Callable:
                 )
                 response["Allow"] = ", ".join((*methods, "OPTIONS"))
                 return _cors(response)
-            agent: Agent | None = agent_by_public_id(public_id=agent_public_id)
+            agent: Agent | None = cached_agent(public_id=agent_public_id)
             if agent is None:
                 return _cors(error_response("not_found", "No such agent.", status=404))
             try:

@@ -39,9 +39,13 @@ def _media_root(settings, tmp_path_factory):
 def _clear_cache():
     from django.core.cache import cache
 
+    from workspaces import agent_cache
+
     cache.clear()
+    agent_cache.clear()
     yield
     cache.clear()
+    agent_cache.clear()
 
 
 @pytest.fixture

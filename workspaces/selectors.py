@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, QuerySet
 from django.http import Http404
@@ -71,12 +72,21 @@ def api_keys_for_agent(*, agent: Agent) -> QuerySet[ApiKey]:
 def identity_secrets_valid(*, agent: Agent) -> list[str]:
     """Secrets that verify identify calls now: the current one first, then those in grace."""
     now = timezone.now()
+    return [
+        secret
+        for secret, expires_at in identity_secret_rows(agent=agent)
+        if expires_at is None or expires_at > now
+    ]
+
+
+def identity_secret_rows(*, agent: Agent) -> list[tuple[str, datetime | None]]:
+    """Every secret of the agent with its expiry (None while current), newest first."""
     rows = IdentitySecret.objects.raw(
         "SELECT * FROM workspaces_identitysecret WHERE agent_id = %s"
         " ORDER BY created_at DESC, id DESC",
         [agent.pk],
-    )  # SQL by hand: every signed identify asks.
-    return [row.secret for row in rows if row.expires_at is None or row.expires_at > now]
+    )  # SQL by hand: the widget's agent cache reloads it every few seconds per process.
+    return [(row.secret, row.expires_at) for row in rows]
 
 
 def identity_secret_current(*, agent: Agent) -> IdentitySecret | None:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from workspaces import crypto
+from workspaces import agent_cache, crypto
 from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, Workspace, hash_api_key
 
 logger = logging.getLogger(__name__)
@@ -81,9 +81,11 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 
 
 def identity_secret_create(*, agent: Agent) -> IdentitySecret:
-    return IdentitySecret.objects.create(
+    secret = IdentitySecret.objects.create(
         agent=agent, secret_encrypted=crypto.encrypt("rsk_" + secrets.token_urlsafe(32))
     )
+    agent_cache.forget(agent)
+    return secret
 
 
 @transaction.atomic
@@ -114,4 +116,5 @@ def agent_update_settings(*, agent: Agent, name: str, default_phone_region: str)
             agent.save(update_fields=["name", "default_phone_region"])
     except IntegrityError:
         raise AgentNameTaken(name) from None
+    agent_cache.forget(agent)
     return agent

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -99,3 +100,19 @@ def widget(agent) -> Widget:
 @pytest.fixture
 def widget_factory(agent):
     return lambda: Widget(agent)
+
+
+@pytest.fixture
+def clock_moves(monkeypatch):
+    """`clock_moves(delta)`: from then on, the clock that decides whether an identity
+    secret is still in its grace period reads `delta` later than the real one."""
+    from django.utils import timezone as real_timezone
+
+    from workspaces import agent_cache
+
+    def move(delta):
+        monkeypatch.setattr(
+            agent_cache, "timezone", SimpleNamespace(now=lambda: real_timezone.now() + delta)
+        )
+
+    return move

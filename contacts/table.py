@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
 import phonenumbers
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from attributes.coercion import display_value
@@ -257,6 +259,33 @@ class Row:
     cells: list[Cell]
     detail_url: str
     initials: str = ""
+
+    @property
+    def cells_html(self) -> SafeString:
+        """The row's `<td>`s. Built here rather than in the template, as the admin's
+        changelist does: a table page has hundreds of cells, and a template's per-cell
+        branches cost more than the rest of the page's rendering together."""
+        return mark_safe("".join(cell_html(cell) for cell in self.cells))  # noqa: S308 - escaped
+
+
+_NO_TAGS = '<span class="faint">—</span>'
+
+
+def cell_html(cell: Cell) -> str:
+    """One cell as a `<td>`, every value escaped (`html.escape`, quotes included)."""
+    title = f' title="{escape(cell.title)}"' if cell.title else ""
+    text = escape(cell.text)
+    if cell.kind == "badge":
+        return f'<td><span class="badge badge-{escape(cell.css)}"{title}>{text}</span></td>'
+    if cell.kind == "tags":
+        chips = "".join(f'<span class="chip">{escape(name)}</span>' for name in cell.items)
+        return f'<td class="tags-cell">{chips or _NO_TAGS}</td>'
+    if cell.kind == "link":
+        return (
+            f'<td class="truncate"><a href="{escape(cell.href)}" rel="noopener noreferrer'
+            f' nofollow" target="_blank"{title}>{text}</a></td>'
+        )
+    return f'<td class="{escape(cell.css)}"{title}>{text}</td>'
 
 
 def initials(contact: Any) -> str:

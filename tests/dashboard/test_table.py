@@ -78,6 +78,18 @@ def test_names_are_escaped_everywhere_in_the_table(staff_client, agent):
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
+def test_cell_values_are_escaped_in_text_and_in_attributes(staff_client, agent, schema):
+    hostile = '"><img src=x onerror=alert(1)> and enough words to earn a title attribute'
+    ContactFactory(agent=agent, name="Mallory", company=hostile, attributes={"city": hostile})
+    response = staff_client.get(list_url(agent), {"cols": "company,attr.city,identity"})
+    html = response.content.decode()
+    assert "<img src=x" not in html
+    escaped = "&quot;&gt;&lt;img src=x onerror=alert(1)&gt; and enough words"
+    assert f'<td class="">{escaped}' in html
+    assert f'<td class="" title="{escaped}' in html
+    assert '<td><span class="badge badge-verified" title="via API">Verified</span></td>' in html
+
+
 # --- Search, sort, filters ------------------------------------------------------------------------
 
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.test import Client
 
@@ -76,9 +74,4 @@ def test_the_schema_and_docs_are_served_without_a_key(db):
     assert b"/api/v1/agent/" in schema.content
     docs = Client().get("/api/v1/docs/")
     assert docs.status_code == 200
-    # Every asset comes from our own static files (the sidecar), none from a CDN.
-    html = docs.content.decode()
-    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert assets
-    assert all(url.startswith("/static/") for url in assets), assets
-    assert "swagger-ui-bundle.js" in html
+    assert b"swagger-ui-bundle.js" in docs.content  # local assets: tests/api/test_schema.py

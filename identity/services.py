@@ -408,12 +408,10 @@ def identify_anonymous(*, agent: Agent, visitor_id: str, session_token: str = ""
 def _anonymous_result(
     session: VisitorSession, current: Contact | None, ignored: list[dict[str, str]]
 ) -> Identified:
-    now = timezone.now()
-    VisitorSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-    session.last_seen_at = now
+    # The session was marked seen when it was looked up (visitor_session_get_or_create).
     name = ""
     if current is not None:
-        contact_mark_seen(contact=current, at=now)
+        contact_mark_seen(contact=current, at=session.last_seen_at)
         if current.identity != Identity.SELF_REPORTED or session.created_contact:
             name = current.name
     return Identified(

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workspaces.models import Agent
-from workspaces.selectors import agent_by_public_id, identity_secret_rows
+from workspaces.selectors import agent_by_public_id, identity_secret_rows, secrets_in_force
 
 # A bound on memory: beyond this many agents in one process, start over.
 MAX_ENTRIES = 10_000
@@ -51,13 +51,10 @@ def cached_agent(*, public_id: str) -> Agent | None:
 
 def cached_identity_secrets(*, agent: Agent, reload: bool = False) -> list[str]:
     """The agent's secrets that verify now, current first; `reload` reads the database."""
-    entry = None if reload else _fresh_entry(agent.public_id, load=False)
-    if entry is None or entry.agent.pk != agent.pk:
-        entry = _load(agent.public_id)
-    if entry is None or entry.agent.pk != agent.pk:
+    entry = _load(agent.public_id) if reload else _fresh_entry(agent.public_id)
+    if entry is None:
         return []
-    now = timezone.now()
-    return [secret for secret, expires in entry.secrets if expires is None or expires > now]
+    return secrets_in_force(entry.secrets, at=timezone.now())
 
 
 def forget(agent: Agent) -> None:
@@ -73,11 +70,11 @@ def clear() -> None:
     _entries.clear()
 
 
-def _fresh_entry(public_id: str, *, load: bool = True) -> _Entry | None:
+def _fresh_entry(public_id: str) -> _Entry | None:
     entry = _entries.get(public_id)
     if entry is not None and entry.until > time.monotonic():
         return entry
-    return _load(public_id) if load else None
+    return _load(public_id)
 
 
 def _load(public_id: str) -> _Entry | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,12 +72,12 @@ def api_keys_for_agent(*, agent: Agent) -> QuerySet[ApiKey]:
 
 def identity_secrets_valid(*, agent: Agent) -> list[str]:
     """Secrets that verify identify calls now: the current one first, then those in grace."""
-    now = timezone.now()
-    return [
-        secret
-        for secret, expires_at in identity_secret_rows(agent=agent)
-        if expires_at is None or expires_at > now
-    ]
+    return secrets_in_force(identity_secret_rows(agent=agent), at=timezone.now())
+
+
+def secrets_in_force(rows: Iterable[tuple[str, datetime | None]], *, at: datetime) -> list[str]:
+    """Of (secret, expiry) rows, the secrets that verify at `at`: current or still in grace."""
+    return [secret for secret, expires_at in rows if expires_at is None or expires_at > at]
 
 
 def identity_secret_rows(*, agent: Agent) -> list[tuple[str, datetime | None]]:

@@ -989,6 +989,14 @@ def contact_merge(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
         primary.conversation_count = Conversation.objects.filter(contact=primary).count()
         if moved:
             changes["conversations_moved"] = [None, moved]
+        if primary.identity == Identity.VERIFIED:
+            # The trust rule (SPEC 6): a merge may bring data and conversations into a
+            # verified contact, never a visitor session that did not sign in itself. Such
+            # sessions (the merged-away contact's, or the primary's own if the merge is what
+            # makes it verified) go back to anonymous.
+            VisitorSession.objects.filter(
+                contact_id__in=[primary.pk, secondary.pk], signed=False
+            ).update(contact=None, created_contact=False)
         VisitorSession.objects.filter(contact=secondary).update(
             contact=primary, created_contact=False
         )

@@ -24,6 +24,11 @@ class VisitorSession(models.Model):
     # True when this session created `contact`: self-reported data may then overwrite its
     # own earlier answers, while for anyone else's contact it may only fill blanks.
     created_contact = models.BooleanField(default=False)
+    # True when this session reached its contact by presenting a valid signature itself (a
+    # JWT, an HMAC user_hash or a hand-off token). The trust rule of SPEC 6: a session stands
+    # for a verified contact only when this is true. Merges, adoptions, imports and staff
+    # edits can make a session's contact verified, but never set this flag.
+    signed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
 

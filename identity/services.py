@@ -44,6 +44,7 @@ from identity.sessions import (
     session_token_proves,
     visitor_session_attach,
     visitor_session_detach,
+    visitor_session_enforce_trust,
     visitor_session_get_or_create,
 )
 from identity.verification import (
@@ -238,7 +239,7 @@ def _identify_trusted(
         session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
         contact = visitor_history_absorb(session=session, target=write.contact, actor=actor)
         contact = same_email_absorb(agent=agent, target=contact, actor=actor)
-        visitor_session_attach(session=session, contact=contact, own=False)
+        visitor_session_attach(session=session, contact=contact, own=False, signed=True)
         contact_mark_seen(contact=contact)
     return Identified(
         session=session, contact=contact, mode=mode, ignored=ignored, display_name=contact.name
@@ -278,7 +279,7 @@ def identify_handoff(*, agent: Agent, visitor_id: str, identity_token: Any) -> I
         contact = visitor_history_absorb(
             session=session, target=contact, actor=Actor.system("identify (help-center hand-off)")
         )
-        visitor_session_attach(session=session, contact=contact, own=False)
+        visitor_session_attach(session=session, contact=contact, own=False, signed=True)
         contact_mark_seen(contact=contact)
     return Identified(session=session, contact=contact, mode="handoff", display_name=contact.name)
 
@@ -331,7 +332,7 @@ def identify_self_reported(
                 )
                 for key in payload.supplied_keys(raw)
             ]
-            visitor_session_attach(session=session, contact=current, own=False)
+            visitor_session_attach(session=session, contact=current, own=False, signed=True)
             contact_mark_seen(contact=current)
             return Identified(
                 session=session,
@@ -422,18 +423,21 @@ def _anonymous_result(
 def _current_contact(agent: Agent, session: VisitorSession, session_token: str) -> Contact | None:
     """The session's contact as an unsigned caller may use it.
 
-    A visitor id is chosen by the browser, so on its own it must never reach a verified
-    contact: unless the caller also presents this session's token (proof that it is the
-    browser that verified), the session is detached from the verified contact and goes on
-    as a new anonymous visitor. A deleted contact is detached too.
+    A session stands for a verified contact only when it signed in itself (the trust rule,
+    see `visitor_session_enforce_trust`). And a visitor id is chosen by the browser, so on
+    its own it must never reach a verified contact either: unless the caller also presents
+    this session's token (proof that it is the browser that signed), the session is
+    detached and goes on as a new anonymous visitor. A deleted contact is detached too.
     """
     if session.contact_id is None:
         return None
-    contact = Contact.objects.filter(pk=session.contact_id).first()
-    keep = contact is not None and contact.deleted_at is None
-    if keep and contact.identity == Identity.VERIFIED:
-        keep = session_token_proves(token=session_token, agent=agent, session=session)
-    if not keep:
+    visitor_session_enforce_trust(session=session)
+    contact = session.contact
+    if (
+        contact is not None
+        and contact.identity == Identity.VERIFIED
+        and not session_token_proves(token=session_token, agent=agent, session=session)
+    ):
         visitor_session_detach(session=session)
         return None
     return contact

@@ -14,6 +14,7 @@ from django.core import signing
 from django.db import connection
 from django.utils import timezone
 
+from contacts.models import Identity
 from identity.models import VisitorSession
 from workspaces.models import Agent
 
@@ -29,8 +30,8 @@ class InvalidSessionToken(Exception):
 # the unique (agent, visitor_id) constraint turns the second into an update of the first.
 _SESSION_UPSERT_SQL = (
     "INSERT INTO identity_visitorsession"
-    " (id, agent_id, visitor_id, contact_id, created_contact, created_at, last_seen_at)"
-    " VALUES (%s, %s, %s, NULL, %s, %s, %s)"
+    " (id, agent_id, visitor_id, contact_id, created_contact, signed, created_at, last_seen_at)"
+    " VALUES (%s, %s, %s, NULL, %s, %s, %s, %s)"
     " ON CONFLICT (agent_id, visitor_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
     " RETURNING *"
 )
@@ -45,7 +46,7 @@ def visitor_session_get_or_create(*, agent: Agent, visitor_id: str) -> VisitorSe
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     new_id = VisitorSession._meta.pk.get_db_prep_value(uuid.uuid4(), connection)
     (session,) = VisitorSession.objects.raw(
-        _SESSION_UPSERT_SQL, [new_id, agent.pk, visitor_id, False, now, now]
+        _SESSION_UPSERT_SQL, [new_id, agent.pk, visitor_id, False, False, now, now]
     )
     session.agent = agent
     return session
@@ -77,7 +78,22 @@ def session_token_verify(*, token: str, agent: Agent) -> VisitorSession:
     )
     if session is None:
         raise InvalidSessionToken("the session no longer exists")
+    visitor_session_enforce_trust(session=session)
     return session
+
+
+def visitor_session_enforce_trust(*, session: VisitorSession) -> None:
+    """The trust rule (SPEC 6), applied wherever a session is used: a session that did not
+    present a valid signature itself never stands for a verified contact, however its
+    contact became verified (a merge, an import, a staff edit). It is detached and goes on
+    as a new anonymous visitor; a deleted contact is let go the same way."""
+    contact = session.contact
+    if contact is None:
+        return
+    if contact.deleted_at is not None or (
+        contact.identity == Identity.VERIFIED and not session.signed
+    ):
+        visitor_session_detach(session=session)
 
 
 def visitor_session_touch(*, session: VisitorSession) -> None:
@@ -104,15 +120,28 @@ def session_token_proves(*, token: str, agent: Agent, session: VisitorSession) -
     )
 
 
-def visitor_session_attach(*, session: VisitorSession, contact, own: bool) -> None:
-    """Point the session at `contact`; `own` records that this session created it.
-    (A returning visitor already points there: nothing to write.)"""
-    if session.contact_id != contact.pk or session.created_contact != own:
-        VisitorSession.objects.filter(pk=session.pk).update(contact=contact, created_contact=own)
-    session.contact, session.created_contact = contact, own
+def visitor_session_attach(
+    *, session: VisitorSession, contact, own: bool, signed: bool = False
+) -> None:
+    """Point the session at `contact`; `own` records that this session created it, `signed`
+    that it presented a valid signature for it just now. (A returning visitor already
+    points there: nothing to write.)"""
+    if contact.identity == Identity.VERIFIED and not signed:
+        raise ValueError("only a signed session may attach to a verified contact")
+    if (
+        session.contact_id != contact.pk
+        or session.created_contact != own
+        or session.signed != signed
+    ):
+        VisitorSession.objects.filter(pk=session.pk).update(
+            contact=contact, created_contact=own, signed=signed
+        )
+    session.contact, session.created_contact, session.signed = contact, own, signed
 
 
 def visitor_session_detach(*, session: VisitorSession) -> None:
     """Forget the session's contact: the visitor goes on as a new anonymous one."""
-    VisitorSession.objects.filter(pk=session.pk).update(contact=None, created_contact=False)
-    session.contact, session.created_contact = None, False
+    VisitorSession.objects.filter(pk=session.pk).update(
+        contact=None, created_contact=False, signed=False
+    )
+    session.contact, session.created_contact, session.signed = None, False, False

@@ -35,14 +35,19 @@ def self_reported_contact(agent):
 
 @pytest.fixture
 def visitor_token(agent):
-    """`visitor_token(contact=None)`: a widget session token (with a contact or without)."""
+    """`visitor_token(contact=None)`: a widget session token (with a contact or without).
+
+    A session holding a verified contact is one that signed in itself (the trust rule)."""
     counter = {"n": 0}
 
     def make(contact=None, *, for_agent=None) -> str:
         counter["n"] += 1
         target = for_agent or agent
         session = VisitorSession.objects.create(
-            agent=target, visitor_id=f"visitor-{counter['n']}", contact=contact
+            agent=target,
+            visitor_id=f"visitor-{counter['n']}",
+            contact=contact,
+            signed=contact is not None and contact.identity == Identity.VERIFIED,
         )
         return session_token_issue(session=session, agent=target)
 

@@ -12,6 +12,7 @@ from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
 from identity.sessions import session_token_issue
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory
+from tests.identity.conftest import Widget
 
 pytestmark = pytest.mark.django_db
 
@@ -323,9 +324,32 @@ def test_bad_messages_are_refused_and_change_nothing(
     assert conversation.status == "closed"
 
 
-def test_after_a_merge_the_session_keeps_its_conversations(agent, visitor_token, admin_user):
+def test_after_signing_in_the_session_keeps_its_conversations(agent):
     """Identify folds an anonymous visitor into the verified contact: the conversations move
-    with it and the same session token still reaches them."""
+    with it and the session that signed in still reaches them."""
+    widget = Widget(agent)
+    widget.identify({})
+    client = Client()
+    token = widget.session_token
+    conversation_id = _start(client, agent, token, {"message": "Hi"}).json()["conversation"]["id"]
+    anonymous = Conversation.objects.get(pk=conversation_id).contact
+    verified = ContactFactory(agent=agent, name="Grace Hopper", external_id="u-7")
+
+    assert widget.jwt(user_id="u-7").status_code == 200
+
+    conversation = Conversation.objects.get(pk=conversation_id)
+    assert conversation.contact == verified
+    verified.refresh_from_db()
+    assert verified.conversation_count == 1
+    assert not Contact.objects.filter(pk=anonymous.pk).exists()
+    response = _post_message(client, agent, conversation_id, widget.session_token, {"body": "Me"})
+    assert response.status_code == 201
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_a_merge_alone_lets_an_unsigned_session_go(agent, visitor_token):
+    """A merge by anyone else moves the conversations into the verified contact, but the
+    session that never signed in no longer reaches them (the trust rule)."""
     from contacts.actors import Actor
     from contacts.services import contact_merge
 
@@ -337,11 +361,6 @@ def test_after_a_merge_the_session_keeps_its_conversations(agent, visitor_token,
 
     contact_merge(primary=verified, secondary=anonymous, actor=Actor.jwt())
 
-    conversation = Conversation.objects.get(pk=conversation_id)
-    assert conversation.contact == verified
-    verified.refresh_from_db()
-    assert verified.conversation_count == 1
-    assert not Contact.objects.filter(pk=anonymous.pk).exists()
-    response = _post_message(client, agent, conversation_id, token, {"body": "Still me"})
-    assert response.status_code == 201
-    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert Conversation.objects.get(pk=conversation_id).contact == verified
+    response = _post_message(client, agent, conversation_id, token, {"body": "Still me?"})
+    assert response.status_code == 404

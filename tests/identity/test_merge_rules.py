@@ -77,8 +77,10 @@ def test_a_self_reported_contact_with_the_same_email_is_merged_too(widget_factor
     conversation.refresh_from_db()
     assert conversation.contact_id == verified.pk
     assert verified.name == "Ada?"  # the lead filled a blank
-    # The lead's own browser now follows the merged contact.
-    assert VisitorSession.objects.get(visitor_id=earlier.visitor_id).contact_id == verified.pk
+    # Never its visitor sessions: the lead's browser did not sign in, so it goes back to
+    # being anonymous instead of following its data into the verified contact (SPEC 6).
+    assert VisitorSession.objects.get(visitor_id=earlier.visitor_id).contact_id is None
+    assert earlier.identify({}).json()["contact"] is None
 
 
 def test_same_email_contacts_that_are_verified_or_keyed_are_never_merged(widget, agent):

@@ -6,6 +6,7 @@ import pytest
 from django.core import signing
 from django.utils import timezone
 
+from contacts.models import Identity
 from identity.models import VisitorSession
 from identity.sessions import (
     SESSION_SALT,
@@ -48,7 +49,7 @@ def test_forged_expired_and_empty_tokens_are_refused(agent, settings):
 
 
 def test_a_returning_visitor_keeps_its_session_and_contact_and_is_marked_seen(agent):
-    contact = ContactFactory(agent=agent)
+    contact = ContactFactory(agent=agent, identity=Identity.SELF_REPORTED)
     session = visitor_session_get_or_create(agent=agent, visitor_id="  v-1  ")
     assert session.visitor_id == "v-1"
     assert session.contact_id is None
@@ -82,9 +83,25 @@ def test_attaching_the_contact_a_session_already_has_writes_nothing(
     contact = ContactFactory(agent=agent)
     session = visitor_session_get_or_create(agent=agent, visitor_id="v-1")
     with django_assert_num_queries(1):
-        visitor_session_attach(session=session, contact=contact, own=False)
+        visitor_session_attach(session=session, contact=contact, own=False, signed=True)
     with django_assert_num_queries(0):
-        visitor_session_attach(session=session, contact=contact, own=False)
+        visitor_session_attach(session=session, contact=contact, own=False, signed=True)
     with django_assert_num_queries(1):
-        visitor_session_attach(session=session, contact=contact, own=True)
+        visitor_session_attach(session=session, contact=contact, own=True, signed=True)
     assert VisitorSession.objects.get(pk=session.pk).created_contact is True
+
+
+def test_only_a_signed_session_may_be_attached_to_a_verified_contact(agent):
+    contact = ContactFactory(agent=agent, identity=Identity.VERIFIED)
+    session = visitor_session_get_or_create(agent=agent, visitor_id="v-1")
+    with pytest.raises(ValueError, match="signed"):
+        visitor_session_attach(session=session, contact=contact, own=False)
+    assert VisitorSession.objects.get(pk=session.pk).contact_id is None
+
+
+def test_a_session_token_never_reaches_a_verified_contact_the_session_did_not_sign_for(agent):
+    contact = ContactFactory(agent=agent, identity=Identity.VERIFIED)
+    session = VisitorSession.objects.create(agent=agent, visitor_id="v-1", contact=contact)
+    token = session_token_issue(session=session, agent=agent)
+    assert session_token_verify(token=token, agent=agent).contact is None
+    assert VisitorSession.objects.get(pk=session.pk).contact_id is None

@@ -214,6 +214,11 @@ WIDGET_AGENT_CACHE_SECONDS = env_int("WIDGET_AGENT_CACHE_SECONDS", 5, minimum=0)
 # How long a hand-off token (`?rapport_identity=…`, carrying a verified visitor to the help
 # center) can be redeemed. It travels in a URL, so it is short-lived and single-use.
 IDENTITY_HANDOFF_MAX_AGE_SECONDS = env_int("IDENTITY_HANDOFF_MAX_AGE_SECONDS", 120, minimum=10)
+# The longest a signed identify JWT may live (`exp` at most this far ahead): a token copied
+# out of a page stops working within this time.
+IDENTITY_TOKEN_MAX_LIFETIME_SECONDS = env_int(
+    "IDENTITY_TOKEN_MAX_LIFETIME_SECONDS", 86400, minimum=60
+)
 # The demo host page at /demo/widget/ (signs JWTs for any user of the signed-in member's
 # agents): on in development only.
 WIDGET_DEMO_ENABLED = env_bool("WIDGET_DEMO_ENABLED", DEBUG and not PRODUCTION)

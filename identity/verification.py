@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets as token_secrets
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,13 +78,15 @@ def jwt_verify(*, token: Any, secrets: Sequence[str]) -> dict[str, Any]:
         )
     for secret in secrets:
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 secret,
                 algorithms=[JWT_ALGORITHM],
                 leeway=JWT_LEEWAY_SECONDS,
                 # `aud` and `iss` are the customer's business; Rapport does not define them.
-                options={"require": ["exp"], "verify_aud": False},
+                # `exp` is checked below, more strictly than PyJWT does (which reads "9999…"
+                # strings and any far-away date).
+                options={"require": ["exp"], "verify_aud": False, "verify_exp": False},
             )
         except jwt.InvalidSignatureError:
             continue  # maybe signed with the previous secret, still in its grace period
@@ -106,10 +110,34 @@ def jwt_verify(*, token: Any, secrets: Sequence[str]) -> dict[str, Any]:
             raise IdentifyError(
                 "invalid_claims", f"The token's claims are invalid: {exc}"
             ) from None
+        _check_expiry(claims.get("exp"))
+        return claims
     raise IdentifyError(
         "invalid_signature",
         "The token's signature does not match this agent's identity secret.",
     )
+
+
+def _check_expiry(exp: Any) -> None:
+    """`exp` is a number of seconds since the epoch, not passed (beyond the leeway), and at
+    most IDENTITY_TOKEN_MAX_LIFETIME_SECONDS ahead: a leaked token must not live forever."""
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+        raise IdentifyError(
+            "invalid_claims", "The token's exp must be a number (seconds since 1970, UTC)."
+        )
+    now = time.time()
+    if exp < now - JWT_LEEWAY_SECONDS:
+        raise IdentifyError(
+            "token_expired",
+            f"The token's exp has passed (more than {JWT_LEEWAY_SECONDS} s ago); sign a fresh one.",
+        )
+    lifetime = settings.IDENTITY_TOKEN_MAX_LIFETIME_SECONDS
+    if exp > now + lifetime + JWT_LEEWAY_SECONDS:
+        raise IdentifyError(
+            "token_lifetime_too_long",
+            f"The token's exp is more than {lifetime} s ahead; sign tokens that expire "
+            "sooner (an hour is plenty: the widget identifies again on every page load).",
+        )
 
 
 def user_id_from_claim(value: Any) -> str:
@@ -120,6 +148,14 @@ def user_id_from_claim(value: Any) -> str:
         raise IdentifyError("invalid_user_id", "user_id must be a string or a number.")
     if isinstance(value, float) and not value.is_integer():
         raise IdentifyError("invalid_user_id", "A numeric user_id must be a whole number.")
+    if isinstance(value, str) and value != value.strip():
+        # The signature covers the id exactly as sent: trimming it after verification would
+        # let " victim-1" (signed by anyone who can sign that string) reach "victim-1".
+        raise IdentifyError(
+            "invalid_user_id",
+            "user_id has leading or trailing whitespace; send the id exactly as your "
+            "system stores it.",
+        )
     try:
         normalized = normalize.normalize_external_id(value)
     except normalize.FieldError as exc:

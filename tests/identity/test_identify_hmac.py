@@ -109,6 +109,15 @@ HMAC_REJECTIONS = {
         {"user_id": "u\x00", "user_hash": "0" * 64},
         "invalid_user_id",
     ),
+    # Correctly hashed, but the stored id would differ from the signed one.
+    "user_id with a leading space": (
+        lambda a: {"user_id": " u-1", "user_hash": user_hash(a, " u-1")},
+        "invalid_user_id",
+    ),
+    "user_id with a trailing space": (
+        lambda a: {"user_id": "u-1 ", "user_hash": user_hash(a, "u-1 ")},
+        "invalid_user_id",
+    ),
 }
 
 

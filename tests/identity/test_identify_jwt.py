@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from datetime import timedelta
 
 import jwt
@@ -17,7 +18,7 @@ from contacts.models import AuditEvent, Contact
 from identity.models import VisitorSession
 from identity.sessions import session_token_verify
 from tests.factories import AttributeFactory, ContactFactory
-from tests.identity.conftest import make_jwt, secret_of
+from tests.identity.conftest import Widget, make_jwt, secret_of
 from workspaces.services import identity_secret_rotate
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +142,28 @@ REJECTIONS = {
     "empty user_id": (lambda a: make_jwt(a, user_id=""), "missing_user_id"),
     "user_id object": (lambda a: make_jwt(a, user_id={"id": 1}), "invalid_user_id"),
     "user_id boolean": (lambda a: make_jwt(a, user_id=True), "invalid_user_id"),
-    "exp not a number": (lambda a: make_jwt(a, user_id="u-1", exp="tomorrow"), "malformed_token"),
+    "exp not a number": (lambda a: make_jwt(a, user_id="u-1", exp="tomorrow"), "invalid_claims"),
+    "exp a numeric string": (
+        lambda a: make_jwt(a, user_id="u-1", exp=str(int(time.time()) + 300)),
+        "invalid_claims",
+    ),
+    "exp infinite": (lambda a: make_jwt(a, user_id="u-1", exp=float("inf")), "invalid_claims"),
+    "exp in year 9999": (
+        lambda a: make_jwt(a, user_id="u-1", exp=253402300799),
+        "token_lifetime_too_long",
+    ),
+    "exp 2^64": (lambda a: make_jwt(a, user_id="u-1", exp=2**64), "token_lifetime_too_long"),
+    "exp two days ahead": (
+        lambda a: make_jwt(a, user_id="u-1", exp_in=2 * 86400),
+        "token_lifetime_too_long",
+    ),
+    "user_id with a leading space": (lambda a: make_jwt(a, user_id=" u-1"), "invalid_user_id"),
+    "user_id with a trailing space": (lambda a: make_jwt(a, user_id="u-1 "), "invalid_user_id"),
+    "user_id with a newline": (lambda a: make_jwt(a, user_id="u-1\n"), "invalid_user_id"),
+    "user_id with a control character": (
+        lambda a: make_jwt(a, user_id="u\x07-1"),
+        "invalid_user_id",
+    ),
     "not before in the future": (
         lambda a: make_jwt(a, user_id="u-1", nbf=int(time.time()) + 3600),
         "token_not_yet_valid",
@@ -250,3 +272,24 @@ def test_another_agents_secret_does_not_verify(widget, agent, other_agent):
     response = widget.identify({"token": make_jwt(other_agent, user_id="u-1")})
     assert response.json()["error"]["code"] == "invalid_signature"
     _nothing_written(agent)
+
+
+def test_a_token_may_live_up_to_the_configured_lifetime(widget, agent, settings):
+    assert widget.jwt(user_id="u-1", exp_in=23 * 3600).status_code == 200
+    settings.IDENTITY_TOKEN_MAX_LIFETIME_SECONDS = 3600
+    response = widget.jwt(user_id="u-1", exp_in=2 * 3600)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_lifetime_too_long"
+    assert "3600 s" in response.json()["error"]["message"]
+
+
+def test_a_signed_id_with_whitespace_never_reaches_the_trimmed_contact(widget, agent):
+    victim = widget.jwt(user_id="victim-1").json()["contact"]["id"]
+    for spaced in (" victim-1", "victim-1 ", "\tvictim-1"):
+        attacker = Widget(agent)
+        response = attacker.jwt(user_id=spaced)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_user_id"
+    assert list(Contact.objects.filter(agent=agent).values_list("pk", flat=True)) == [
+        uuid.UUID(victim)
+    ]

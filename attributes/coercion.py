@@ -167,7 +167,14 @@ def _datetime(value: Any, key: str, options: list[str]) -> str:
         )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC; 0001-01-01T00:00:00+14:00 in
+        # year 0. Neither exists for Python or the databases.
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:
+        raise AttributeValueError(
+            key, "datetime", value, "the time is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def _select(value: Any, key: str, options: list[str]) -> str:

@@ -12,7 +12,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -200,7 +200,10 @@ def query_page_size(params: Mapping[str, Any]) -> int:
     if "page_size" not in params:
         return DEFAULT_PAGE_SIZE
     raw = str(params.get("page_size")).strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone accepts "²" and "٣", which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not (
+        1 <= int(raw) <= MAX_PAGE_SIZE
+    ):
         raise serializers.ValidationError(
             {"page_size": [f"Use a whole number from 1 to {MAX_PAGE_SIZE}."]}
         )
@@ -636,8 +639,17 @@ def _decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = datetime.fromisoformat(payload["t"])
+        moment.astimezone(UTC)  # year 10000 in UTC does not exist
         pk = uuid.UUID(payload["i"])
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        binascii.Error,
+        OverflowError,
+        RecursionError,
+    ):
         raise serializers.ValidationError(
             {"cursor": ["The cursor is not valid; start again from the first page."]}
         ) from None

@@ -456,7 +456,7 @@ def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, str, str]:
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         value, pk, direction = payload["v"], str(payload["i"]), payload["d"]
         ordering = payload["o"]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise ValueError("The cursor is not valid; start again from the first page.") from None
     if ordering != spec.ordering or direction not in ("next", "prev"):
         raise ValueError("The cursor belongs to another ordering; start from the first page.")
@@ -473,7 +473,9 @@ def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, str, str]:
             raise invalid
         try:
             value = datetime.fromisoformat(value)
-        except ValueError:
+            # A year-9999 time with a negative offset does not exist in UTC.
+            value.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise invalid from None
         if timezone.is_naive(value):
             raise invalid

@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -57,9 +57,19 @@ def decode_inbox_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = datetime.fromisoformat(payload["t"])
+        moment.astimezone(UTC)  # year 10000 in UTC does not exist
         pk = uuid.UUID(payload["i"])
         direction = payload["d"]
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        binascii.Error,
+        UnicodeDecodeError,
+        OverflowError,
+        RecursionError,
+    ):
         raise ValueError("The page link is not valid; showing the newest conversations.") from None
     if direction not in ("next", "prev") or moment.tzinfo is None:
         raise ValueError("The page link is not valid; showing the newest conversations.")

@@ -29,6 +29,11 @@ class WidgetError(Exception):
         self.code, self.message, self.status, self.fields = code, message, status, fields or {}
 
 
+# The deepest legitimate body: {"token", "user_metadata": {"key": [values]}} with room to
+# spare. Deeper bodies only cost time to walk, store and echo back.
+MAX_BODY_DEPTH = 8
+
+
 def error_response(
     code: str, message: str, *, status: int, fields: dict | None = None
 ) -> JsonResponse:
@@ -71,9 +76,36 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         data = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WidgetError("invalid_json", f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise WidgetError(
+            "invalid_json", "The body is nested too deeply; a widget call is a flat object."
+        ) from None
     if not isinstance(data, dict):
         raise WidgetError("invalid_json", "The body must be a JSON object.")
+    if _deeper_than(data, MAX_BODY_DEPTH):
+        raise WidgetError(
+            "invalid_json",
+            f"The body is nested more than {MAX_BODY_DEPTH} levels deep; widget calls carry "
+            "flat objects of values.",
+        )
     return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when containers nest more than `limit` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def bearer_token(request: HttpRequest) -> str:

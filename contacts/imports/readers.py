@@ -28,6 +28,11 @@ SNIFF_BYTES = 64 * 1024
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Nested objects of a JSON row that are flattened into "attributes.<key>" columns.
 NESTED = ("attributes",)
+# How deep a JSON row may nest, the row object being level 1. A contact needs three levels
+# (the row, a list or the attributes object, a Stripe account in the accounts list); deeper
+# items are refused while they are read, before they are built: ijson's path-keeping parser
+# holds a prefix string per open level, so a file of N brackets costs memory in N².
+MAX_JSON_DEPTH = 5
 
 csv.field_size_limit(MAX_CELL_BYTES)
 
@@ -241,7 +246,7 @@ def read_json(binary: IO[bytes]) -> Iterator[SourceRow]:
         binary.read(len(codecs.BOM_UTF8))
     number = 0
     try:
-        for item in ijson.items(binary, "item", use_float=True):
+        for item in _array_items(binary):
             number += 1
             yield _object_row(number, item, "Item")
     except ijson.JSONError as exc:
@@ -250,6 +255,70 @@ def read_json(binary: IO[bytes]) -> Iterator[SourceRow]:
         ) from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, offset=0) from None
+
+
+def _too_deep(what: str, number: int) -> FileFormatError:
+    return FileFormatError(
+        f"{what} {number:,} nests lists or objects more than {MAX_JSON_DEPTH} levels deep, "
+        "which no contact needs (a contact is an object of values, lists of values and a list "
+        "of Stripe accounts). Flatten it and upload the file again."
+    )
+
+
+def _array_items(binary: IO[bytes]) -> Iterator[Any]:
+    """The values of a top-level JSON array, built from ijson's flat events (no paths kept),
+    with each item's nesting bounded by MAX_JSON_DEPTH as it is read."""
+    stack: list[Any] = []  # the open containers; stack[0] is the top-level array (kept empty)
+    top: Any = None
+    key = ""
+    limit = MAX_JSON_DEPTH + 1
+    number = 1  # the item being read
+    for event, value in ijson.basic_parse(binary, use_float=True):
+        if event == "map_key":
+            key = value
+        elif value is not None or event == "null":
+            if len(stack) == 1:
+                number += 1
+                yield value
+            elif type(top) is list:
+                top.append(value)
+            else:
+                top[key] = value
+        elif event == "start_map" or event == "start_array":
+            container: Any = {} if event == "start_map" else []
+            if len(stack) > 1:
+                if type(top) is list:
+                    top.append(container)
+                else:
+                    top[key] = container
+            stack.append(container)
+            top = container
+            if len(stack) > limit:
+                raise _too_deep("Item", number)
+        else:  # end_map, end_array
+            done = stack.pop()
+            top = stack[-1] if stack else None
+            if len(stack) == 1:
+                number += 1
+                yield done
+
+
+def _line_too_deep(line: bytes) -> bool:
+    """Whether a JSON Lines line nests deeper than MAX_JSON_DEPTH, found without building it."""
+    if line.count(b"[") + line.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # the usual row: too few brackets to nest that deep
+    depth = 0
+    try:
+        for event, _value in ijson.basic_parse(io.BytesIO(line)):
+            if event == "start_map" or event == "start_array":
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    return True
+            elif event == "end_map" or event == "end_array":
+                depth -= 1
+    except ijson.JSONError:
+        return False  # not JSON: orjson says where
+    return False
 
 
 def _ijson_reason(exc: Exception) -> str:
@@ -264,6 +333,8 @@ def read_jsonl(binary: IO[bytes]) -> Iterator[SourceRow]:
             line = line[len(codecs.BOM_UTF8) :]
         if not line.strip():
             continue
+        if _line_too_deep(line):
+            raise _too_deep("Line", number)
         try:
             item = orjson.loads(line)
         except orjson.JSONDecodeError as exc:

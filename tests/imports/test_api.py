@@ -458,6 +458,42 @@ def test_a_binary_file_is_refused_as_not_text(api, agent):
     assert not ContactImport.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "name", "where"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "people.json", "Item 1"),
+        (
+            b'[{"email": "a@example.com"}, ' + b'{"a": ' * 1000 + b"1" + b"}" * 1000 + b"]",
+            "people.json",
+            "Item 2",
+        ),
+        (
+            b'{"email": "a@example.com"}\n' + b'{"a": ' * 1000 + b"1" + b"}" * 1000 + b"\n",
+            "people.jsonl",
+            "Line 2",
+        ),
+    ],
+    ids=["json-arrays", "json-objects", "jsonl-objects"],
+)
+def test_json_nested_deeper_than_a_contact_is_refused_naming_the_item(
+    api, agent, content, name, where
+):
+    response = post_file(api, content, name=name)
+
+    assert response.status_code == 400
+    body = error(response)
+    assert body["code"] == "validation_error"
+    assert body["fields"] == {
+        "file": [
+            f"{where} nests lists or objects more than 5 levels deep, which no contact needs (a "
+            "contact is an object of values, lists of values and a list of Stripe accounts). "
+            "Flatten it and upload the file again."
+        ]
+    }
+    assert not ContactImport.objects.exists()
+    assert not Contact.objects.exists()
+
+
 def test_a_csv_that_is_not_utf8_is_refused_saying_to_save_it_as_utf8(api, agent):
     content = "name,email\nMüller,mueller@example.com\n".encode("latin-1")
 

@@ -178,6 +178,21 @@ def test_invalid_json_after_the_preview_fails_and_writes_nothing(run_import, age
     assert Contact.objects.filter(agent=agent).count() == 0
 
 
+@pytest.mark.parametrize("name", ["people.json", "people.jsonl"])
+def test_json_nested_too_deep_after_the_preview_fails_and_writes_nothing(run_import, agent, name):
+    items = [json.dumps({"external_id": f"u{n}", "name": "x"}) for n in range(1100)]
+    items.append('{"external_id": "u-deep", "name": ' + "[" * 1000 + "]" * 1000 + "}")
+    content = "[" + ",".join(items) + "]" if name.endswith(".json") else "\n".join(items)
+
+    job = run_import(content, name=name)
+
+    assert job.status == ContactImport.Status.FAILED
+    what = "Item" if name.endswith(".json") else "Line"
+    assert job.error.startswith(f"{what} 1,101 nests lists or objects more than 5 levels deep")
+    assert job.processed_rows == 0
+    assert Contact.objects.filter(agent=agent).count() == 0
+
+
 def test_importing_the_same_file_again_reports_every_row_unchanged_and_writes_nothing(
     run_import, agent, schema
 ):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +108,110 @@ def test_json_must_be_an_array_of_objects():
 def test_json_lines_report_the_line_of_invalid_json():
     with pytest.raises(FileFormatError, match="Line 3 is not valid JSON"):
         rows_of(b'{"email": "a@example.com"}\n\n{"email": \n', "jsonl")
+
+
+def too_deep(what: str) -> str:
+    return (
+        f"{what} nests lists or objects more than 5 levels deep, which no contact needs (a "
+        "contact is an object of values, lists of values and a list of Stripe accounts). "
+        "Flatten it and upload the file again."
+    )
+
+
+def deep_object(levels: int) -> bytes:
+    return b'{"a": ' * levels + b"1" + b"}" * levels
+
+
+@pytest.mark.parametrize(
+    ("content", "file_format", "message"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "json", too_deep("Item 1")),
+        (b'[{"email": "a@example.com"}, ' + deep_object(1000) + b"]", "json", too_deep("Item 2")),
+        (
+            b'{"email": "a@example.com"}\n\n' + deep_object(1000) + b"\n",
+            "jsonl",
+            too_deep("Line 3"),
+        ),
+        (b'{"email": "a@example.com"}\n' + b"[" * 1000 + b"]" * 1000, "jsonl", too_deep("Line 2")),
+    ],
+    ids=["json-arrays", "json-objects", "jsonl-objects", "jsonl-arrays"],
+)
+def test_json_nested_far_deeper_than_a_contact_is_refused_naming_the_item(
+    content, file_format, message
+):
+    with pytest.raises(FileFormatError) as refused:
+        rows_of(content, file_format)
+
+    assert str(refused.value) == message
+
+
+def test_a_json_row_may_nest_five_levels_and_not_six():
+    five = {"email": "a@example.com", "stripe_accounts": [{"label": [["x"]]}]}
+    six = {"email": "b@example.com", "stripe_accounts": [{"label": [[["x"]]]}]}
+
+    assert rows_of(json.dumps([five, five]).encode(), "json")[1].values == five
+    assert rows_of(json.dumps(five).encode() + b"\n", "jsonl")[0].values == five
+    with pytest.raises(FileFormatError, match=r"^Item 2 nests lists or objects more than 5 "):
+        rows_of(json.dumps([five, six]).encode(), "json")
+    with pytest.raises(FileFormatError, match=r"^Line 2 nests lists or objects more than 5 "):
+        rows_of(f"{json.dumps(five)}\n{json.dumps(six)}\n".encode(), "jsonl")
+
+
+# Reads 1 MB files of nested brackets, as the upload (analyze) and the import's scan
+# (open_rows) do, in a process that may use 256 MB of address space in all.
+MEMORY_PROBE = """
+import io, resource, django
+django.setup()
+from contacts.imports.readers import FileFormatError, analyze, open_rows
+
+mb = 1024 * 1024
+levels = mb // 6  # {"a": and } are six bytes a level
+files = {
+    "arrays.json": b"[" * (mb // 2) + b"]" * (mb // 2),
+    "objects.json": b"[" + b'{"a":' * levels + b"1" + b"}" * levels + b"]",
+    "objects.jsonl": b'{"a":' * levels + b"1" + b"}" * levels + b"\\n",
+}
+limit = 256 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+for name, content in files.items():
+    assert len(content) >= mb - 8, len(content)
+    for step in ("upload", "scan"):
+        binary = io.BytesIO(content)
+        try:
+            if step == "upload":
+                analyze(binary, filename=name)
+            else:
+                list(open_rows(binary, file_format=name.rsplit(".", 1)[1])[1])
+        except FileFormatError as exc:
+            print(name, step, "refused:", exc)
+        else:
+            print(name, step, "read")
+"""
+
+
+def test_deeply_nested_json_is_refused_within_256_mb_of_memory():
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    result = subprocess.run(  # noqa: S603 - our own interpreter and probe
+        [sys.executable, "-c", MEMORY_PROBE],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        f"{name} {step} refused: {too_deep(what)}"
+        for name, what in (
+            ("arrays.json", "Item 1"),
+            ("objects.json", "Item 1"),
+            ("objects.jsonl", "Line 1"),
+        )
+        for step in ("upload", "scan")
+    ]
 
 
 def test_the_format_comes_from_the_name_else_from_the_first_character():

@@ -293,6 +293,27 @@ def test_an_unreadable_file_is_refused_with_a_precise_message_and_nothing_stored
     assert stored_files() == []
 
 
+def test_a_json_file_nested_deeper_than_a_contact_is_refused_and_nothing_stored(
+    admin_client, agent
+):
+    content = b'[{"email": "a@example.com"}, ' + b"[" * 1000 + b"]" * 1000 + b"]"
+
+    response = admin_client.post(
+        agent_url("contacts:import", agent), {"file": upload(content, "people.json")}
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert field_errors(page) == [
+        "Item 2 nests lists or objects more than 5 levels deep, which no contact needs (a "
+        "contact is an object of values, lists of values and a list of Stripe accounts). "
+        "Flatten it and upload the file again."
+    ]
+    assert 'type="file" name="file"' in page
+    assert not ContactImport.objects.exists()
+    assert stored_files() == []
+
+
 def test_a_file_above_the_size_limit_answers_413_and_stores_nothing(admin_client, agent, settings):
     settings.IMPORT_MAX_BYTES = 1024 * 1024
     content = "email\n" + "a@example.com\n" * (1024 * 1024 // 14 + 1)

@@ -177,7 +177,7 @@ def _csv_header(cells: list[str]) -> list[str]:
     columns: list[str] = []
     seen: dict[str, int] = {}
     for index, cell in enumerate(cells, start=1):
-        name = " ".join(cell.split()) or f"(column {index})"
+        name = _unneutral(" ".join(cell.split())) or f"(column {index})"
         folded = name.casefold()
         if folded in seen:
             raise FileFormatError(

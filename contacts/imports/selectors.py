@@ -72,7 +72,9 @@ def failed_rows_stream(job: ContactImport) -> Iterator[bytes]:
                 cells = (cells + [""] * width)[: max(width, len(cells))]
                 yield [*(neutralize(c) for c in cells), neutralize(issue.message)]
 
-        yield from csv_stream([*job.columns, "error"], rows())
+        # Column names are cells too: "=HYPERLINK(…)" as a header runs in a spreadsheet.
+        header = [*(neutralize(c) for c in job.columns), "error"]
+        yield from csv_stream(header, rows())
         return
     for issue in issues.iterator(chunk_size=1000):
         raw = issue.raw if isinstance(issue.raw, dict) else {"value": issue.raw}

@@ -669,6 +669,27 @@ def test_the_failed_rows_download_has_the_original_columns_and_each_reason(admin
     assert Contact.objects.get(agent=agent).name == "Ada King"  # the last row won
 
 
+def test_the_failed_rows_download_guards_column_names_a_spreadsheet_would_run(admin_client, agent):
+    formula = '=HYPERLINK("http://evil.test","Click")'
+    content = (
+        'email,"=HYPERLINK(""http://evil.test"",""Click"")",@cmd,-x,+y\nnot-an-email,a,b,c,d\n'
+    )
+    job = make_job(agent, content, "people.csv")
+    assert job.columns == ["email", formula, "@cmd", "-x", "+y"]
+    action(admin_client, job, "import")
+    run(job)
+    assert job.failed_count == 1
+
+    download = text(admin_client.get(job_url(job, "contacts:import_failed_rows")))
+
+    header, row = csv.reader(io.StringIO(download))
+    assert header == ["email", "'" + formula, "'@cmd", "'-x", "'+y", "error"]
+    assert row == ["not-an-email", "a", "b", "c", "d", reason(job, 2)]
+    # Uploaded again (fixed), the file has the columns it had before.
+    again = make_job(agent, download, "people-failed-rows.csv")
+    assert again.columns == ["email", formula, "@cmd", "-x", "+y", "error"]
+
+
 def test_the_failed_rows_of_a_job_without_issues_are_just_the_header(admin_client, agent):
     job = make_job(agent, "email,name\na@x.org,A\n")
     import_start(job=job, dry_run=False)

@@ -60,3 +60,32 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
+
+
+_RATE_PERIODS = {
+    **dict.fromkeys(("s", "sec", "second"), 1),
+    **dict.fromkeys(("m", "min", "minute"), 60),
+    **dict.fromkeys(("h", "hour"), 3600),
+    **dict.fromkeys(("d", "day"), 86400),
+}
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """`"120/minute"` -> (120, 60): DRF's rate syntax. ValueError when it is not one."""
+    count, _, period = str(text).strip().partition("/")
+    count, period = count.strip(), period.strip().lower()
+    if not (count.isascii() and count.isdigit() and int(count) >= 1):
+        raise ValueError(f"{text!r} is not a rate; write it as 120/minute.")
+    if period not in _RATE_PERIODS:
+        raise ValueError(f"{text!r} is not a rate; the period is second, minute, hour or day.")
+    return int(count), _RATE_PERIODS[period]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as `6000/minute`, checked at start-up."""
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return value

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.csp import CSP
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -117,6 +117,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"rapport-test-{os.getpid()}.sqlite3")
     }
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# On PostgreSQL each server process borrows connections from its own pool (psycopg_pool)
+# instead of keeping one per thread: a threaded server under a burst of widget calls then
+# waits for a free connection instead of opening dozens and exhausting the server's
+# max_connections. DB_POOL_SIZE=0 turns pooling off (then DB_CONN_MAX_AGE applies).
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 10, minimum=0)
+if IS_POSTGRES and DB_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        # A request that waits this long for a connection fails (503 on the API/widget).
+        "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -134,12 +147,27 @@ LOGOUT_REDIRECT_URL = "login"
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "rapport",
+# One cache every process shares (SPEC 9: limits hold across processes and machines):
+# Redis when REDIS_URL names one, else a table in the database (no extra server needed;
+# migrations create it). Rate-limit counters go to Redis too, or to their own table with
+# one atomic upsert per call (workspaces.ratelimit).
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
     }
-}
+    RATE_LIMIT_STORE = "cache"
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "rapport_cache",
+        }
+    }
+    RATE_LIMIT_STORE = "database"
 
 # --- I18N / static ------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -175,7 +203,10 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
-if env_bool("BEHIND_TLS_PROXY", False):
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and take the client's
+# address for rate limits from the last X-Forwarded-For entry (the one the proxy added).
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Identity secrets must be readable again (to verify HMACs and JWTs), so they are stored
@@ -206,6 +237,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # How long a widget session token (returned by identify) stays valid.
 WIDGET_SESSION_MAX_AGE_SECONDS = env_int("WIDGET_SESSION_MAX_AGE_SECONDS", 30 * 86400, minimum=60)
 WIDGET_MAX_BODY_BYTES = env_int("WIDGET_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# Public widget calls that can create contacts (identify, starting a conversation), per
+# client address and per agent. The per-agent rate sits above what one server can serve.
+WIDGET_RATE_LIMIT_PER_ADDRESS = env_rate("WIDGET_RATE_LIMIT_PER_ADDRESS", "120/minute")
+WIDGET_RATE_LIMIT_PER_AGENT = env_rate("WIDGET_RATE_LIMIT_PER_AGENT", "60000/minute")
 # How long each process keeps the agent a widget call names and its identity secrets
 # (workspaces.agent_cache); 0 reads them on every call.
 WIDGET_AGENT_CACHE_SECONDS = env_int("WIDGET_AGENT_CACHE_SECONDS", 5, minimum=0)
@@ -232,12 +267,13 @@ TASKS = {
 }
 
 # --- REST framework -----------------------------------------------------------------------
+# Calls allowed per API key, counted across every process (workspaces.ratelimit).
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "6000/minute")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["workspaces.api.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["workspaces.api.HasApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["workspaces.api.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("API_RATE_LIMIT", "6000/minute")},
     "EXCEPTION_HANDLER": "workspaces.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -59,7 +59,7 @@ def message_json(message: Message) -> dict:
     }
 
 
-@widget_endpoint(methods=("POST",))
+@widget_endpoint(methods=("POST",), limited=("POST",))
 def conversations(request: HttpRequest, agent: Agent) -> JsonResponse:
     """Start a conversation for the session's contact (an anonymous one if it has none)."""
     session = _session(request, agent)

@@ -54,7 +54,7 @@ def _widget_error(exc: IdentifyError | ContactError) -> WidgetError:
     return WidgetError(exc.code, exc.message, status=status, fields=exc.fields)
 
 
-@widget_endpoint(methods=("POST",))
+@widget_endpoint(methods=("POST",), limited=("POST",))
 def identify(request: HttpRequest, agent: Agent) -> HttpResponse:
     data = read_json(request)
     try:

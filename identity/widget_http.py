@@ -17,8 +17,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from workspaces import ratelimit
 from workspaces.agent_cache import cached_agent
 from workspaces.models import Agent
+from workspaces.ratelimit import client_address
 
 
 class WidgetError(Exception):
@@ -113,10 +115,35 @@ def bearer_token(request: HttpRequest) -> str:
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
-def widget_endpoint(*, methods: tuple[str, ...]) -> Callable:
+def _rate_limited(request: HttpRequest, agent: Agent) -> HttpResponse | None:
+    """429 when this client address, or this agent as a whole, is over its widget rate."""
+    by_address, by_agent = ratelimit.hit_many(
+        [
+            (
+                "widget-ip",
+                f"{agent.pk}:{client_address(request)}",
+                settings.WIDGET_RATE_LIMIT_PER_ADDRESS,
+            ),
+            ("widget-agent", str(agent.pk), settings.WIDGET_RATE_LIMIT_PER_AGENT),
+        ]
+    )
+    for verdict, who in ((by_address, "this address"), (by_agent, "this agent")):
+        if not verdict.allowed:
+            response = error_response(
+                "rate_limited",
+                f"Too many calls from {who}; try again in {verdict.retry_after} s.",
+                status=429,
+            )
+            response["Retry-After"] = str(verdict.retry_after)
+            return response
+    return None
+
+
+def widget_endpoint(*, methods: tuple[str, ...], limited: tuple[str, ...] = ()) -> Callable:
     """Wrap a widget view `(request, agent, ...) -> HttpResponse`: resolves the agent from
-    its public id (404 JSON when unknown), answers CORS preflights, turns WidgetError into
-    JSON errors, and adds CORS headers to every answer."""
+    its public id (404 JSON when unknown), answers CORS preflights, applies the widget rate
+    limits to the `limited` methods (those that can create contacts), turns WidgetError
+    into JSON errors, and adds CORS headers to every answer."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -133,6 +160,8 @@ def widget_endpoint(*, methods: tuple[str, ...]) -> Callable:
             agent: Agent | None = cached_agent(public_id=agent_public_id)
             if agent is None:
                 return _cors(error_response("not_found", "No such agent.", status=404))
+            if request.method in limited and (refused := _rate_limited(request, agent)):
+                return _cors(refused)
             try:
                 response = view(request, agent, *args, **kwargs)
             except WidgetError as exc:

@@ -36,15 +36,20 @@ def _media_root(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
+def _clear_cache(request):
+    """Each test starts with empty caches. The shared cache is a database table (or Redis):
+    a test's own transaction rolls it back, so only tests that commit need it emptied."""
     from django.core.cache import cache
 
     from workspaces import agent_cache
 
-    cache.clear()
+    marker = request.node.get_closest_marker("django_db")
+    commits = marker is not None and marker.kwargs.get("transaction")
+    if commits:
+        request.getfixturevalue("transactional_db")
+        cache.clear()
     agent_cache.clear()
     yield
-    cache.clear()
     agent_cache.clear()
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from contacts.actors import Actor
+from workspaces import ratelimit
 from workspaces.models import Agent, ApiKey
 from workspaces.selectors import api_key_lookup
 from workspaces.services import api_key_touch
@@ -57,15 +59,18 @@ class HasApiKey(BasePermission):
         return isinstance(request.auth, ApiKey)
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Requests per API key (rate in settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES['api_key'])."""
+class ApiKeyRateThrottle(BaseThrottle):
+    """Calls per API key (settings.API_RATE_LIMIT), counted across every server process."""
 
-    scope = "api_key"
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.auth, ApiKey):
+            return True
+        verdict = ratelimit.hit("api", str(request.auth.pk), settings.API_RATE_LIMIT)
+        self.retry_after = verdict.retry_after
+        return verdict.allowed
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if isinstance(request.auth, ApiKey):
-            return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
-        return None
+    def wait(self) -> float | None:
+        return getattr(self, "retry_after", None)
 
 
 def api_agent(request: Request) -> Agent:

@@ -1,39 +1,42 @@
-"""Failed-login throttling: per (address, username) and per address, in the cache."""
+"""Sign-in throttling, per (address, user name) and per address, across every process.
+
+Every attempt is counted *before* the password is checked, so a burst of guesses sent at
+once through several server processes cannot all be evaluated before the first failure
+is recorded. A successful sign-in clears its own count and gives back its address's count.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest
+
+from workspaces import ratelimit
 
 
-def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+def _rates() -> tuple[tuple[int, int], tuple[int, int]]:
+    limit, window = settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW_SECONDS
+    # An address may try a few different user names, but not spray many.
+    return (limit, window), (limit * 4, window)
 
 
-def _keys(address: str, username: str) -> tuple[str, str]:
+def _pair(address: str, username: str) -> str:
     user_part = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return f"login-fail:{address}:{user_part}", f"login-fail-ip:{address}"
+    return f"{address}:{user_part}"
 
 
-def is_locked(address: str, username: str) -> bool:
-    pair, ip_only = _keys(address, username)
-    limit = settings.LOGIN_MAX_FAILURES
-    # An address may try a few different usernames, but not spray many.
-    return cache.get(pair, 0) >= limit or cache.get(ip_only, 0) >= limit * 4
+def attempt(address: str, username: str) -> int | None:
+    """Count a sign-in attempt; the seconds to wait when this one is over the limit."""
+    pair_rate, address_rate = _rates()
+    by_address = ratelimit.hit("login-ip", address, address_rate)
+    if not by_address.allowed:
+        return by_address.retry_after
+    by_pair = ratelimit.hit("login", _pair(address, username), pair_rate)
+    return None if by_pair.allowed else by_pair.retry_after
 
 
-def record_failure(address: str, username: str) -> None:
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    for key in _keys(address, username):
-        cache.add(key, 0, window)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, window)
-
-
-def reset(address: str, username: str) -> None:
-    cache.delete(_keys(address, username)[0])
+def succeeded(address: str, username: str) -> None:
+    """A correct password: forget this user's failures and give the address its try back."""
+    pair_rate, address_rate = _rates()
+    ratelimit.forget("login", _pair(address, username), pair_rate)
+    ratelimit.hit("login-ip", address, address_rate, amount=-1)

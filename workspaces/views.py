@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from workspaces import login_throttle
 from workspaces.access import get_agent_access
 from workspaces.forms import AgentSettingsForm, ApiKeyForm
+from workspaces.ratelimit import client_address
 from workspaces.selectors import agents_for_user, api_keys_for_agent
 from workspaces.services import (
     AgentNameTaken,
@@ -33,7 +34,8 @@ from workspaces.services import (
 @never_cache
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(
+    # Only a path on this site: anything else ("abc", a URL name, another host) is ignored.
+    if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         next_url = ""
@@ -44,22 +46,23 @@ def login_view(request: HttpRequest) -> HttpResponse:
     status = 200
     locked = ""
     if request.method == "POST":
-        address = login_throttle.client_address(request)
+        address = client_address(request)
         username = request.POST.get("username", "")[:150]
-        if login_throttle.is_locked(address, username):
-            # Checked before the password so a locked account cannot be probed further.
+        wait = login_throttle.attempt(address, username)
+        if wait is not None:
+            # Counted and refused before the password is checked: a locked account cannot
+            # be probed further.
             form = AuthenticationForm(request, initial={"username": username})
             locked = (
-                "Too many failed sign-in attempts. Wait "
-                f"{settings.LOGIN_FAILURE_WINDOW_SECONDS // 60} minutes and try again."
+                f"Too many failed sign-in attempts. Wait {max(1, -(-wait // 60))} "
+                f"minute{'s' if wait > 60 else ''} and try again."
             )
             status = 429
         elif form.is_valid():
-            login_throttle.reset(address, username)
+            login_throttle.succeeded(address, username)
             auth_login(request, form.get_user())
             return redirect(next_url or settings.LOGIN_REDIRECT_URL)
         else:
-            login_throttle.record_failure(address, username)
             status = 400
     context = {"form": form, "next": next_url, "locked": locked}
     return render(request, "workspaces/login.html", context, status=status)

@@ -220,5 +220,6 @@ def test_the_list_runs_a_fixed_number_of_queries(api, agent, key):
     for _ in range(30):
         ContactFactory(agent=agent).tags.add(tag)
     assert count() == few
-    # key lookup, attribute schema, the page, its tags, its Stripe accounts
-    assert few == 5
+    # key lookup, the key's rate counter, attribute schema, the page, its tags, its Stripe
+    # accounts
+    assert few == 6

@@ -31,7 +31,9 @@ def test_staff_sees_the_verified_visitor_and_replies(live_server, page: Page, ag
         attributes={"plan": "pro"},
     )
     contact.contact_tags.create(tag=TagFactory(agent=agent, name="VIP"))
-    session = VisitorSession.objects.create(agent=agent, visitor_id="v-ada", contact=contact)
+    session = VisitorSession.objects.create(
+        agent=agent, visitor_id="v-ada", contact=contact, signed=True
+    )
     token = session_token_issue(session=session, agent=agent)
     widget = f"{live_server.url}/widget/v1/{agent.public_id}"
     auth = {"Authorization": f"Bearer {token}"}

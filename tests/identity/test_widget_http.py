@@ -163,12 +163,13 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     body = {"visitor_id": visitor, "token": make_jwt(agent, user_id="u-1")}
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
-    # locked contact, update, audit, session upsert, seen; plus three savepoints and their
-    # releases; on PostgreSQL the relaxed commit. The agent and its secrets are kept from
-    # the first call; no attribute values: the schema is not read; no email: no probe.
+    # the rate counters (one statement), locked contact, update, audit, session upsert,
+    # seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit. The
+    # agent and its secrets are kept from the first call; no attribute values: the schema
+    # is not read; no email: no probe.
     from django.db import connection
 
-    with django_assert_num_queries(11 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(12 + (connection.vendor == "postgresql")):
         assert _post(agent, body).status_code == 200
     assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
 
@@ -189,11 +190,12 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
     session = VisitorSession.objects.get(agent=agent, visitor_id=visitor)
     from django.db import connection
 
-    # schema (the token carries an attribute), locked contact, session upsert, same-email
-    # probe, seen; two savepoints and their releases; on PostgreSQL the relaxed commit.
+    # the rate counters (one statement), schema (the token carries an attribute), locked
+    # contact, session upsert, same-email probe, seen; two savepoints and their releases;
+    # on PostgreSQL the relaxed commit.
     # Nothing changed: no contact update, no audit, no session update; the agent and its
     # secrets are kept from the first call.
-    with django_assert_num_queries(9 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(10 + (connection.vendor == "postgresql")):
         response = _post(agent, body)
     assert response.status_code == 200
     assert response.json()["contact"]["id"] == str(contact.pk)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
-from contacts import normalize
+from contacts import erasure, normalize
 from contacts.actors import Actor
 from contacts.cleaning import (
     CORE_FIELDS,
@@ -33,7 +33,6 @@ from contacts.cleaning import (
     clean_contact_input,
     clean_stripe_account,
 )
-from contacts.erasure import scrub_text
 from contacts.exceptions import (
     ContactConflict,
     ContactError,
@@ -1014,77 +1013,10 @@ def contact_merge(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
 
 
 def contact_erase(*, contact: Contact, actor: Actor) -> None:
-    """GDPR erasure: delete the contact and everything linked to it, anonymize its transcripts,
-    and keep only a PII-free record that an erasure happened."""
-    from helpdesk.models import Conversation, Message
-    from identity.models import VisitorSession
-
-    with transaction.atomic():
-        locked = Contact.objects.select_for_update().get(pk=contact.pk)
-        pii = {"name": locked.name, "email": locked.email, "phone": locked.phone}
-        pii_extra = [a.stripe_email for a in locked.stripe_accounts.all() if a.stripe_email]
-        conversations = list(Conversation.objects.filter(contact=locked))
-
-        def scrub(text: str) -> str:
-            text = scrub_text(text, **pii)
-            for email in pii_extra:
-                text = scrub_text(text, email=email)
-            return text
-
-        batch: list[Message] = []
-        messages = Message.objects.filter(conversation__in=conversations).only("id", "body")
-        for message in messages.iterator(chunk_size=2000):
-            body = scrub(message.body)
-            if body != message.body:
-                message.body = body
-                batch.append(message)
-            if len(batch) >= 1000:
-                Message.objects.bulk_update(batch, ["body"])
-                batch = []
-        if batch:
-            Message.objects.bulk_update(batch, ["body"])
-        for conversation in conversations:
-            conversation.subject = scrub(conversation.subject)
-            conversation.contact = None
-            conversation.visitor_session = None
-            conversation.contact_erased = True
-        Conversation.objects.bulk_update(
-            conversations, ["subject", "contact", "visitor_session", "contact_erased"]
-        )
-        VisitorSession.objects.filter(contact=locked).delete()
-        _forget_import_rows(locked, extra_emails=pii_extra)
-        AuditEvent.objects.filter(contact_id=locked.pk).delete()
-        agent_id, contact_id = locked.agent_id, locked.pk
-        locked.delete()
-        AuditEvent.objects.create(
-            agent_id=agent_id,
-            contact_id=contact_id,
-            action=AuditEvent.Action.ERASED,
-            channel=actor.channel,
-            actor_label=actor.label[:255],
-            actor_user_id=actor.user_id,
-            changes={"conversations_anonymized": len(conversations)},
-        )
-
-
-def _forget_import_rows(contact: Contact, *, extra_emails: list[str]) -> None:
-    """Failed rows kept from imports (for their download) that name the erased person."""
-    from django.db.models import TextField
-    from django.db.models.functions import Cast
-
-    from contacts.models import ImportRowIssue
-
-    needles = [v for v in (contact.email, contact.external_id, *extra_emails) if v]
-    if contact.phone:
-        needles.append(contact.phone)
-    if not needles:
-        return
-    match = Q()
-    for needle in needles:
-        match |= Q(raw_text__icontains=needle) | Q(problems_text__icontains=needle)
-    ImportRowIssue.objects.filter(job__agent_id=contact.agent_id).annotate(
-        raw_text=Cast("raw", TextField()), problems_text=Cast("problems", TextField())
-    ).filter(match).delete()
+    """GDPR erasure: delete the contact and everything linked to it, remove or redact every
+    stored copy of its identifiers (transcripts, import rows and files, sessions; see
+    contacts.erasure), and keep only a PII-free record that an erasure happened."""
+    erasure.erase(contact=contact, actor=actor)
 
 
 def contact_export_data(*, contact: Contact) -> dict[str, Any]:

@@ -1,10 +1,11 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
 from workspaces.api_views import api_not_found
+from workspaces.views import admin_login
 
 urlpatterns = [
-    path("django-admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"))),
     re_path(r"^api/", api_not_found),
     path("", include("workspaces.urls")),
@@ -14,3 +15,12 @@ urlpatterns = [
     path("", include("identity.urls")),
     path("", include("attributes.urls")),
 ]
+
+# Django's admin is a developer's tool: served in development, and in production only when
+# DJANGO_ADMIN_ENABLED says so. Its sign-in goes through the same throttle as ours.
+if settings.DJANGO_ADMIN_ENABLED:
+    urlpatterns = [
+        path("django-admin/login/", admin_login, name="admin-login"),
+        path("django-admin/", admin.site.urls),
+        *urlpatterns,
+    ]

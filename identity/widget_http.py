@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from workspaces import ratelimit
 from workspaces.agent_cache import cached_agent
+from workspaces.api_errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
 from workspaces.models import Agent
 from workspaces.ratelimit import client_address
+
+logger = logging.getLogger("rapport.identity")
 
 
 class WidgetError(Exception):
@@ -139,6 +144,18 @@ def _rate_limited(request: HttpRequest, agent: Agent) -> HttpResponse | None:
     return None
 
 
+def _call(view, request, agent_public_id, limited, *args, **kwargs) -> HttpResponse:
+    agent: Agent | None = cached_agent(public_id=agent_public_id)
+    if agent is None:
+        return error_response("not_found", "No such agent.", status=404)
+    if request.method in limited and (refused := _rate_limited(request, agent)):
+        return refused
+    try:
+        return view(request, agent, *args, **kwargs)
+    except WidgetError as exc:
+        return error_response(exc.code, exc.message, status=exc.status, fields=exc.fields)
+
+
 def widget_endpoint(*, methods: tuple[str, ...], limited: tuple[str, ...] = ()) -> Callable:
     """Wrap a widget view `(request, agent, ...) -> HttpResponse`: resolves the agent from
     its public id (404 JSON when unknown), answers CORS preflights, applies the widget rate
@@ -157,17 +174,13 @@ def widget_endpoint(*, methods: tuple[str, ...], limited: tuple[str, ...] = ()) 
                 )
                 response["Allow"] = ", ".join((*methods, "OPTIONS"))
                 return _cors(response)
-            agent: Agent | None = cached_agent(public_id=agent_public_id)
-            if agent is None:
-                return _cors(error_response("not_found", "No such agent.", status=404))
-            if request.method in limited and (refused := _rate_limited(request, agent)):
-                return _cors(refused)
             try:
-                response = view(request, agent, *args, **kwargs)
-            except WidgetError as exc:
-                response = error_response(
-                    exc.code, exc.message, status=exc.status, fields=exc.fields
-                )
+                response = _call(view, request, agent_public_id, limited, *args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                # The database went away mid-request: nothing was committed; retry later.
+                logger.warning("widget call failed, database unavailable: %s", type(exc).__name__)
+                response = error_response("service_unavailable", DATABASE_UNAVAILABLE, status=503)
+                response["Retry-After"] = str(DATABASE_RETRY_AFTER)
             return _cors(response)
 
         return wrapper

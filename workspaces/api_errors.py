@@ -3,9 +3,11 @@ status SPEC 5 gives (400 validation, 401 bad key, 404, 409 conflict, 413, 429)."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -20,6 +22,8 @@ from contacts.exceptions import (
 )
 from workspaces.api import AUTH_HEADER
 
+logger = logging.getLogger("rapport.api")
+
 _CODES = {
     status.HTTP_400_BAD_REQUEST: "validation_error",
     status.HTTP_401_UNAUTHORIZED: "unauthorized",
@@ -32,6 +36,10 @@ _CODES = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
     status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
 }
+
+
+DATABASE_UNAVAILABLE = "The service cannot reach its database for a moment; try again shortly."
+DATABASE_RETRY_AFTER = 5
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -64,6 +72,15 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Every error in one shape; domain errors from the services map to their status."""
     headers: dict[str, str] = {}
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database went away mid-request (a restart, a failover, a killed backend, no
+        # free pooled connection): nothing was committed, and the client may retry.
+        logger.warning("API request failed, database unavailable: %s", type(exc).__name__)
+        return Response(
+            error_body("service_unavailable", DATABASE_UNAVAILABLE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, PermissionDenied):

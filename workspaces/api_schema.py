@@ -69,11 +69,21 @@ _COMMON_RESPONSES = {
         },
         "content": {"application/json": {"schema": _ERROR_REF}},
     },
+    "503": {
+        "description": "The database could not be reached for a moment; nothing was changed.",
+        "headers": {
+            "Retry-After": {
+                "schema": {"type": "integer"},
+                "description": "Seconds to wait before trying again.",
+            }
+        },
+        "content": {"application/json": {"schema": _ERROR_REF}},
+    },
 }
 
 
 def add_common_error_responses(result, generator, request, public):
-    """Every operation that needs an API key can also answer 401 and 429: document both,
+    """Every operation that needs an API key can also answer 401, 429 and 503: document them,
     in the one error shape, on every such operation (not only the ones that remember to)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", _ERROR_SCHEMA)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
@@ -66,6 +66,27 @@ def login_view(request: HttpRequest) -> HttpResponse:
             status = 400
     context = {"form": form, "next": next_url, "locked": locked}
     return render(request, "workspaces/login.html", context, status=status)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """Django admin's sign-in behind the same attempt counter as the dashboard's."""
+    if request.method == "POST":
+        address = client_address(request)
+        username = request.POST.get("username", "")[:150]
+        wait = login_throttle.attempt(address, username)
+        if wait is not None:
+            response = HttpResponse(
+                "Too many failed sign-in attempts. Wait and try again.",
+                status=429,
+                content_type="text/plain",
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        response = admin.site.login(request)
+        if request.user.is_authenticated:
+            login_throttle.succeeded(address, username)
+        return response
+    return admin.site.login(request)
 
 
 @require_POST

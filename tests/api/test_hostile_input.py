@@ -114,3 +114,17 @@ def test_a_deeply_nested_api_body_is_a_json_400(agent, api):
     assert response.status_code == 400
     assert response.json()["error"]["code"] in {"invalid_json", "parse_error", "validation_error"}
     assert not Contact.objects.filter(agent=agent).exists()
+
+
+def test_a_lost_database_is_a_json_503(agent, api, monkeypatch):
+    from django.db import InterfaceError
+
+    def lost(*args, **kwargs):
+        raise InterfaceError("connection already closed")
+
+    monkeypatch.setattr("contacts.api.keyset_page", lost)
+    response = api.get("/api/v1/contacts/")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"

@@ -60,7 +60,8 @@ def _resolve(schema: dict, node: dict) -> dict:
 def test_every_endpoint_documents_each_status_it_can_answer(schema):
     for (method, path), statuses in OPERATIONS.items():
         operation = schema["paths"][path][method]
-        assert set(operation["responses"]) == statuses, (method, path)
+        # Any call can meet a database that is briefly unreachable.
+        assert set(operation["responses"]) == statuses | {"503"}, (method, path)
         assert operation["security"] == [{"ApiKey": []}]
 
 

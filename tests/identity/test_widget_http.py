@@ -205,3 +205,26 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
     session.refresh_from_db()
     assert session.contact_id == contact.pk
     assert session.last_seen_at >= contact.last_seen_at - timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("where", ["agent lookup", "identify"])
+def test_a_lost_database_is_a_json_503_with_cors(agent, monkeypatch, where):
+    from django.db import OperationalError
+
+    from identity import services
+    from workspaces import agent_cache
+
+    def lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    if where == "agent lookup":
+        agent_cache.clear()
+        monkeypatch.setattr("identity.widget_http.cached_agent", lost)
+    else:
+        monkeypatch.setattr(services, "identify", lost)
+    response = _post(agent, {"visitor_id": new_visitor(), "email": "a@example.com"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
+    _assert_cors(response)
+    assert "server closed" not in response.content.decode()

@@ -283,3 +283,40 @@ def test_a_good_next_is_followed_and_a_success_clears_the_failures(admin_user, s
         assert bad.status_code == 400
     locked = client.post(reverse("login"), {"username": admin_user.username, "password": "x"})
     assert locked.status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_django_admin_sign_in_is_throttled_like_the_dashboards(admin_user, settings):
+    settings.LOGIN_MAX_FAILURES = 2
+    client = Client()
+    codes = [
+        client.post("/django-admin/login/", {"username": "nobody", "password": "x"}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]  # the admin re-shows its form on a wrong password
+    # The same counter as the dashboard's: that user name is locked there too.
+    dashboard = client.post(reverse("login"), {"username": "nobody", "password": "x"})
+    assert dashboard.status_code == 429
+
+
+def test_the_django_admin_is_not_routed_unless_enabled(settings):
+    import importlib
+
+    from django.urls import clear_url_caches, resolve
+    from django.urls.exceptions import Resolver404
+
+    import config.urls
+
+    settings.DJANGO_ADMIN_ENABLED = False
+    try:
+        clear_url_caches()
+        importlib.reload(config.urls)
+        with pytest.raises(Resolver404):
+            resolve("/django-admin/login/")
+        with pytest.raises(Resolver404):
+            resolve("/django-admin/")
+    finally:
+        settings.DJANGO_ADMIN_ENABLED = True
+        importlib.reload(config.urls)
+        clear_url_caches()
+    assert resolve("/django-admin/login/").url_name == "admin-login"

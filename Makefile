@@ -39,7 +39,7 @@ run: install
 	@echo "  Agent keys (the API key is shown on first run only): $$(cat var/bootstrap.json)"
 	@echo
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	  $(PY) manage.py db_worker --no-reload --no-startup-delay & worker=$$!; \
+	  $(PY) manage.py worker --no-reload --no-startup-delay & worker=$$!; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install

@@ -294,18 +294,39 @@ class ImportStart(APIView):
     @extend_schema(
         operation_id="imports_start",
         tags=["imports"],
-        summary="Run an import again: for real after a dry run, or another dry run",
+        summary="Run an import again: for real after a dry run, another dry run, or resume it",
+        description=(
+            "Queues the job from its first row: the real import after a dry run, or another "
+            "dry run. A job whose worker stopped (running or queued with no progress for "
+            "IMPORT_STALE_SECONDS, 5 minutes by default) is resumed instead when `dry_run` "
+            "is the job's own: an import goes on after its last saved batch, without writing "
+            "any row twice, and a dry run starts over. Task workers resume such jobs by "
+            "themselves too."
+        ),
         parameters=[IMPORT_ID],
         request=ImportStartSerializer,
         responses={
-            202: OpenApiResponse(ImportSerializer, description="Accepted: the job is queued."),
-            **errors(400, 404, 409, 413, 415),
+            202: OpenApiResponse(
+                ImportSerializer, description="Accepted: the job is queued (or resumed)."
+            ),
+            **errors(
+                400,
+                404,
+                409,
+                413,
+                415,
+                e409="The job is queued or running (and its worker is alive), or this file "
+                "is already imported.",
+            ),
         },
     )
     def post(self, request: Request, import_id: uuid.UUID) -> Response:
         job = _job_or_404(request, import_id)
         data = validated(ImportStartSerializer, request.data)
-        job = services.import_start(job=job, dry_run=data["dry_run"])
+        if services.import_is_stalled(job) and data["dry_run"] == job.dry_run:
+            job = services.import_resume(job=job)
+        else:
+            job = services.import_start(job=job, dry_run=data["dry_run"])
         return Response(import_json(job), status=202)
 
 

@@ -8,6 +8,7 @@ partial that polls itself while the job runs.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -18,6 +19,8 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -141,6 +144,12 @@ def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
     return rows
 
 
+def _duration(seconds: int) -> str:
+    """5 minutes, 1 hour: a setting in seconds as the page says it."""
+    now = timezone.now()
+    return timesince(now - timedelta(seconds=seconds), now)
+
+
 def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
     kind = request.GET.get("issues", "")
     kind = kind if kind in ("error", "skipped") else ""
@@ -176,6 +185,8 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
         "issue_prev": max(offset - ISSUE_PAGE, 0) if offset else None,
         "can_resume": services.import_can_resume(job),
         "stalled": services.import_is_stalled(job),
+        "quiet": services.import_is_quiet(job),
+        "stale_after": _duration(settings.IMPORT_STALE_SECONDS),
         "dry_run_summary": job.dry_run_summary,
         "would_write": (job.dry_run_summary or {}).get("created", 0)
         + (job.dry_run_summary or {}).get("updated", 0),

@@ -1,13 +1,56 @@
-"""Background work of the contacts app (run by `manage.py db_worker`)."""
+"""Background work of the contacts app (run by `manage.py worker`, see that command).
+
+The task rows are django-tasks-db's: one per enqueued run, READY until a worker claims it,
+RUNNING while it runs, then SUCCESSFUL or FAILED. A worker that is killed mid-task leaves
+its row RUNNING for good; the helpers below find an import's rows so that the import's
+recovery (`contacts.imports.services.imports_recover_stalled`) can close them.
+"""
 
 from __future__ import annotations
 
-from django.tasks import task
+from typing import Any
+
+from django.db.models import QuerySet
+from django.tasks import TaskResultStatus, task
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from contacts.imports.engine import import_run
+
+
+class WorkerStopped(Exception):
+    """Recorded on the task row of a run whose worker stopped before the end."""
 
 
 @task
 def run_import(import_id: str) -> str:
     """Run or resume one import job (see contacts.imports.engine)."""
     return import_run(import_id)
+
+
+def import_task_rows(*, import_id: Any = None) -> QuerySet[DBTaskResult]:
+    """The task rows of `run_import` (of one import when `import_id` is given)."""
+    rows = DBTaskResult.objects.filter(task_path=run_import.module_path)
+    if import_id is not None:
+        rows = rows.filter(args_kwargs__args__0=str(import_id))
+    return rows
+
+
+def import_task_waiting(*, import_id: Any) -> bool:
+    """Whether a run of this import is queued and not yet taken by a worker."""
+    return import_task_rows(import_id=import_id).filter(status=TaskResultStatus.READY).exists()
+
+
+def task_rows_abandon(rows: QuerySet[DBTaskResult], *, reason: str) -> int:
+    """Mark RUNNING task rows failed because their worker stopped; returns how many.
+
+    Only rows still RUNNING change: a worker that was merely slow and finishes after all
+    records its own result over this one."""
+    error = WorkerStopped(reason)
+    return rows.filter(status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.FAILED,
+        finished_at=timezone.now(),
+        return_value=None,
+        exception_class_path=f"{WorkerStopped.__module__}.{WorkerStopped.__qualname__}",
+        traceback=f"{WorkerStopped.__module__}.{WorkerStopped.__qualname__}: {error}\n",
+    )

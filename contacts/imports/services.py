@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from attributes.models import AttributeType
@@ -20,6 +24,8 @@ from contacts.imports.mapping import auto_map
 from contacts.imports.readers import FORMATS, FileFormatError, analyze
 from contacts.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
+
+logger = logging.getLogger(__name__)
 
 Status = ContactImport.Status
 
@@ -128,31 +134,56 @@ def _enqueue(job: ContactImport) -> None:
     transaction.on_commit(lambda: run_import.enqueue(job_id))
 
 
+WORKER_STOPPED = (
+    "The worker running this import stopped (killed or lost) before the end; the import "
+    "was queued again."
+)
+
+
+def _queue(job: ContactImport) -> None:
+    """Queue a run of the job (locked, being saved as queued): the task rows of a run whose
+    worker stopped are closed, and a new task is enqueued unless one already waits."""
+    from contacts import tasks
+
+    rows = tasks.import_task_rows(import_id=job.pk)
+    tasks.task_rows_abandon(rows, reason=WORKER_STOPPED)
+    if not tasks.import_task_waiting(import_id=job.pk):
+        _enqueue(job)
+
+
+def _progress_reset(job: ContactImport) -> None:
+    """Back to before the first row: counters, row issues and times (the caller saves)."""
+    ImportRowIssue.objects.filter(job=job).delete()
+    job.error = ""
+    job.total_rows = None
+    job.processed_rows = 0
+    job.created_count = job.updated_count = job.unchanged_count = 0
+    job.failed_count = job.skipped_count = 0
+    job.started_at = job.finished_at = None
+
+
 def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
-    """Queue a dry run or the real import from the first row (previous results cleared)."""
+    """Queue a dry run or the real import from the first row (previous results cleared).
+
+    A stalled job (its worker silent for IMPORT_STALE_SECONDS) counts as interrupted, not
+    as running: it can be started again, like a failed one."""
     with transaction.atomic():
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
-        if job.is_active:
+        if job.is_active and not import_is_stalled(job):
             raise ContactConflict("The import is already queued or running.")
         if job.status == Status.COMPLETED and not job.dry_run:
             raise ContactConflict("This file is already imported; upload it again to re-run it.")
         if not job.file:
             raise ContactConflict("The file of this import is no longer stored; upload it again.")
         check_valid_mapping(job)
-        ImportRowIssue.objects.filter(job=job).delete()
+        _progress_reset(job)
         job.dry_run = dry_run
         job.status = Status.QUEUED
-        job.error = ""
-        job.total_rows = None
-        job.processed_rows = 0
-        job.created_count = job.updated_count = job.unchanged_count = 0
-        job.failed_count = job.skipped_count = 0
-        job.started_at = job.finished_at = None
         # While queued, the heartbeat says since when: no worker for long is worth a warning.
         job.heartbeat_at = timezone.now()
         job.run_token = ""
         job.save()
-        _enqueue(job)
+        _queue(job)
     return job
 
 
@@ -165,11 +196,35 @@ def import_is_stalled(job: ContactImport) -> bool:
     return age > settings.IMPORT_STALE_SECONDS
 
 
+def import_is_quiet(job: ContactImport) -> bool:
+    """A running job without progress for long enough to mention on its page: half of
+    IMPORT_STALE_SECONDS (after which it counts as stalled), and at least a minute. A batch
+    (IMPORT_BATCH_ROWS rows in one transaction) normally commits well within that."""
+    if job.status != Status.RUNNING or job.heartbeat_at is None:
+        return False
+    age = (timezone.now() - job.heartbeat_at).total_seconds()
+    return age > max(settings.IMPORT_STALE_SECONDS // 2, 60)
+
+
 def import_can_resume(job: ContactImport) -> bool:
     return bool(job.file) and (
         (job.status == Status.FAILED and not job.dry_run and job.processed_rows > 0)
         or import_is_stalled(job)
     )
+
+
+def _requeue(job: ContactImport) -> None:
+    """Queue an interrupted job (locked) again: an import goes on after its last saved batch
+    (each batch commits with the job's progress, so no row is written twice); a dry run
+    starts over, since its per-row report is written in one go."""
+    if job.dry_run:
+        _progress_reset(job)
+    job.status = Status.QUEUED
+    job.run_token = ""
+    job.error = ""
+    job.heartbeat_at = timezone.now()
+    job.save()
+    _queue(job)
 
 
 def import_resume(*, job: ContactImport) -> ContactImport:
@@ -178,13 +233,64 @@ def import_resume(*, job: ContactImport) -> ContactImport:
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
         if not import_can_resume(job):
             raise ContactConflict("Only an interrupted import can be resumed.")
-        job.status = Status.QUEUED
-        job.run_token = ""
-        job.error = ""
-        job.heartbeat_at = timezone.now()
-        job.save(update_fields=["status", "run_token", "error", "heartbeat_at"])
-        _enqueue(job)
+        _requeue(job)
     return job
+
+
+def imports_recover_stalled() -> list[ContactImport]:
+    """Queue again the imports a stopped worker left, and close the task rows it left.
+
+    The task worker (`manage.py worker`) calls this when it starts and then every minute.
+    A job running or queued without a heartbeat for IMPORT_STALE_SECONDS is stalled
+    (`import_is_stalled`): a running one is queued again and resumes after its last saved
+    batch; a queued one whose task still waits is left to the worker that will take it.
+    A run that was only slow, not dead, loses its claim at its next batch (the run token
+    changed) and that batch rolls back, so a row is never written twice. Returns the jobs
+    queued again."""
+    from contacts import tasks
+
+    stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    candidates = ContactImport.objects.filter(
+        status__in=(Status.QUEUED, Status.RUNNING), heartbeat_at__lt=stale
+    ).values_list("pk", flat=True)
+    recovered = []
+    for job_id in list(candidates):
+        with transaction.atomic():
+            job = ContactImport.objects.select_for_update().filter(pk=job_id).first()
+            if job is None or not import_is_stalled(job):
+                continue  # finished, deleted or taken up meanwhile
+            if job.status == Status.QUEUED and tasks.import_task_waiting(import_id=job.pk):
+                continue
+            if not job.file:  # cannot happen before the end, unless the storage lost it
+                job.status = Status.FAILED
+                job.error = "The file of this import is no longer stored; upload it again."
+                job.finished_at = timezone.now()
+                job.save(update_fields=["status", "error", "finished_at"])
+                tasks.task_rows_abandon(tasks.import_task_rows(import_id=job.pk), reason=job.error)
+                continue
+            logger.warning(
+                "Import %s stalled after %s rows (no heartbeat since %s); queued again",
+                job.pk,
+                job.processed_rows,
+                job.heartbeat_at,
+            )
+            _requeue(job)
+        recovered.append(job)
+    # Task rows a stopped worker left on jobs that have ended (or been deleted) since.
+    running = tasks.import_task_rows().filter(status=TaskResultStatus.RUNNING, started_at__lt=stale)
+    for row_id, args_kwargs in running.values_list("pk", "args_kwargs"):
+        job_id = ((args_kwargs or {}).get("args") or [""])[0]
+        try:
+            job = ContactImport.objects.filter(pk=job_id).only("status").first()
+        except (ValueError, ValidationError):  # not a job id: no job
+            job = None
+        if job is None or not job.is_active:
+            tasks.task_rows_abandon(
+                running.filter(pk=row_id),
+                reason="The worker running this import stopped (killed or lost) before "
+                "recording its end.",
+            )
+    return recovered
 
 
 def import_delete(*, job: ContactImport) -> None:

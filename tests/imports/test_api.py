@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from attributes.services import attribute_create, attribute_set_archived
@@ -18,8 +19,9 @@ from contacts.imports.engine import import_run
 from contacts.imports.services import import_create, import_start
 from contacts.models import Contact, ContactImport
 from contacts.services import contact_soft_delete
+from contacts.tasks import import_task_rows
 from tests.api.conftest import CONTACT_FIELDS, error
-from tests.imports.conftest import upload
+from tests.imports.conftest import killed_import, upload
 from workspaces.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -416,6 +418,60 @@ def test_starting_a_job_that_is_still_queued_answers_409(api, agent, schema):
     }
     job = ContactImport.objects.get(pk=job_id)
     assert (job.status, job.dry_run) == ("queued", False)
+
+
+def test_start_resumes_a_stalled_import_but_not_one_whose_worker_is_alive(
+    api, agent, monkeypatch, settings
+):
+    job, dead = killed_import(agent, monkeypatch)
+    stalled_since = job.heartbeat_at
+    recently = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS - 30)
+    ContactImport.objects.filter(pk=job.pk).update(heartbeat_at=recently)
+
+    for body in ({"dry_run": False}, {"dry_run": True}):
+        refused = start(api, str(job.pk), body)
+        assert refused.status_code == 409
+        assert error(refused) == {
+            "code": "conflict",
+            "message": "The import is already queued or running.",
+            "fields": {},
+        }
+    after = ContactImport.objects.get(pk=job.pk)
+    assert (after.status, after.run_token, after.processed_rows) == ("running", job.run_token, 2)
+    assert [r.status for r in import_task_rows(import_id=job.pk)] == ["RUNNING"]
+
+    ContactImport.objects.filter(pk=job.pk).update(heartbeat_at=stalled_since)
+    response = start(api, str(job.pk), {"dry_run": False})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["status"], body["dry_run"], body["error"]) == ("queued", False, "")
+    assert body["progress"] == {"total_rows": 5, "processed_rows": 2, "percent": 40}
+    assert body["counts"] == {**NO_COUNTS, "created": 2}
+    dead.refresh_from_db()
+    assert dead.status == "FAILED"  # the killed worker's task row does not stay RUNNING
+    done = run(api, response)
+    assert (done["status"], done["counts"]) == ("completed", {**NO_COUNTS, "created": 5})
+    assert Contact.objects.filter(agent=agent).count() == 5
+
+
+def test_start_with_dry_run_starts_a_stalled_import_over_as_a_dry_run(api, agent, monkeypatch):
+    job, dead = killed_import(agent, monkeypatch)
+
+    response = start(api, str(job.pk), {"dry_run": True})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["status"], body["dry_run"], body["counts"]) == ("queued", True, NO_COUNTS)
+    assert body["progress"]["processed_rows"] == 0
+    dead.refresh_from_db()
+    assert dead.status == "FAILED"
+    done = run(api, response)
+    assert (done["status"], done["counts"]) == (
+        "completed",
+        {**NO_COUNTS, "created": 3, "unchanged": 2},
+    )
+    assert Contact.objects.filter(agent=agent).count() == 2  # a dry run writes nothing
 
 
 def test_start_refuses_a_body_that_is_not_a_boolean_dry_run(api, agent, schema):

@@ -601,7 +601,10 @@ def test_a_stalled_import_can_be_resumed_and_a_finished_one_cannot(
         status=ContactImport.Status.RUNNING, heartbeat_at=stale, processed_rows=1, total_rows=3
     )
     page = admin_client.get(job_url(job)).content.decode()
-    assert "has not reported progress for a while" in page
+    assert stall_warnings(page) == [
+        "No progress for 6 minutes: the worker may have stopped; the import resumes "
+        "automatically when a worker starts. Everything up to row 1 is saved."
+    ]
     assert "Resume after the 1 rows done" in page
     action(admin_client, job, "resume")
     job.refresh_from_db()
@@ -614,6 +617,33 @@ def test_a_stalled_import_can_be_resumed_and_a_finished_one_cannot(
     assert flashes(admin_client.get(response.url).content.decode()) == [
         "Only an interrupted import can be resumed."
     ]
+
+
+def stall_warnings(page: str) -> list[str]:
+    found = re.findall(r"<p class=\"form-errors\" data-(?:stalled|quiet)>(.*?)</p>", page, re.S)
+    return [html.unescape(w).replace("\xa0", " ") for w in found]
+
+
+def test_a_running_import_without_progress_for_minutes_says_the_worker_may_have_stopped(
+    admin_client, agent, schema, settings
+):
+    job = make_job(agent)
+    import_start(job=job, dry_run=False)
+    quiet = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS // 2 + 40)
+    ContactImport.objects.filter(pk=job.pk).update(
+        status=ContactImport.Status.RUNNING, heartbeat_at=quiet, processed_rows=1, total_rows=3
+    )
+
+    page = admin_client.get(job_url(job), **HX).content.decode()
+
+    assert stall_warnings(page) == [
+        "No progress for 3 minutes: the worker may be busy with a large batch, or it may "
+        "have stopped. A stopped import resumes automatically once it has made no progress "
+        "for 5 minutes and a worker is running."
+    ]
+    assert 'value="resume"' not in page  # its worker may still be at work
+    ContactImport.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+    assert stall_warnings(admin_client.get(job_url(job), **HX).content.decode()) == []
 
 
 def test_a_queued_import_no_worker_picks_up_says_so_and_can_be_queued_again(

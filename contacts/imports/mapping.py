@@ -259,6 +259,11 @@ def _parse_accounts(value: Any) -> Any:
             raise ValueError(
                 "is neither a YAML nor a JSON list of accounts (stripe_id, stripe_email, label)."
             ) from None
+        except RecursionError:  # PyYAML builds nested lists recursively
+            raise ValueError(
+                "nests lists or objects far deeper than a list of accounts (stripe_id, "
+                "stripe_email, label)."
+            ) from None
     return value
 
 

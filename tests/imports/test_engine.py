@@ -372,6 +372,30 @@ def test_stripe_columns_add_one_account_per_row(run_import, agent):
     assert "Stripe customer id" in job.issues.get().message
 
 
+def test_a_stripe_accounts_cell_nested_too_deep_is_a_row_error_and_the_other_rows_land(
+    run_import, agent
+):
+    deep = "[" * 2000 + "]" * 2000
+    job = run_import(
+        f'external_id,stripe_accounts\nu1,\nu2,"{deep}"\nu3,"[{{stripe_id: cus_3, label: Main}}]"\n'
+    )
+
+    assert job.status == ContactImport.Status.COMPLETED, job.error
+    assert counts(job) == {"created": 2, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}
+    (issue,) = job.issues.all()
+    assert (issue.row_number, issue.problems[0]["column"], issue.problems[0]["message"]) == (
+        3,
+        "stripe_accounts",
+        "nests lists or objects far deeper than a list of accounts (stripe_id, stripe_email, "
+        "label).",
+    )
+    assert sorted(Contact.objects.filter(agent=agent).values_list("external_id", flat=True)) == [
+        "u1",
+        "u3",
+    ]
+    assert list(StripeAccount.objects.values_list("stripe_id", "label")) == [("cus_3", "Main")]
+
+
 def test_an_import_never_touches_another_agents_contacts(run_import, agent, other_agent, api_actor):
     theirs = contact_upsert(
         agent=other_agent, actor=api_actor, external_id="u1", data={"name": "Theirs"}

@@ -100,7 +100,7 @@ import json, sys
 from django.core.management import call_command
 from io import StringIO
 from attributes.services import attribute_create
-from contacts.actors import Actor
+from core.actors import Actor
 from contacts.services import contact_upsert, contact_create, contact_soft_delete
 from helpdesk.models import Conversation
 from workspaces.models import Agent

@@ -22,9 +22,10 @@ from attributes.serializers import (
     AttributeSerializer,
     AttributeUpdateSerializer,
 )
-from contacts.api import BODY_ERRORS, errors, query_flag, validated
-from contacts.exceptions import ContactConflict
 from contacts.serialization import iso
+from core.api.request import query_flag, validated
+from core.api.schema import BODY_ERRORS, errors
+from core.errors import ConflictError
 from workspaces.api import api_agent
 from workspaces.models import Agent
 
@@ -157,7 +158,7 @@ class AttributeDetail(APIView):
         if not confirm:
             held = services.attribute_value_count(definition=definition)
             if held:
-                refusal = ContactConflict(
+                refusal = ConflictError(
                     f"{held:,} contact(s) hold a value for {key!r}. Deleting the attribute "
                     "removes those values for good; repeat with ?confirm=true to go ahead, "
                     "or archive the attribute to hide it and keep them.",

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from attributes.models import AttributeType
-from contacts.exceptions import ContactError
+from core.errors import DomainError
 
 
 def _options_list(text: str) -> list[str]:
@@ -15,7 +15,7 @@ def _options_list(text: str) -> list[str]:
 
 
 class _ServiceErrors:
-    def add_errors(self, error: ContactError) -> None:
+    def add_errors(self, error: DomainError) -> None:
         if not error.fields:
             self.add_error(None, error.message)
             return

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from attributes.models import KEY_PATTERN, AttributeType
 from attributes.services import MAX_OPTIONS
-from workspaces.api_fields import (
+from core.api.fields import (
     StrictBooleanField,
     StrictCharField,
     StrictChoiceField,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from attributes.coercion import AttributeValueError, coerce_value
 from attributes.models import KEY_PATTERN, AttributeDefinition, AttributeType
 from attributes.sort_indexes import sort_index_drop
-from contacts.exceptions import ContactConflict, ContactValidationError
+from core.errors import ConflictError, ValidationFailed
 from workspaces.models import Agent
 
 MAX_OPTIONS = 200
@@ -23,24 +23,24 @@ def clean_options(type_: str, options: Any) -> list[str]:
     """Options of a select: non-empty, distinct (ignoring case), at most MAX_OPTIONS."""
     if type_ != AttributeType.SELECT:
         if options:
-            raise ContactValidationError({"options": ["Only select attributes have options."]})
+            raise ValidationFailed({"options": ["Only select attributes have options."]})
         return []
     if not isinstance(options, (list, tuple)) or not options:
-        raise ContactValidationError({"options": ["A select attribute needs at least one option."]})
+        raise ValidationFailed({"options": ["A select attribute needs at least one option."]})
     cleaned: list[str] = []
     seen: set[str] = set()
     for option in options:
         if not isinstance(option, str) or not option.strip():
-            raise ContactValidationError({"options": ["Options must be non-empty strings."]})
+            raise ValidationFailed({"options": ["Options must be non-empty strings."]})
         text = option.strip()
         if len(text) > 120:
-            raise ContactValidationError({"options": [f"Option {text[:20]!r}… is too long."]})
+            raise ValidationFailed({"options": [f"Option {text[:20]!r}… is too long."]})
         if text.casefold() in seen:
-            raise ContactValidationError({"options": [f"Option {text!r} is listed twice."]})
+            raise ValidationFailed({"options": [f"Option {text!r} is listed twice."]})
         seen.add(text.casefold())
         cleaned.append(text)
     if len(cleaned) > MAX_OPTIONS:
-        raise ContactValidationError({"options": [f"At most {MAX_OPTIONS} options."]})
+        raise ValidationFailed({"options": [f"At most {MAX_OPTIONS} options."]})
     return cleaned
 
 
@@ -77,10 +77,10 @@ def attribute_create(
     if len(label) > 120:
         errors["label"] = ["The label is longer than 120 characters."]
     if errors:
-        raise ContactValidationError(errors)
+        raise ValidationFailed(errors)
     cleaned_options = clean_options(type, list(options or []))
     if attribute_room(agent=agent) <= 0:
-        raise ContactConflict(
+        raise ConflictError(
             f"This agent already has {settings.MAX_ATTRIBUTES_PER_AGENT} attributes, the limit."
         )
     position = (
@@ -99,7 +99,7 @@ def attribute_create(
                 position=position,
             )
     except IntegrityError:
-        raise ContactConflict(f"An attribute with key {key!r} already exists.") from None
+        raise ConflictError(f"An attribute with key {key!r} already exists.") from None
 
 
 def attributes_create_inferred(*, agent: Agent, types: dict[str, str]) -> None:
@@ -136,11 +136,11 @@ def attribute_update(*, definition: AttributeDefinition, **changes: Any) -> Attr
     """Edit label, description, options or the secure flag (key and type never change)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ContactValidationError({name: ["This field cannot be changed."] for name in unknown})
+        raise ValidationFailed({name: ["This field cannot be changed."] for name in unknown})
     if "label" in changes:
         label = (changes["label"] or "").strip()
         if not label or len(label) > 120:
-            raise ContactValidationError({"label": ["Give a label of 1 to 120 characters."]})
+            raise ValidationFailed({"label": ["Give a label of 1 to 120 characters."]})
         definition.label = label
     if "description" in changes:
         definition.description = (changes["description"] or "").strip()
@@ -164,7 +164,7 @@ def _refuse_removing_used_options(definition: AttributeDefinition, options: list
             agent_id=definition.agent_id, **{f"attributes__{definition.key}": option}
         ).count()
         if held:
-            raise ContactConflict(
+            raise ConflictError(
                 f"{held} contact(s) hold {option!r}; change their value before removing it.",
                 fields={"options": [f"{option!r} is in use by {held} contact(s)."]},
             )
@@ -216,7 +216,7 @@ def attribute_reorder(*, agent: Agent, keys: list[str]) -> None:
     by_key = {d.key: d for d in definitions}
     unknown = [k for k in keys if k not in by_key]
     if unknown:
-        raise ContactValidationError({"keys": [f"No attribute with key {unknown[0]!r}."]})
+        raise ValidationFailed({"keys": [f"No attribute with key {unknown[0]!r}."]})
     ordered = [by_key[k] for k in dict.fromkeys(keys)] + [
         d for d in definitions if d.key not in keys
     ]
@@ -239,8 +239,8 @@ def attribute_move(*, definition: AttributeDefinition, offset: int) -> None:
 
 
 def validate_attribute_value(*, definition: AttributeDefinition, value: Any) -> Any:
-    """Coerce one value for `definition`, as a ContactValidationError on failure (forms)."""
+    """Coerce one value for `definition`, as a ValidationFailed on failure (forms)."""
     try:
         return coerce_value(definition.type, value, key=definition.key, options=definition.options)
     except AttributeValueError as exc:
-        raise ContactValidationError({f"attributes.{definition.key}": [str(exc)]}) from None
+        raise ValidationFailed({f"attributes.{definition.key}": [str(exc)]}) from None

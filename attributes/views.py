@@ -27,7 +27,7 @@ from attributes.services import (
     attribute_update,
     attribute_value_count,
 )
-from contacts.exceptions import ContactError
+from core.errors import DomainError
 from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
@@ -83,7 +83,7 @@ def schema(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         if form.is_valid():
             try:
                 definition = attribute_create(agent=access.agent, **form.service_kwargs())
-            except ContactError as exc:
+            except DomainError as exc:
                 form.add_errors(exc)
             else:
                 messages.success(request, f"Added the attribute “{definition.label}”.")
@@ -104,7 +104,7 @@ def edit(request: HttpRequest, agent_public_id: str, key: str) -> HttpResponse:
         if form.is_valid():
             try:
                 attribute_update(definition=definition, **form.service_kwargs())
-            except ContactError as exc:
+            except DomainError as exc:
                 form.add_errors(exc)
             else:
                 messages.success(request, f"Saved “{definition.label}”.")
@@ -162,7 +162,7 @@ def reorder(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         return HttpResponseBadRequest("Send the keys in their new order.")
     try:
         attribute_reorder(agent=access.agent, keys=keys)
-    except ContactError as exc:
+    except DomainError as exc:
         return HttpResponseBadRequest(exc.message)
     return _table_response(request, access)
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from attributes import api as attributes_api
 from contacts import api as contacts_api
 from contacts import import_api
+from helpdesk import api as helpdesk_api
 from workspaces import api_views
 
 urlpatterns = [
@@ -45,7 +46,7 @@ urlpatterns = [
     ),
     path(
         "contacts/<uuid:contact_id>/conversations/",
-        contacts_api.ContactConversations.as_view(),
+        helpdesk_api.ContactConversations.as_view(),
         name="contact-conversations",
     ),
     path("tags/", contacts_api.TagCollection.as_view(), name="tags"),

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks_db",
+    "core",
     "workspaces",
     "attributes",
     "contacts",
@@ -152,7 +153,7 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, mini
 # One cache every process shares (SPEC 9: limits hold across processes and machines):
 # Redis when REDIS_URL names one, else a table in the database (no extra server needed;
 # migrations create it). Rate-limit counters go to Redis too, or to their own table with
-# one atomic upsert per call (workspaces.ratelimit).
+# one atomic upsert per call (core.ratelimit).
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
@@ -269,14 +270,14 @@ TASKS = {
 }
 
 # --- REST framework -----------------------------------------------------------------------
-# Calls allowed per API key, counted across every process (workspaces.ratelimit).
+# Calls allowed per API key, counted across every process (core.ratelimit).
 API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "6000/minute")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["workspaces.api.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["workspaces.api.HasApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["workspaces.api.ApiKeyRateThrottle"],
-    "EXCEPTION_HANDLER": "workspaces.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -299,11 +300,11 @@ SPECTACULAR_SETTINGS = {
 # --- REST API v1 (contacts, attributes, tags) ------------------------------------------------
 # JSON in and out with orjson; bodies above this size are refused with 413 before parsing.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
-REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["workspaces.api_json.ApiJSONRenderer"]
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["workspaces.api_json.ApiJSONParser"]
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["core.api.json_io.ApiJSONRenderer"]
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["core.api.json_io.ApiJSONParser"]
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
-    "workspaces.api_schema.add_common_error_responses",
+    "core.api.schema.add_common_error_responses",
 ]
 
 # --- Logging ------------------------------------------------------------------------------

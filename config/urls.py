@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from workspaces.api_views import api_not_found
+from core.api.views import api_not_found
 from workspaces.views import admin_login
 
 urlpatterns = [

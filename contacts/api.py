@@ -2,17 +2,13 @@
 
 Every endpoint sees only the agent of the request's API key (a foreign or unknown id is
 404), writes through contacts.services with the API actor, lists through contacts.filters,
-and answers errors in the one shape of workspaces.api_errors.
+and answers errors in the one shape of core.api.errors.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -26,7 +22,6 @@ from rest_framework.views import APIView
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from contacts import services
-from contacts.exceptions import ContactError
 from contacts.filters import (
     SEEN_CHOICES,
     decode_cursor,
@@ -37,17 +32,14 @@ from contacts.filters import (
 )
 from contacts.models import SORTABLE_FIELDS, Contact, Identity
 from contacts.selectors import (
-    contact_conversations_page,
     contact_get,
     contact_queryset,
     parse_contact_id,
     tags_with_counts,
 )
-from contacts.serialization import contact_to_dict, iso
+from contacts.serialization import contact_to_dict
 from contacts.serializers import (
-    DEFAULT_PAGE_SIZE,
     MAX_BULK,
-    MAX_PAGE_SIZE,
     BulkResultSerializer,
     ContactBulkSerializer,
     ContactEnsureSerializer,
@@ -56,37 +48,20 @@ from contacts.serializers import (
     ContactPatchSerializer,
     ContactSerializer,
     ContactWriteSerializer,
-    ConversationPageSerializer,
     EnsureResultSerializer,
     TagListSerializer,
     TagNamesSerializer,
 )
+from core.api.errors import api_exception_handler
+from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
+from core.api.request import query_flag, refuse_nul, validated
+from core.api.schema import BODY_ERRORS, errors
+from core.errors import DomainError
 from workspaces.api import api_actor, api_agent
-from workspaces.api_errors import api_exception_handler
-from workspaces.api_fields import ErrorSerializer
 from workspaces.models import Agent
 
 # --- Documentation helpers -------------------------------------------------------------------
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `fields` names each bad field or parameter and says why.",
-    404: "No contact with this id for the API key's agent (ids of other agents are 404 too).",
-    409: "The request contradicts the data (see `message`).",
-    413: "The request body is larger than the limit (API_MAX_BODY_BYTES, 10 MiB by default).",
-    415: "The body is not JSON (send Content-Type: application/json).",
-}
-
-
-def errors(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]:
-    """Documented error answers, all in the one error shape."""
-    out = {}
-    for status in statuses:
-        text = descriptions.get(f"e{status}", _ERROR_DESCRIPTIONS[status])
-        out[status] = OpenApiResponse(ErrorSerializer, description=text)
-    return out
-
-
-BODY_ERRORS = (400, 413, 415)
 CONTACT_ID = OpenApiParameter(
     "contact_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The contact's id."
 )
@@ -94,16 +69,6 @@ INCLUDE_ARCHIVED = OpenApiParameter(
     "include_archived_attributes",
     OpenApiTypes.BOOL,
     description="Also return values of archived attributes (hidden by default).",
-)
-PAGE_SIZE = OpenApiParameter(
-    "page_size",
-    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-    description=f"Rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
-)
-CURSOR = OpenApiParameter(
-    "cursor",
-    str,
-    description="Opaque position from a previous answer's `next` or `previous` URL.",
 )
 
 
@@ -167,49 +132,6 @@ the attribute's type, e.g. `attr.mrr__gte=100&attr.plan=pro&attr.trial_ends__lt=
 # --- Request helpers ---------------------------------------------------------------------------
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def refuse_nul(params: Mapping[str, Any]) -> None:
-    """NUL cannot be stored or compared by PostgreSQL; refuse it before it reaches a query."""
-    bad = [
-        str(key)
-        for key in params
-        if "\x00" in str(key) or any("\x00" in v for v in params.getlist(key))
-    ]
-    if bad:
-        raise serializers.ValidationError({k: ["May not contain NUL characters."] for k in bad})
-
-
-def query_flag(params: Mapping[str, Any], name: str) -> bool:
-    """A boolean parameter: absent is false; present, it must say true or false."""
-    if name not in params:
-        return False
-    raw = str(params.get(name)).strip().lower()
-    if raw in ("false", "0", "no"):
-        return False
-    if raw in ("true", "1", "yes"):
-        return True
-    raise serializers.ValidationError({name: [f"Use {name}=true or {name}=false."]})
-
-
-def query_page_size(params: Mapping[str, Any]) -> int:
-    if "page_size" not in params:
-        return DEFAULT_PAGE_SIZE
-    raw = str(params.get("page_size")).strip()
-    # isdigit() alone accepts "²" and "٣", which int() refuses.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not (
-        1 <= int(raw) <= MAX_PAGE_SIZE
-    ):
-        raise serializers.ValidationError(
-            {"page_size": [f"Use a whole number from 1 to {MAX_PAGE_SIZE}."]}
-        )
-    return int(raw)
-
-
 # List parameters whose value is a choice: given empty, they are a mistake, not "any".
 CHOICE_PARAMETERS = ("identity", "seen", "deleted")
 
@@ -224,14 +146,6 @@ def refuse_empty_choices(params: Mapping[str, Any]) -> None:
         raise serializers.ValidationError(
             {name: ["Give a value, or leave the parameter out."] for name in empty}
         )
-
-
-def page_url(request: Request, cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    params = request.query_params.copy()
-    params["cursor"] = cursor
-    return request.build_absolute_uri(request.path) + "?" + params.urlencode()
 
 
 def visible_keys(
@@ -394,7 +308,7 @@ class ContactBulk(APIView):
                 try:
                     data = validated(ContactWriteSerializer, item)
                     write = upsert_one(agent=agent, actor=actor, data=data, definitions=definitions)
-                except (serializers.ValidationError, ContactError) as exc:
+                except (serializers.ValidationError, DomainError) as exc:
                     results.append(
                         {"index": index, "status": "error", "id": None, "error": error_of(exc)}
                     )
@@ -627,76 +541,6 @@ class ContactTag(APIView):
         contact = contact_or_404(agent, contact_id)
         services.contact_tags_remove(contact=contact, actor=api_actor(request), names=[tag])
         return Response(status=204)
-
-
-def _encode_conversation_cursor(moment: datetime, pk: uuid.UUID) -> str:
-    payload = json.dumps({"t": moment.isoformat(), "i": str(pk)}).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
-
-
-def _decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = datetime.fromisoformat(payload["t"])
-        moment.astimezone(UTC)  # year 10000 in UTC does not exist
-        pk = uuid.UUID(payload["i"])
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        binascii.Error,
-        OverflowError,
-        RecursionError,
-    ):
-        raise serializers.ValidationError(
-            {"cursor": ["The cursor is not valid; start again from the first page."]}
-        ) from None
-    if moment.tzinfo is None:
-        raise serializers.ValidationError({"cursor": ["The cursor is not valid."]})
-    return moment, pk
-
-
-class ContactConversations(APIView):
-    @extend_schema(
-        operation_id="contacts_conversations",
-        tags=["contacts"],
-        summary="A contact's conversations",
-        description="Most recent activity first; follow `next` for older ones.",
-        parameters=[CONTACT_ID, CURSOR, PAGE_SIZE],
-        responses={200: ConversationPageSerializer, **errors(400, 404)},
-    )
-    def get(self, request: Request, contact_id: uuid.UUID) -> Response:
-        agent = api_agent(request)
-        params = request.query_params
-        refuse_nul(params)
-        size = query_page_size(params)
-        cursor = (params.get("cursor") or "").strip()
-        after = _decode_conversation_cursor(cursor) if cursor else None
-        contact = contact_or_404(agent, contact_id)
-        rows, more = contact_conversations_page(contact=contact, after=after, size=size)
-        next_cursor = (
-            _encode_conversation_cursor(rows[-1].last_message_at, rows[-1].pk)
-            if more and rows
-            else None
-        )
-        return Response(
-            {
-                "results": [
-                    {
-                        "id": str(c.pk),
-                        "status": c.status,
-                        "subject": c.subject,
-                        "created_at": iso(c.created_at),
-                        "updated_at": iso(c.updated_at),
-                        "last_message_at": iso(c.last_message_at),
-                    }
-                    for c in rows
-                ],
-                "next": page_url(request, next_cursor),
-            }
-        )
 
 
 # --- Tags --------------------------------------------------------------------------------------

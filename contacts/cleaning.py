@@ -14,8 +14,8 @@ from typing import Any, Literal
 from attributes.coercion import AttributeValueError, coerce_value, infer_type
 from attributes.models import KEY_PATTERN, AttributeDefinition
 from contacts import normalize
-from contacts.actors import Actor
-from contacts.exceptions import ContactValidationError
+from core.actors import Actor
+from core.errors import ValidationFailed
 
 CORE_FIELDS = ("name", "email", "phone", "avatar_url", "company")
 ACCEPTED_KEYS = {*CORE_FIELDS, "external_id", "attributes", "tags", "stripe_accounts"}
@@ -52,14 +52,12 @@ def clean_contact_input(
     on_forbidden: ForbiddenPolicy = "error",
     attribute_room: int = 0,
 ) -> CleanInput:
-    """Validate and normalize `data`; raise ContactValidationError listing every bad field."""
+    """Validate and normalize `data`; raise ValidationFailed listing every bad field."""
     errors: dict[str, list[str]] = {}
     out = CleanInput()
 
     if not isinstance(data, Mapping):
-        raise ContactValidationError(
-            {"non_field_errors": ["Expected an object of contact fields."]}
-        )
+        raise ValidationFailed({"non_field_errors": ["Expected an object of contact fields."]})
 
     for key in data:
         if key not in ACCEPTED_KEYS:
@@ -109,7 +107,7 @@ def clean_contact_input(
         out.stripe_accounts = _clean_stripe_accounts(data["stripe_accounts"], errors)
 
     if errors:
-        raise ContactValidationError(errors)
+        raise ValidationFailed(errors)
     return out
 
 
@@ -211,7 +209,7 @@ def _clean_stripe_accounts(raw: Any, errors: dict[str, list[str]]) -> list[dict[
     for index, item in enumerate(raw):
         try:
             account = clean_stripe_account(item)
-        except ContactValidationError as exc:
+        except ValidationFailed as exc:
             for name, messages in exc.fields.items():
                 errors.setdefault(f"stripe_accounts[{index}].{name}", []).extend(messages)
             continue
@@ -228,7 +226,7 @@ def _clean_stripe_accounts(raw: Any, errors: dict[str, list[str]]) -> list[dict[
 def clean_stripe_account(item: Any) -> dict[str, str]:
     """One Stripe link: `stripe_id` (cus_…) required, `label` and `stripe_email` optional."""
     if not isinstance(item, Mapping):
-        raise ContactValidationError({"non_field_errors": ["Expected an object."]})
+        raise ValidationFailed({"non_field_errors": ["Expected an object."]})
     errors: dict[str, list[str]] = {}
     account: dict[str, str] = {}
     for key in item:
@@ -251,5 +249,5 @@ def clean_stripe_account(item: Any) -> dict[str, str]:
             errors.setdefault("label", []).append("label is longer than 120 characters.")
         account["label"] = label
     if errors:
-        raise ContactValidationError(errors)
+        raise ValidationFailed(errors)
     return account

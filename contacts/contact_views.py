@@ -21,12 +21,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from attributes.selectors import attribute_definitions
 from contacts import display, normalize
-from contacts.exceptions import ContactConflict, ContactError
 from contacts.forms import ContactForm, EraseForm, StripeAccountForm
 from contacts.models import Contact, StripeAccount
 from contacts.selectors import (
     contact_audit_events,
-    contact_conversations,
     contact_get,
     contact_possible_duplicates,
     contacts_with_email,
@@ -49,6 +47,8 @@ from contacts.services import (
 )
 from contacts.table import display_phone, initials
 from contacts.views import error_text, flash_error, list_url, stash_notice
+from core.errors import ConflictError, DomainError
+from helpdesk.selectors import contact_conversations
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
 
@@ -201,7 +201,7 @@ def contact_tags(request: HttpRequest, agent_public_id: str, contact_id: Any) ->
             error = "Type a tag name."
         else:
             contact_tags_add(contact=contact, actor=actor, names=[name])
-    except ContactError as exc:
+    except DomainError as exc:
         error = error_text(exc)
     contact = contact_get(agent=access.agent, contact_id=contact.pk)
     if not request.htmx:
@@ -285,7 +285,7 @@ def stripe_add(request: HttpRequest, agent_public_id: str, contact_id: Any) -> H
             stripe_account_add(
                 contact=contact, actor=staff_actor(request, access), data=form.cleaned_data
             )
-        except ContactError as exc:
+        except DomainError as exc:
             form.add_errors(exc)
     return _stripe_response(request, access, contact, form=form)
 
@@ -306,7 +306,7 @@ def stripe_change(
     if form.is_valid():
         try:
             stripe_account_update(account=account, actor=actor, data=form.cleaned_data)
-        except ContactError as exc:
+        except DomainError as exc:
             form.add_errors(exc)
     return _stripe_response(request, access, contact, form=form, account_id=account.pk)
 
@@ -355,7 +355,7 @@ def contact_new(request: HttpRequest, agent_public_id: str) -> HttpResponse:
                     written = contact_create(
                         agent=access.agent, actor=actor, data=form.service_data()
                     )
-                except ContactError as exc:
+                except DomainError as exc:
                     form.add_errors(exc)
                 else:
                     messages.success(request, f"{written.contact.display_name} was added.")
@@ -395,7 +395,7 @@ def contact_edit(request: HttpRequest, agent_public_id: str, contact_id: Any) ->
             else:
                 try:
                     written = contact_update(contact=contact, actor=actor, data=form.service_data())
-                except ContactError as exc:
+                except DomainError as exc:
                     form.add_errors(exc)
                 else:
                     changed = len(written.changes)
@@ -429,7 +429,7 @@ def contact_delete(request: HttpRequest, agent_public_id: str, contact_id: Any) 
     access, contact = _contact_for(request, agent_public_id, contact_id)
     try:
         contact_soft_delete(contact=contact, actor=staff_actor(request, access))
-    except ContactError as exc:
+    except DomainError as exc:
         flash_error(request, exc)
         return redirect(detail_url(access.agent, contact))
     stash_notice(
@@ -518,16 +518,16 @@ def contact_merge_view(request: HttpRequest, agent_public_id: str) -> HttpRespon
     error, preview = "", {}
     try:
         if primary.is_deleted:
-            raise ContactConflict("The contact to keep is deleted; restore it before merging.")
+            raise ConflictError("The contact to keep is deleted; restore it before merging.")
         preview = contact_merge_preview(primary=primary, secondary=secondary)
-    except ContactError as exc:
+    except DomainError as exc:
         error = exc.message
     if request.method == "POST" and not error:
         try:
             written = contact_merge(
                 primary=primary, secondary=secondary, actor=staff_actor(request, access)
             )
-        except ContactError as exc:
+        except DomainError as exc:
             error = exc.message
         else:
             messages.success(

@@ -66,8 +66,8 @@ from django.db.models import Q, TextField, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from contacts.actors import Actor
 from contacts.models import AuditEvent, Contact, ContactImport, ImportRowIssue
+from core.actors import Actor
 
 ERASED_NAME = "[erased name]"
 ERASED_EMAIL = "[erased email]"

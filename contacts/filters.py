@@ -11,10 +11,9 @@ sorted page is an index range scan from the cursor position.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,9 +42,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from attributes.coercion import AttributeValueError, coerce_value
 from attributes.models import KEY_PATTERN, AttributeDefinition
-from contacts.exceptions import ContactValidationError
 from contacts.models import SORT_EXPRESSIONS, ContactTag, Identity, Tag
 from contacts.normalize import phone_digits
+from core.errors import ValidationFailed
+from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
+from core.keyset import decode_cursor as decode_keyset
+from core.keyset import encode_cursor as encode_keyset
 
 DEFAULT_ORDERING = "-created_at"
 ATTRIBUTE_OPERATORS = ("eq", "gt", "gte", "lt", "lte", "contains")
@@ -127,7 +129,7 @@ def parse_contact_query(
     definitions: Mapping[str, AttributeDefinition],
     default_ordering: str = DEFAULT_ORDERING,
 ) -> ContactQuery:
-    """Read list parameters; ContactValidationError names every parameter that is wrong."""
+    """Read list parameters; ValidationFailed names every parameter that is wrong."""
     errors: dict[str, list[str]] = {}
     query = ContactQuery(ordering=default_ordering)
 
@@ -206,7 +208,7 @@ def parse_contact_query(
             errors.setdefault("ordering", []).append(str(exc))
 
     if errors:
-        raise ContactValidationError(errors)
+        raise ValidationFailed(errors)
     return query
 
 
@@ -443,51 +445,34 @@ class Page:
 
 def encode_cursor(spec: SortSpec, value: Any, pk: Any, direction: str) -> str:
     """The cursor naming the position just after (next) or before (prev) a row."""
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    payload = json.dumps({"o": spec.ordering, "v": value, "i": str(pk), "d": direction})
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return encode_keyset({"o": spec.ordering, "v": value, "i": pk, "d": direction})
 
 
-def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, str, str]:
-    """(sort value, id, direction) from a cursor; ValueError if it is not ours or stale."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        value, pk, direction = payload["v"], str(payload["i"]), payload["d"]
-        ordering = payload["o"]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise ValueError("The cursor is not valid; start again from the first page.") from None
-    if ordering != spec.ordering or direction not in ("next", "prev"):
-        raise ValueError("The cursor belongs to another ordering; start from the first page.")
+def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, uuid.UUID, str]:
+    """(sort value, id, direction) from a cursor; InvalidCursor if it is not ours or stale."""
+    payload = decode_keyset(cursor, keys=("o", "v", "i", "d"))
+    value, direction = payload["v"], payload["d"]
+    if payload["o"] != spec.ordering or direction not in ("next", "prev"):
+        raise InvalidCursor("The cursor belongs to another ordering; start from the first page.")
+    pk = cursor_uuid(payload["i"])
     # A cursor comes back from the client: its value must be of the sort key's type before
     # it reaches SQL (PostgreSQL refuses text compared with numbers, and NUL in any string).
-    invalid = ValueError("The cursor is not valid; start again from the first page.")
     try:
         if "\\u0000" in json.dumps(value, allow_nan=False):
-            raise invalid
+            raise InvalidCursor
     except ValueError:
-        raise invalid from None
+        raise InvalidCursor from None
     if spec.kind == "datetime":
-        if not isinstance(value, str):
-            raise invalid
-        try:
-            value = datetime.fromisoformat(value)
-            # A year-9999 time with a negative offset does not exist in UTC.
-            value.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise invalid from None
-        if timezone.is_naive(value):
-            raise invalid
+        value = cursor_moment(value)
     elif spec.kind == "text" and not isinstance(value, str):
-        raise invalid
+        raise InvalidCursor
     elif spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise invalid
+            raise InvalidCursor
         try:
             float(value)
         except OverflowError:
-            raise invalid from None
+            raise InvalidCursor from None
     return value, pk, direction
 
 
@@ -507,15 +492,10 @@ def keyset_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) 
     The position is a row value (sort key, id), compared in SQL as a tuple, which an index
     on (agent, sort key, id) answers with a range scan whatever the depth.
     """
-    from contacts.selectors import parse_contact_id
-
     direction = "next"
     reverse = False
     if cursor:
-        value, pk, direction = decode_cursor(cursor, spec)
-        contact_id = parse_contact_id(pk)
-        if contact_id is None:
-            raise ValueError("The cursor is not valid; start again from the first page.")
+        value, contact_id, direction = decode_cursor(cursor, spec)
         reverse = direction == "prev"
         forward_op = "lt" if spec.descending else "gt"
         op = {"gt": "lt", "lt": "gt"}[forward_op] if reverse else forward_op

@@ -2,7 +2,7 @@
 
 The forms only shape input; every rule (normalizing emails and phones, coercing attribute
 values, who may write secure attributes) lives in `contacts.cleaning` and the services,
-whose `ContactValidationError` field names map back onto these fields with `add_errors`.
+whose `ValidationFailed` field names map back onto these fields with `add_errors`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from django import forms
 
 from attributes.models import AttributeDefinition, AttributeType
-from contacts.exceptions import ContactError
 from contacts.models import Contact
+from core.errors import DomainError
 
 CORE_LABELS = {
     "name": "Name",
@@ -167,7 +167,7 @@ class ContactForm(forms.Form):
             data["attributes"] = attributes
         return data
 
-    def add_errors(self, error: ContactError) -> None:
+    def add_errors(self, error: DomainError) -> None:
         """Show a service's field errors beside the inputs they belong to."""
         if not error.fields:
             self.add_error(None, error.message)
@@ -194,7 +194,7 @@ class StripeAccountForm(forms.Form):
         required=False, max_length=254, label="Stripe email", widget=forms.EmailInput()
     )
 
-    def add_errors(self, error: ContactError) -> None:
+    def add_errors(self, error: DomainError) -> None:
         if not error.fields:
             self.add_error(None, error.message)
             return

@@ -22,15 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attributes.selectors import attribute_definitions
-from contacts.api import (
-    LIST_PARAMETERS,
-    errors,
-    query_flag,
-    refuse_empty_choices,
-    refuse_nul,
-    validated,
-)
-from contacts.exceptions import ContactError
+from contacts.api import LIST_PARAMETERS, refuse_empty_choices
 from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
@@ -39,9 +31,12 @@ from contacts.models import ContactImport
 from contacts.selectors import contact_queryset
 from contacts.serialization import iso
 from contacts.serializers import ContactSerializer
+from core.api.fields import StrictBooleanField, StrictSerializer
+from core.api.json_io import PayloadTooLarge
+from core.api.request import query_flag, refuse_nul, validated
+from core.api.schema import errors
+from core.errors import DomainError
 from workspaces.api import api_agent
-from workspaces.api_fields import StrictBooleanField, StrictSerializer
-from workspaces.api_json import PayloadTooLarge
 
 MAX_ERRORS_SHOWN = 1000
 
@@ -271,7 +266,7 @@ class ImportCollection(APIView):
         )
         try:
             job = services.import_start(job=job, dry_run=data["dry_run"])
-        except ContactError:
+        except DomainError:
             # The client never learns this job's id: keep neither it nor the file.
             services.import_delete(job=job)
             raise

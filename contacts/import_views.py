@@ -26,7 +26,6 @@ from django.views.decorators.vary import vary_on_headers
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.exceptions import ContactError, ContactPayloadTooLarge
 from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.imports import services
@@ -45,6 +44,8 @@ from contacts.imports.selectors import (
 from contacts.models import Contact, ContactImport
 from contacts.selectors import parse_contact_id
 from contacts.views import MAX_BULK, error_text, list_url
+from core.errors import DomainError, TooLargeError
+from core.htmx import render_page_or_fragment
 from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
@@ -97,10 +98,10 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
                     user=request.user,
                     create_unknown=form.cleaned_data["create_unknown"],
                 )
-            except ContactPayloadTooLarge as exc:
+            except TooLargeError as exc:
                 form.add_error("file", error_text(exc))
                 status = 413
-            except ContactError as exc:
+            except DomainError as exc:
                 form.add_error("file", error_text(exc))
             else:
                 return redirect(_job_url(job))
@@ -199,9 +200,7 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
 def import_job(request: HttpRequest, agent_public_id: str, import_id: Any) -> HttpResponse:
     _access, job = _job_for(request, agent_public_id, import_id)
     context = job_context(request, job)
-    fragment = request.htmx and not request.htmx.history_restore_request
-    template = "contacts/import_job.html#import-job" if fragment else "contacts/import_job.html"
-    return render(request, template, context)
+    return render_page_or_fragment(request, "contacts/import_job.html", "import-job", context)
 
 
 def _posted_mapping(request: HttpRequest, job: ContactImport) -> tuple[dict, dict]:
@@ -235,7 +234,7 @@ def import_action(request: HttpRequest, agent_public_id: str, import_id: Any) ->
             return redirect("contacts:import", agent_public_id=access.agent.public_id)
         else:
             return HttpResponse("Unknown action.", status=400)
-    except ContactError as exc:
+    except DomainError as exc:
         messages.error(request, error_text(exc))
     return redirect(_job_url(job))
 
@@ -298,7 +297,7 @@ def contact_export(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     else:
         try:
             query = parse_contact_query(params, definitions={d.key: d for d in definitions})
-        except ContactError as exc:
+        except DomainError as exc:
             return HttpResponse(error_text(exc), status=400, content_type="text/plain")
         qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
     return export_response(qs, agent=agent, file_format=file_format, definitions=definitions)

@@ -104,14 +104,6 @@ def contact_audit_events(*, contact: Contact, limit: int = 200) -> list[AuditEve
     )
 
 
-def contact_conversations(*, contact: Contact, limit: int = 100):
-    from helpdesk.models import Conversation
-
-    return list(
-        Conversation.objects.filter(contact=contact).order_by("-last_message_at", "id")[:limit]
-    )
-
-
 def tags_with_counts(*, agent: Agent) -> QuerySet[Tag]:
     """The agent's tags with how many live contacts carry each, alphabetically."""
     return (
@@ -168,21 +160,6 @@ def count_estimate(qs: QuerySet, *, agent: Agent | None = None) -> tuple[int, bo
         estimate = int(plan[0]["Plan"]["Plan Rows"])
         return max(estimate, capped), False
     return qs.order_by().count(), True
-
-
-def contact_conversations_page(
-    *, contact: Contact, after: tuple[Any, uuid.UUID] | None = None, size: int = 50
-) -> tuple[list, bool]:
-    """One page of the contact's conversations, most recent activity first, and whether more
-    follow. `after` is the (last_message_at, id) of the previous page's last row (keyset)."""
-    from helpdesk.models import Conversation
-
-    qs = Conversation.objects.filter(contact=contact)
-    if after is not None:
-        moment, pk = after
-        qs = qs.filter(Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk))
-    rows = list(qs.order_by("-last_message_at", "-id")[: size + 1])
-    return rows[:size], len(rows) > size
 
 
 def table_preference_get(*, user, agent: Agent):

@@ -22,8 +22,7 @@ from contacts.normalize import (
     MAX_NAME,
     MAX_URL,
 )
-from helpdesk.models import Conversation
-from workspaces.api_fields import (
+from core.api.fields import (
     AttributeValueField,
     ErrorDetailSerializer,
     StrictCharField,
@@ -34,8 +33,6 @@ from workspaces.api_fields import (
 )
 
 MAX_BULK = 1000
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 MAX_PHONE_INPUT = 64
 STRIPE_ID_PATTERN = r"^cus_[A-Za-z0-9]{1,250}$"
 
@@ -250,17 +247,3 @@ class TagCountSerializer(serializers.Serializer):
 
 class TagListSerializer(serializers.Serializer):
     results = TagCountSerializer(many=True)
-
-
-class ConversationSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=Conversation.Status.choices)
-    subject = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    last_message_at = serializers.DateTimeField()
-
-
-class ConversationPageSerializer(serializers.Serializer):
-    results = ConversationSerializer(many=True)
-    next = serializers.URLField(allow_null=True)

@@ -4,7 +4,7 @@ Rules that matter for safety live here, not in the callers:
 - upserts by external_id are race-free (a unique constraint plus a retry on conflict);
 - identity only moves up (anonymous -> self-reported -> verified);
 - an untrusted channel (the widget) can never change a verified contact;
-- secure attributes are written only by channels allowed to (see `contacts.actors`).
+- secure attributes are written only by channels allowed to (see `core.actors`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
 from contacts import erasure, normalize
-from contacts.actors import Actor
 from contacts.cleaning import (
     CORE_FIELDS,
     CleanInput,
@@ -32,12 +31,6 @@ from contacts.cleaning import (
     UnknownPolicy,
     clean_contact_input,
     clean_stripe_account,
-)
-from contacts.exceptions import (
-    ContactConflict,
-    ContactError,
-    ContactForbidden,
-    ContactValidationError,
 )
 from contacts.models import (
     IDENTITY_RANK,
@@ -48,6 +41,13 @@ from contacts.models import (
     StripeAccount,
     TablePreference,
     Tag,
+)
+from core.actors import Actor
+from core.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    ValidationFailed,
 )
 from workspaces.models import Agent
 
@@ -151,7 +151,7 @@ def _raise_identity(
     if identity is None or IDENTITY_RANK[identity] <= IDENTITY_RANK[contact.identity]:
         return {}
     if identity == Identity.VERIFIED and not actor.verifies:
-        raise ContactForbidden("Only a trusted channel can verify a contact.")
+        raise ForbiddenError("Only a trusted channel can verify a contact.")
     before = contact.identity
     contact.identity = identity
     contact.identity_source = actor.channel
@@ -168,7 +168,7 @@ def _default_identity(actor: Actor) -> str:
 
 def _check_may_change(contact: Contact, actor: Actor) -> None:
     if contact.identity == Identity.VERIFIED and not actor.trusted:
-        raise ContactForbidden("This contact is verified; an unverified caller cannot change it.")
+        raise ForbiddenError("This contact is verified; an unverified caller cannot change it.")
 
 
 # --- Tags ---------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def tags_get_or_create(*, agent: Agent, names: Iterable[str]) -> list[Tag]:
     for name in wanted:
         tag = existing.get(name.casefold())
         if tag is None:
-            raise ContactError(f"Tag {name!r} could not be created.")
+            raise DomainError(f"Tag {name!r} could not be created.")
         result.append(tag)
     return result
 
@@ -318,7 +318,7 @@ def _insert(
 ) -> ContactWrite:
     identity = identity or _default_identity(actor)
     if identity == Identity.VERIFIED and not actor.verifies:
-        raise ContactForbidden("Only a trusted channel can create a verified contact.")
+        raise ForbiddenError("Only a trusted channel can create a verified contact.")
     verified = identity == Identity.VERIFIED
     contact = Contact(
         agent=agent,
@@ -362,7 +362,7 @@ def _update_locked(
             contact.external_id = clean.external_id
             changes["external_id"] = [None, clean.external_id]
         else:
-            raise ContactValidationError(
+            raise ValidationFailed(
                 {
                     "external_id": [
                         "The external id of a contact cannot change; merge contacts instead."
@@ -381,7 +381,7 @@ def _update_locked(
             with transaction.atomic():
                 contact.save()
         except IntegrityError:
-            raise ContactConflict(
+            raise ConflictError(
                 "Another contact of this agent already has this external id.",
                 fields={"external_id": ["Already used by another contact."]},
             ) from None
@@ -444,7 +444,7 @@ def contact_create(
                     external_id=clean.external_id,
                 )
         except IntegrityError:
-            raise ContactConflict(
+            raise ConflictError(
                 f"A contact with external id {clean.external_id!r} already exists.",
                 fields={"external_id": ["Already used by another contact."]},
             ) from None
@@ -495,11 +495,11 @@ def contact_upsert(
     try:
         ext = normalize.normalize_external_id(external_id)
     except normalize.FieldError as exc:
-        raise ContactValidationError({"external_id": [str(exc)]}) from None
+        raise ValidationFailed({"external_id": [str(exc)]}) from None
     if ext is None:
-        raise ContactValidationError({"external_id": ["An external id is required to upsert."]})
+        raise ValidationFailed({"external_id": ["An external id is required to upsert."]})
     if not actor.verifies:
-        raise ContactForbidden("Only a trusted channel can write a contact by external id.")
+        raise ForbiddenError("Only a trusted channel can write a contact by external id.")
     data = {k: v for k, v in data.items() if k != "external_id"}
     now = timezone.now()
     with transaction.atomic():
@@ -630,7 +630,7 @@ def contact_ensure(
             name=clean.core.get("name", ""),
         )
         if key is None:
-            raise ContactValidationError(
+            raise ValidationFailed(
                 {"fingerprint": ["Give a fingerprint, or an email, phone or name to key on."]}
             )
         contact = _locked_by(agent, fingerprint=key)
@@ -694,7 +694,7 @@ def _clean_tag_names(names: Iterable[Any]) -> list[str]:
         try:
             cleaned.append(normalize.normalize_tag(name))
         except normalize.FieldError as exc:
-            raise ContactValidationError({"tags": [str(exc)]}) from None
+            raise ValidationFailed({"tags": [str(exc)]}) from None
     return cleaned
 
 
@@ -768,7 +768,7 @@ def stripe_account_add(*, contact: Contact, actor: Actor, data: Mapping[str, Any
         if StripeAccount.objects.filter(
             contact=locked, stripe_id=account_data["stripe_id"]
         ).exists():
-            raise ContactConflict(
+            raise ConflictError(
                 f"{account_data['stripe_id']} is already linked to this contact.",
                 fields={"stripe_id": ["Already linked to this contact."]},
             )
@@ -796,7 +796,7 @@ def stripe_account_update(
             .exists()
         )
         if clash:
-            raise ContactConflict(
+            raise ConflictError(
                 f"{account_data['stripe_id']} is already linked to this contact.",
                 fields={"stripe_id": ["Already linked to this contact."]},
             )
@@ -900,15 +900,15 @@ def contact_merge_preview(*, primary: Contact, secondary: Contact) -> dict[str, 
 
 def _check_mergeable(primary: Contact, secondary: Contact) -> None:
     if primary.pk == secondary.pk:
-        raise ContactConflict("A contact cannot be merged into itself.")
+        raise ConflictError("A contact cannot be merged into itself.")
     if primary.agent_id != secondary.agent_id:
-        raise ContactConflict("Contacts of different agents cannot be merged.")
+        raise ConflictError("Contacts of different agents cannot be merged.")
     if (
         primary.external_id
         and secondary.external_id
         and primary.external_id != secondary.external_id
     ):
-        raise ContactConflict(
+        raise ConflictError(
             "Both contacts have an external id "
             f"({primary.external_id!r} and {secondary.external_id!r}); they are different "
             "people in your system and cannot be merged."
@@ -931,12 +931,12 @@ def contact_merge(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
             .order_by("pk")
         }
         if len(locked) != 2:
-            raise ContactConflict("Both contacts must exist to be merged.")
+            raise ConflictError("Both contacts must exist to be merged.")
         primary, secondary = locked[primary.pk], locked[secondary.pk]
         if not actor.trusted and Identity.VERIFIED in (primary.identity, secondary.identity):
-            raise ContactForbidden("An unverified caller cannot merge a verified contact.")
+            raise ForbiddenError("An unverified caller cannot merge a verified contact.")
         if primary.deleted_at is not None:
-            raise ContactConflict("The primary contact is deleted; restore it before merging.")
+            raise ConflictError("The primary contact is deleted; restore it before merging.")
         changes = contact_merge_preview(primary=primary, secondary=secondary)
         now = timezone.now()
 
@@ -1108,13 +1108,13 @@ def table_preference_save(
     from contacts.table import MAX_COLUMNS, PAGE_SIZES
 
     if page_size is not None and page_size not in PAGE_SIZES:
-        raise ContactValidationError(
+        raise ValidationFailed(
             {"per_page": [f"Choose {', '.join(str(s) for s in PAGE_SIZES)} rows per page."]}
         )
     if columns is not None and (
         len(columns) > MAX_COLUMNS or any(not isinstance(c, str) or len(c) > 80 for c in columns)
     ):
-        raise ContactValidationError({"cols": ["Too many or malformed columns."]})
+        raise ValidationFailed({"cols": ["Too many or malformed columns."]})
     with transaction.atomic():
         preference, _ = TablePreference.objects.select_for_update().get_or_create(
             user=user, agent=agent

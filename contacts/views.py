@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -22,7 +22,6 @@ from django_htmx.http import push_url
 from attributes.selectors import attribute_definitions
 from attributes.sort_indexes import sort_index_request
 from contacts import table as tbl
-from contacts.exceptions import ContactError, ContactValidationError
 from contacts.filters import SEEN_CHOICES, filter_contacts, keyset_page, parse_contact_query
 from contacts.filters import sort_spec as build_sort_spec
 from contacts.models import Contact, Identity, Tag
@@ -33,6 +32,8 @@ from contacts.services import (
     contacts_tags_add_bulk,
     table_preference_save,
 )
+from core.errors import DomainError, ValidationFailed
+from core.htmx import render_page_or_fragment, wants_fragment
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
 
@@ -77,7 +78,7 @@ def _parse_leniently(params: QueryDict, definitions: dict) -> tuple[Any, dict[st
     """Parse the query; a wrong parameter is reported and left out instead of failing the page."""
     try:
         return parse_contact_query(params, definitions=definitions), {}
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         cleaned = params.copy()
         for key in exc.fields:
             cleaned.pop(key, None)
@@ -197,10 +198,10 @@ def render_table(
 ) -> HttpResponse:
     context = table_context(request, access, raw)
     context["chooser_open"] = chooser_open
-    fragment = request.htmx and not request.htmx.history_restore_request
-    template = "contacts/list.html#contact-table" if fragment else "contacts/list.html"
-    response = render(request, template, context, status=status)
-    if fragment and pushed is not None:
+    response = render_page_or_fragment(
+        request, "contacts/list.html", "contact-table", context, status=status
+    )
+    if wants_fragment(request) and pushed is not None:
         response = push_url(response, pushed)
     return response
 
@@ -280,7 +281,7 @@ def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         if action == "tag":
             name = request.POST.get("tag", "").strip()
             if not name:
-                raise ContactValidationError({"tags": ["Type the tag to add."]})
+                raise ValidationFailed({"tags": ["Type the tag to add."]})
             count = contacts_tags_add_bulk(agent=agent, actor=actor, contact_ids=ids, names=[name])
             stash_notice(request, agent, f"Tagged {_people(count)} with “{name}”.")
         elif action == "delete":
@@ -291,7 +292,7 @@ def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         else:
             count = contacts_restore_bulk(agent=agent, actor=actor, contact_ids=ids)
             stash_notice(request, agent, f"Restored {_people(count)}.")
-    except ContactError as exc:
+    except DomainError as exc:
         stash_notice(request, agent, error_text(exc))
     return _back_to_table(request, access, state)
 
@@ -306,10 +307,10 @@ def _people(count: int) -> str:
     return f"{count:,} contact{'s' if count != 1 else ''}"
 
 
-def error_text(error: ContactError) -> str:
+def error_text(error: DomainError) -> str:
     """A service error as one sentence (field messages when there are some)."""
     return " ".join(m for ms in error.fields.values() for m in ms) or error.message
 
 
-def flash_error(request: HttpRequest, error: ContactError) -> None:
+def flash_error(request: HttpRequest, error: DomainError) -> None:
     messages.error(request, error_text(error))

@@ -7,31 +7,42 @@ unknown id, in the API's one error shape.
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from attributes.selectors import attribute_definition_map
+from contacts.api import CONTACT_ID, contact_or_404
 from contacts.models import Contact
-from contacts.serialization import contact_to_dict
+from contacts.serialization import contact_to_dict, iso
+from core.api.fields import ErrorSerializer
+from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
+from core.api.request import refuse_nul
+from core.api.schema import errors
+from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
 from helpdesk import selectors, services
 from helpdesk.models import Conversation
 from helpdesk.personalization import personalization_contact, render_action_template
+from helpdesk.selectors import contact_conversations_page
 from helpdesk.serializers import (
     BotMessageCreateSerializer,
     ConversationContextSerializer,
     ConversationMessageSerializer,
+    ConversationPageSerializer,
     ConversationRefSerializer,
     ConversationStatusSerializer,
     TemplateRenderRequestSerializer,
     TemplateRenderSerializer,
 )
 from workspaces.api import api_agent
-from workspaces.api_fields import ErrorSerializer
 
 CONVERSATION_ID = OpenApiParameter(
     "conversation_id",
@@ -163,3 +174,59 @@ def conversation_status(request: Request, conversation_id: str) -> Response:
         conversation=conversation, status=payload.validated_data["status"]
     )
     return Response(ConversationRefSerializer(conversation).data)
+
+
+# --- A contact's conversations (GET /api/v1/contacts/{id}/conversations/) --------------------
+
+
+def _encode_conversation_cursor(moment, pk) -> str:
+    return encode_cursor({"t": moment, "i": pk})
+
+
+def _decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        payload = decode_cursor(cursor, keys=("t", "i"))
+        return cursor_moment(payload["t"]), cursor_uuid(payload["i"])
+    except InvalidCursor as exc:
+        raise ValidationError({"cursor": [str(exc)]}) from None
+
+
+class ContactConversations(APIView):
+    @extend_schema(
+        operation_id="contacts_conversations",
+        tags=["contacts"],
+        summary="A contact's conversations",
+        description="Most recent activity first; follow `next` for older ones.",
+        parameters=[CONTACT_ID, CURSOR, PAGE_SIZE],
+        responses={200: ConversationPageSerializer, **errors(400, 404)},
+    )
+    def get(self, request: Request, contact_id: uuid.UUID) -> Response:
+        agent = api_agent(request)
+        params = request.query_params
+        refuse_nul(params)
+        size = query_page_size(params)
+        cursor = (params.get("cursor") or "").strip()
+        after = _decode_conversation_cursor(cursor) if cursor else None
+        contact = contact_or_404(agent, contact_id)
+        rows, more = contact_conversations_page(contact=contact, after=after, size=size)
+        next_cursor = (
+            _encode_conversation_cursor(rows[-1].last_message_at, rows[-1].pk)
+            if more and rows
+            else None
+        )
+        return Response(
+            {
+                "results": [
+                    {
+                        "id": str(c.pk),
+                        "status": c.status,
+                        "subject": c.subject,
+                        "created_at": iso(c.created_at),
+                        "updated_at": iso(c.updated_at),
+                        "last_message_at": iso(c.last_message_at),
+                    }
+                    for c in rows
+                ],
+                "next": page_url(request, next_cursor),
+            }
+        )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -16,6 +13,7 @@ from django.db.models.functions import Lower, Substr
 from attributes.coercion import display_value
 from attributes.selectors import attribute_definitions
 from contacts.models import Contact, StripeAccount, Tag
+from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
 from helpdesk.models import Conversation, Message
 from workspaces.models import Agent
 
@@ -45,35 +43,20 @@ class InboxPage:
 
 
 def _encode_cursor(conversation: Conversation, direction: str) -> str:
-    payload = json.dumps(
-        {"t": conversation.last_message_at.isoformat(), "i": str(conversation.pk), "d": direction}
-    )
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return encode_cursor({"t": conversation.last_message_at, "i": conversation.pk, "d": direction})
 
 
 def decode_inbox_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
     """(last activity, id, direction) of a cursor; ValueError when it is not one of ours."""
+    invalid = "The page link is not valid; showing the newest conversations."
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = datetime.fromisoformat(payload["t"])
-        moment.astimezone(UTC)  # year 10000 in UTC does not exist
-        pk = uuid.UUID(payload["i"])
-        direction = payload["d"]
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        binascii.Error,
-        UnicodeDecodeError,
-        OverflowError,
-        RecursionError,
-    ):
-        raise ValueError("The page link is not valid; showing the newest conversations.") from None
-    if direction not in ("next", "prev") or moment.tzinfo is None:
-        raise ValueError("The page link is not valid; showing the newest conversations.")
-    return moment, pk, direction
+        payload = decode_cursor(cursor, keys=("t", "i", "d"))
+        moment, pk = cursor_moment(payload["t"]), cursor_uuid(payload["i"])
+    except InvalidCursor:
+        raise ValueError(invalid) from None
+    if payload["d"] not in ("next", "prev"):
+        raise ValueError(invalid)
+    return moment, pk, payload["d"]
 
 
 def inbox_queryset(*, agent: Agent, status: str = "", q: str = "") -> QuerySet[Conversation]:
@@ -236,3 +219,25 @@ def contact_sidebar(*, contact: Contact, conversation: Conversation) -> ContactS
         other_conversations=others,
         more_conversations=max(contact.conversation_count - shown, 0),
     )
+
+
+# --- A contact's conversations ------------------------------------------------------------
+
+
+def contact_conversations(*, contact: Contact, limit: int = 100):
+    return list(
+        Conversation.objects.filter(contact=contact).order_by("-last_message_at", "id")[:limit]
+    )
+
+
+def contact_conversations_page(
+    *, contact: Contact, after: tuple[Any, uuid.UUID] | None = None, size: int = 50
+) -> tuple[list, bool]:
+    """One page of the contact's conversations, most recent activity first, and whether more
+    follow. `after` is the (last_message_at, id) of the previous page's last row (keyset)."""
+    qs = Conversation.objects.filter(contact=contact)
+    if after is not None:
+        moment, pk = after
+        qs = qs.filter(Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk))
+    rows = list(qs.order_by("-last_message_at", "-id")[: size + 1])
+    return rows[:size], len(rows) > size

@@ -132,3 +132,17 @@ class ConversationMessageSerializer(serializers.Serializer):
 
 class ConversationStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Conversation.Status.choices)
+
+
+class ConversationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Conversation.Status.choices)
+    subject = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    last_message_at = serializers.DateTimeField()
+
+
+class ConversationPageSerializer(serializers.Serializer):
+    results = ConversationSerializer(many=True)
+    next = serializers.URLField(allow_null=True)

@@ -16,10 +16,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from contacts.actors import Actor
-from contacts.exceptions import ContactValidationError
 from contacts.models import Contact, Identity
 from contacts.services import contact_create, contact_mark_seen
+from core.actors import Actor
+from core.errors import ValidationFailed
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
 from identity.sessions import visitor_session_touch
@@ -30,14 +30,14 @@ SUBJECT_LENGTH = 120
 
 
 def clean_message_body(body: object, *, field: str = "body") -> str:
-    """The message text as stored, or a ContactValidationError naming the field and why."""
+    """The message text as stored, or a ValidationFailed naming the field and why."""
     if not isinstance(body, str):
-        raise ContactValidationError({field: ["The message must be a string."]})
+        raise ValidationFailed({field: ["The message must be a string."]})
     text = body.strip()
     if not text:
-        raise ContactValidationError({field: ["The message is empty."]})
+        raise ValidationFailed({field: ["The message is empty."]})
     if len(text) > MESSAGE_MAX_LENGTH:
-        raise ContactValidationError(
+        raise ValidationFailed(
             {
                 field: [
                     f"The message is {len(text)} characters long; "
@@ -46,7 +46,7 @@ def clean_message_body(body: object, *, field: str = "body") -> str:
             }
         )
     if "\x00" in text:
-        raise ContactValidationError({field: ["The message may not contain NUL characters."]})
+        raise ValidationFailed({field: ["The message may not contain NUL characters."]})
     return text
 
 
@@ -133,7 +133,7 @@ def conversation_set_status(*, conversation: Conversation, status: str) -> Conve
     """Open, escalate or close a conversation."""
     if status not in Conversation.Status.values:
         choices = ", ".join(Conversation.Status.values)
-        raise ContactValidationError({"status": [f"{status!r} is not one of {choices}."]})
+        raise ValidationFailed({"status": [f"{status!r} is not one of {choices}."]})
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if locked.status != status:

@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from contacts.exceptions import ContactValidationError
+from core.errors import ValidationFailed
+from core.htmx import render_page_or_fragment
 from helpdesk import selectors, services
 from helpdesk.models import Conversation, Message
 from workspaces.access import get_agent_access
@@ -30,11 +31,6 @@ STATUS_ACTIONS = {
     CLOSED: ((OPEN, "Reopen"),),
 }
 STATUS_DONE = {OPEN: "reopened", ESCALATED: "escalated", CLOSED: "closed"}
-
-
-def _fragment(request: HttpRequest, target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request and htmx.target == target
 
 
 def _preview(conversation: Conversation) -> str:
@@ -71,10 +67,9 @@ def inbox(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         "tabs": [{"value": v, "label": label, "active": v == status} for v, label in STATUS_TABS],
         "filtered": bool(status or q),
     }
-    template = "helpdesk/inbox.html"
-    if _fragment(request, "inbox-list"):
-        template += "#inbox-list"
-    return render(request, template, context)
+    return render_page_or_fragment(
+        request, "helpdesk/inbox.html", "inbox-list", context, target="inbox-list"
+    )
 
 
 def _conversation_for(access: AgentAccess, conversation_id) -> Conversation:
@@ -135,10 +130,9 @@ def conversation_detail(
     access = get_agent_access(request, agent_public_id)
     conversation = _conversation_for(access, conversation_id)
     context = _page_context(request, access, conversation)
-    template = "helpdesk/conversation.html"
-    if _fragment(request, "transcript"):
-        template += "#transcript"
-    return render(request, template, context)
+    return render_page_or_fragment(
+        request, "helpdesk/conversation.html", "transcript", context, target="transcript"
+    )
 
 
 def _after_write(
@@ -163,7 +157,7 @@ def conversation_reply(request: HttpRequest, agent_public_id: str, conversation_
     body = request.POST.get("body", "")
     try:
         services.staff_reply(conversation=conversation, user=request.user, body=body)
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         context = _page_context(
             request, access, conversation, reply_error=exc.fields["body"][0], reply_body=body
         )
@@ -184,7 +178,7 @@ def conversation_status(
     status = request.POST.get("status", "")
     try:
         services.conversation_set_status(conversation=conversation, status=status)
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         context = _page_context(request, access, conversation)
         messages.error(request, exc.fields["status"][0])
         return render(request, "helpdesk/conversation.html", context, status=400)

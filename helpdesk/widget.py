@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from contacts.exceptions import ContactValidationError
 from contacts.serialization import iso
+from core.errors import ValidationFailed
 from helpdesk import selectors, services
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
@@ -46,7 +46,7 @@ def _own_conversation(session: VisitorSession, agent: Agent, conversation_id) ->
     return conversation
 
 
-def _invalid(exc: ContactValidationError) -> WidgetError:
+def _invalid(exc: ValidationFailed) -> WidgetError:
     return WidgetError(exc.code, exc.message, fields=exc.fields)
 
 
@@ -75,7 +75,7 @@ def conversations(request: HttpRequest, agent: Agent) -> JsonResponse:
         conversation = services.widget_conversation_start(
             agent=agent, session=session, message=(message or "").strip() or None
         )
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         raise _invalid(exc) from None
     return JsonResponse(
         {"conversation": {"id": str(conversation.pk), "status": conversation.status}}, status=201
@@ -102,7 +102,7 @@ def messages(request: HttpRequest, agent: Agent, conversation_id) -> JsonRespons
         message = services.widget_message_post(
             session=session, conversation=conversation, body=data["body"]
         )
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         raise _invalid(exc) from None
     return JsonResponse({"message": message_json(message)}, status=201)
 

@@ -11,11 +11,11 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from contacts.actors import Actor
-from contacts.exceptions import ContactError
 from contacts.models import AuditEvent, Contact, Identity
 from contacts.selectors import self_reported_twin_ids
 from contacts.services import contact_merge
+from core.actors import Actor
+from core.errors import DomainError
 from identity.models import VisitorSession
 from workspaces.models import Agent
 
@@ -62,7 +62,7 @@ def merge_quietly(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
     two cannot be merged): identify itself never fails because of a merge."""
     try:
         return contact_merge(primary=primary, secondary=secondary, actor=actor).contact
-    except ContactError as exc:
+    except DomainError as exc:
         logger.info("identify skipped merging %s into %s: %s", secondary.pk, primary.pk, exc)
         return Contact.objects.get(pk=primary.pk)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
-from contacts.exceptions import ContactValidationError
+from core.errors import ValidationFailed
 from identity.verification import IdentifyError
 
 # Contact fields a signed identify may set; everything else in the object is an attribute key.
@@ -185,7 +185,7 @@ def ignored_entry(key: str, code: str, reason: str) -> dict[str, str]:
     return {"key": str(key)[:100], "code": code, "reason": reason}
 
 
-def prefixed_error(exc: ContactValidationError, container: str) -> IdentifyError:
+def prefixed_error(exc: ValidationFailed, container: str) -> IdentifyError:
     """A contact validation error as a 400, its fields named as the caller sent them."""
     fields: dict[str, list[str]] = {}
     for name, messages in exc.fields.items():

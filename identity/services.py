@@ -26,9 +26,7 @@ from django.utils import timezone
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room
-from contacts.actors import Actor
 from contacts.cleaning import CleanInput, clean_contact_input
-from contacts.exceptions import ContactForbidden, ContactValidationError
 from contacts.models import Contact, Identity
 from contacts.selectors import contacts_with_email, parse_contact_id
 from contacts.services import (
@@ -37,6 +35,8 @@ from contacts.services import (
     contact_update,
     contact_upsert,
 )
+from core.actors import Actor
+from core.errors import ForbiddenError, ValidationFailed
 from identity import payload
 from identity.merging import merge_quietly, same_email_absorb, visitor_history_absorb
 from identity.models import HandoffTokenUse, VisitorSession
@@ -233,7 +233,7 @@ def _identify_trusted(
                 unknown_attributes=_unknown_policy(agent),
                 on_forbidden="ignore",
             )
-        except ContactValidationError as exc:
+        except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None
         ignored += payload.clean_ignored(write.ignored)
         session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
@@ -376,11 +376,11 @@ def identify_self_reported(
             else:
                 try:
                     write = contact_update(contact=target, fill_blanks_only=not own, **options)
-                except ContactForbidden:
+                except ForbiddenError:
                     # It was verified a moment ago by someone else's signed identify: this
                     # visitor gets a contact of its own instead.
                     write, own = contact_create(agent=agent, **options), True
-        except ContactValidationError as exc:
+        except ValidationFailed as exc:
             raise payload.prefixed_error(exc, "") from None
         contact = write.contact
         if not own:
@@ -526,7 +526,7 @@ def _preview(
             on_forbidden="ignore",
             attribute_room=attribute_room(agent=agent) if policy == "create" else 0,
         )
-    except ContactValidationError as exc:
+    except ValidationFailed as exc:
         raise payload.prefixed_error(exc, "") from None
 
 

@@ -23,6 +23,7 @@ from django.core import signing
 from django.utils import timezone
 
 from contacts import normalize
+from core.errors import DomainError
 
 JWT_ALGORITHM = "HS256"
 JWT_LEEWAY_SECONDS = 60
@@ -33,14 +34,13 @@ HANDOFF_SALT = "rapport.identity-handoff"
 HANDOFF_PARAM = "rapport_identity"
 
 
-class IdentifyError(Exception):
-    """A refused identify: `code` is stable for programs, `message` is for people."""
+class IdentifyError(DomainError):
+    """A refused identify (401 unless said otherwise), with a code naming exactly why."""
 
     def __init__(
         self, code: str, message: str, *, status: int = 401, fields: dict | None = None
     ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status, self.fields = code, message, status, fields or {}
+        super().__init__(message, code=code, status=status, fields=fields)
 
 
 # --- Signed JWT -----------------------------------------------------------------------------

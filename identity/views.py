@@ -20,13 +20,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from contacts.exceptions import ContactConflict, ContactError, ContactForbidden
+from core.errors import DomainError
 from identity import selectors, services, snippets
 from identity.sessions import InvalidSessionToken, session_token_issue, session_token_verify
 from identity.verification import (
     HANDOFF_PARAM,
     JWT_ALGORITHM,
-    IdentifyError,
     user_hash_for,
 )
 from identity.widget_http import WidgetError, bearer_token, read_json, widget_endpoint
@@ -41,28 +40,15 @@ logger = logging.getLogger("rapport.identity")
 # --- Widget endpoints (public, CORS) ----------------------------------------------------------
 
 
-def _widget_error(exc: IdentifyError | ContactError) -> WidgetError:
-    if isinstance(exc, IdentifyError):
-        return WidgetError(exc.code, exc.message, status=exc.status, fields=exc.fields)
-    status = (
-        409
-        if isinstance(exc, ContactConflict)
-        else 403
-        if isinstance(exc, ContactForbidden)
-        else 400
-    )
-    return WidgetError(exc.code, exc.message, status=status, fields=exc.fields)
-
-
 @widget_endpoint(methods=("POST",), limited=("POST",))
 def identify(request: HttpRequest, agent: Agent) -> HttpResponse:
     data = read_json(request)
     try:
         result = services.identify(agent=agent, data=data, session_token=bearer_token(request))
-    except (IdentifyError, ContactError) as exc:
+    except DomainError as exc:
         # The code only: tokens, hashes and payloads never reach the log.
         logger.info("identify refused for agent %s: %s", agent.public_id, exc.code)
-        raise _widget_error(exc) from None
+        raise
     contact = result.contact
     body: dict[str, Any] = {
         "contact": None
@@ -83,8 +69,6 @@ def identity_token(request: HttpRequest, agent: Agent) -> HttpResponse:
         token = services.handoff_token_for_session(agent=agent, session=session)
     except InvalidSessionToken as exc:
         raise WidgetError("invalid_session", f"{str(exc).capitalize()}.", status=401) from None
-    except IdentifyError as exc:
-        raise _widget_error(exc) from None
     return JsonResponse(
         {
             "token": token,

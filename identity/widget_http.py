@@ -19,21 +19,23 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from workspaces import ratelimit
+from core import ratelimit
+from core.api.errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
+from core.errors import DomainError
+from core.ratelimit import client_address
 from workspaces.agent_cache import cached_agent
-from workspaces.api_errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
 from workspaces.models import Agent
-from workspaces.ratelimit import client_address
 
 logger = logging.getLogger("rapport.identity")
 
 
-class WidgetError(Exception):
+class WidgetError(DomainError):
+    """A refused widget call (400 unless said otherwise)."""
+
     def __init__(
         self, code: str, message: str, *, status: int = 400, fields: dict | None = None
     ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status, self.fields = code, message, status, fields or {}
+        super().__init__(message, code=code, status=status, fields=fields)
 
 
 # The deepest legitimate body: {"token", "user_metadata": {"key": [values]}} with room to
@@ -152,7 +154,7 @@ def _call(view, request, agent_public_id, limited, *args, **kwargs) -> HttpRespo
         return refused
     try:
         return view(request, agent, *args, **kwargs)
-    except WidgetError as exc:
+    except DomainError as exc:  # WidgetError, IdentifyError and the services' refusals
         return error_response(exc.code, exc.message, status=exc.status, fields=exc.fields)
 
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from django.test import Client
 
-from contacts.actors import Actor, Channel
+from core.actors import Actor, Channel
 from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Membership
 from workspaces.services import identity_secret_create

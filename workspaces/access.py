@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from contacts.actors import Actor
+from core.actors import Actor
 from workspaces.selectors import AgentAccess, agent_access_for_user
 
 

@@ -1,5 +1,5 @@
 """What every API endpoint shares: API-key authentication, per-key throttling, and the
-agent and actor a request speaks for. (Errors: workspaces.api_errors.)"""
+agent and actor a request speaks for. (Errors: core.api.errors.)"""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from contacts.actors import Actor
-from workspaces import ratelimit
+from core import ratelimit
+from core.actors import Actor
+from core.api import AUTH_HEADER
 from workspaces.models import Agent, ApiKey
 from workspaces.selectors import api_key_lookup
 from workspaces.services import api_key_touch
-
-AUTH_HEADER = 'Bearer realm="api"'
 
 
 class ApiKeyAuthentication(BaseAuthentication):

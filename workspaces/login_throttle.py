@@ -11,7 +11,7 @@ import hashlib
 
 from django.conf import settings
 
-from workspaces import ratelimit
+from core import ratelimit
 
 
 def _rates() -> tuple[tuple[int, int], tuple[int, int]]:

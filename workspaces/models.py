@@ -128,19 +128,3 @@ class IdentitySecret(models.Model):
     @property
     def secret(self) -> str:
         return crypto.decrypt(self.secret_encrypted)
-
-
-class RateCounter(models.Model):
-    """One window of one rate limit (see workspaces.ratelimit), shared by every process.
-
-    On PostgreSQL the table is UNLOGGED: counters are worth nothing after a crash, and
-    skipping the write-ahead log keeps a counted request from waiting on a disk flush.
-    """
-
-    key = models.CharField(max_length=200, primary_key=True)
-    count = models.IntegerField(default=0)
-    # Unix seconds: the raw upsert on the hot path passes plain numbers on every database.
-    expires_at = models.BigIntegerField(db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.count}"

@@ -15,10 +15,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.ratelimit import client_address
 from workspaces import login_throttle
 from workspaces.access import get_agent_access
 from workspaces.forms import AgentSettingsForm, ApiKeyForm
-from workspaces.ratelimit import client_address
 from workspaces.selectors import agents_for_user, api_keys_for_agent
 from workspaces.services import (
     AgentNameTaken,

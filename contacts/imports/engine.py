@@ -36,8 +36,6 @@ from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
 from contacts import normalize
-from contacts.actors import Actor
-from contacts.exceptions import ContactError, ContactValidationError
 from contacts.imports import files
 from contacts.imports.mapping import (
     MappingError,
@@ -50,6 +48,8 @@ from contacts.imports.readers import FileFormatError, SourceRow, neutralize, ope
 from contacts.models import Contact, ContactImport, ImportRowIssue
 from contacts.selectors import contacts_with_email
 from contacts.services import contact_create, contact_update, contact_upsert
+from core.actors import Actor
+from core.errors import DomainError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class PreparedRow:
 
 
 def problems_from_error(
-    exc: ContactError, converter: RowConverter, values: dict[str, Any]
+    exc: DomainError, converter: RowConverter, values: dict[str, Any]
 ) -> list[dict[str, str]]:
     """The service's field errors as {column, value, message}, named by the file's columns."""
     if not exc.fields:
@@ -187,7 +187,7 @@ class ServiceWriter:
             try:
                 with transaction.atomic():
                     outcome = self._write_one(prepared.row)
-            except ContactError as exc:
+            except DomainError as exc:
                 outcome = Outcome(
                     "error", problems_from_error(exc, self.converter, prepared.source.values)
                 )
@@ -293,7 +293,7 @@ def import_run(job_id: Any) -> str:
         return "lost"
     except (FileFormatError, MappingError) as exc:
         run.fail(str(exc))
-    except ContactError as exc:
+    except DomainError as exc:
         run.fail(exc.message)
     except Exception:
         logger.exception("Import %s stopped", job.pk)
@@ -596,9 +596,9 @@ def _row_label(row: RowData | None) -> str:
 
 
 def check_valid_mapping(job: ContactImport) -> None:
-    """Raise ContactValidationError when the job's mapping cannot run (for views and API)."""
+    """Raise ValidationFailed when the job's mapping cannot run (for views and API)."""
     definitions = attribute_definition_map(agent=job.agent)
     try:
         validate_mapping(job.mapping, job.columns, definitions, job.new_attributes)
     except MappingError as exc:
-        raise ContactValidationError({"mapping": [str(exc)]}) from None
+        raise ValidationFailed({"mapping": [str(exc)]}) from None

@@ -30,7 +30,6 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from contacts.cleaning import clean_contact_input
-from contacts.exceptions import ContactValidationError
 from contacts.ids import uuid7
 from contacts.imports.engine import (
     Outcome,
@@ -40,6 +39,7 @@ from contacts.imports.engine import (
 )
 from contacts.models import Identity
 from contacts.services import creation_changes
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class CopyWriter(ServiceWriter):
                     definitions=self.definitions,
                     phone_region=region,
                 )
-            except ContactValidationError as exc:
+            except ValidationFailed as exc:
                 outcomes[pos] = Outcome(
                     "error", problems_from_error(exc, self.converter, prepared.source.values)
                 )

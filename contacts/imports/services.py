@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.exceptions import ContactConflict, ContactPayloadTooLarge, ContactValidationError
 from contacts.imports import files
 from contacts.imports.engine import check_valid_mapping
 from contacts.imports.mapping import auto_map
 from contacts.imports.readers import FORMATS, FileFormatError, analyze
 from contacts.models import ContactImport, ImportRowIssue
+from core.errors import ConflictError, TooLargeError, ValidationFailed
 from workspaces.models import Agent
 
 logger = logging.getLogger(__name__)
@@ -59,15 +59,15 @@ def import_create(
     precise message and nothing is stored.
     """
     if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
-        raise ContactPayloadTooLarge(_too_large_message())
+        raise TooLargeError(_too_large_message())
     if file_format and file_format not in FORMATS:
-        raise ContactValidationError({"format": ["Use csv, json or jsonl."]})
+        raise ValidationFailed({"format": ["Use csv, json or jsonl."]})
     name = Path(upload.name or "import").name[:200] or "import"
     upload.seek(0)
     try:
         analysis = analyze(upload, filename=name, file_format=file_format)
     except FileFormatError as exc:
-        raise ContactValidationError({"file": [str(exc)]}) from None
+        raise ValidationFailed({"file": [str(exc)]}) from None
     upload.seek(0)
     definitions = attribute_definitions(agent=agent, include_archived=True)
     suggestion = auto_map(
@@ -81,7 +81,7 @@ def import_create(
     if mapping:
         unknown = [c for c in mapping if c not in analysis.columns]
         if unknown:
-            raise ContactValidationError(
+            raise ValidationFailed(
                 {"mapping": [f"The file has no column named {', '.join(map(repr, unknown))}."]}
             )
         chosen.update(mapping)
@@ -113,9 +113,9 @@ def import_set_mapping(
 ) -> ContactImport:
     """Change the column mapping of a job that has not started writing."""
     if job.is_active:
-        raise ContactConflict("The import is running; wait for it to finish.")
+        raise ConflictError("The import is running; wait for it to finish.")
     if not job.mapping_editable:
-        raise ContactConflict("This import is finished; upload the file again to import it anew.")
+        raise ConflictError("This import is finished; upload the file again to import it anew.")
     job.mapping = {c: str(mapping.get(c, "ignore")) for c in job.columns}
     types = dict(job.new_attributes)
     for key, type_ in new_attributes.items():
@@ -170,11 +170,11 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
     with transaction.atomic():
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
         if job.is_active and not import_is_stalled(job):
-            raise ContactConflict("The import is already queued or running.")
+            raise ConflictError("The import is already queued or running.")
         if job.status == Status.COMPLETED and not job.dry_run:
-            raise ContactConflict("This file is already imported; upload it again to re-run it.")
+            raise ConflictError("This file is already imported; upload it again to re-run it.")
         if not job.file:
-            raise ContactConflict("The file of this import is no longer stored; upload it again.")
+            raise ConflictError("The file of this import is no longer stored; upload it again.")
         check_valid_mapping(job)
         _progress_reset(job)
         job.dry_run = dry_run
@@ -232,7 +232,7 @@ def import_resume(*, job: ContactImport) -> ContactImport:
     with transaction.atomic():
         job = ContactImport.objects.select_for_update().get(pk=job.pk)
         if not import_can_resume(job):
-            raise ContactConflict("Only an interrupted import can be resumed.")
+            raise ConflictError("Only an interrupted import can be resumed.")
         _requeue(job)
     return job
 
@@ -296,7 +296,7 @@ def imports_recover_stalled() -> list[ContactImport]:
 def import_delete(*, job: ContactImport) -> None:
     """Delete a job, its row reports and its files (not the contacts it wrote)."""
     if job.is_active and not import_is_stalled(job):
-        raise ContactConflict("The import is running; wait for it to finish before deleting it.")
+        raise ConflictError("The import is running; wait for it to finish before deleting it.")
     job_id = job.pk
     job.delete()
     files.files_delete(job_id)

@@ -51,8 +51,8 @@ def demo(db) -> dict:
     agent = Agent.objects.get(name="Support")
     user = UserFactory(username="lead@acme.test", password=PASSWORD)
     MembershipFactory(user=user, workspace=agent.workspace, role=Membership.Role.ADMIN)
-    from contacts.actors import Actor
     from contacts.services import contact_create
+    from core.actors import Actor
 
     actor = Actor.staff(user, is_admin=True)
     ada = contact_create(

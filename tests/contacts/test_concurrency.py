@@ -8,8 +8,8 @@ import pytest
 from django.db import connection, connections
 
 from contacts import services
-from contacts.actors import Actor
 from contacts.models import Contact
+from core.actors import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

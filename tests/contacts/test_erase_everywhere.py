@@ -30,12 +30,12 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from contacts import services
-from contacts.actors import Actor
 from contacts.erasure import ERASED_NAME, ERASED_PHONE
 from contacts.imports.engine import import_run
 from contacts.imports.files import job_folder, report_name
 from contacts.imports.services import import_create, import_start
 from contacts.models import AuditEvent, Contact, ContactImport, ImportRowIssue
+from core.actors import Actor
 from helpdesk import services as helpdesk
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession

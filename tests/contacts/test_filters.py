@@ -8,7 +8,6 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from attributes.selectors import attribute_definition_map
-from contacts.exceptions import ContactValidationError
 from contacts.filters import (
     filter_contacts,
     keyset_page,
@@ -17,6 +16,7 @@ from contacts.filters import (
     sort_spec,
 )
 from contacts.models import Contact, Identity
+from core.errors import ValidationFailed
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,7 @@ def test_attribute_filters_compare_by_type(agent, schema):
 
 
 def test_bad_parameters_are_each_named(agent, schema):
-    with pytest.raises(ContactValidationError) as excinfo:
+    with pytest.raises(ValidationFailed) as excinfo:
         parse_contact_query(
             QueryDict(
                 "identity=vip&created_after=yesterday&attr.mrr__gt=lots&attr.nope=1"

@@ -4,9 +4,9 @@ import pytest
 
 from attributes.models import AttributeDefinition
 from contacts import services
-from contacts.actors import Actor
-from contacts.exceptions import ContactConflict, ContactForbidden, ContactValidationError
 from contacts.models import AuditEvent, Contact, ContactTag, Identity, StripeAccount, Tag
+from core.actors import Actor
+from core.errors import ConflictError, ForbiddenError, ValidationFailed
 from helpdesk.models import Conversation
 from identity.models import VisitorSession
 from tests.factories import (
@@ -115,13 +115,13 @@ def test_external_ids_are_per_agent(agent, other_agent, api_actor):
 
 
 def test_untrusted_channels_cannot_upsert_by_external_id(agent, widget_actor):
-    with pytest.raises(ContactForbidden):
+    with pytest.raises(ForbiddenError):
         services.contact_upsert(agent=agent, actor=widget_actor, external_id="u-1", data={})
     assert not Contact.objects.exists()
 
 
 def test_invalid_input_is_refused_field_by_field_and_changes_nothing(agent, api_actor, schema):
-    with pytest.raises(ContactValidationError) as excinfo:
+    with pytest.raises(ValidationFailed) as excinfo:
         services.contact_upsert(
             agent=agent,
             actor=api_actor,
@@ -176,7 +176,7 @@ def test_secure_attributes_are_refused_from_untrusted_sources(
 ):
     contact = ContactFactory(agent=agent, identity=Identity.SELF_REPORTED)
     data = {"attributes": {"stripe_customer": "cus_1"}}
-    with pytest.raises(ContactValidationError) as excinfo:
+    with pytest.raises(ValidationFailed) as excinfo:
         services.contact_update(contact=contact, actor=staff_actor, data=data)
     assert "Secure attribute" in excinfo.value.fields["attributes.stripe_customer"][0]
 
@@ -199,9 +199,9 @@ def test_secure_attributes_are_refused_from_untrusted_sources(
 
 def test_the_widget_cannot_change_a_verified_contact(agent, widget_actor):
     contact = ContactFactory(agent=agent, identity=Identity.VERIFIED, name="Real Name")
-    with pytest.raises(ContactForbidden):
+    with pytest.raises(ForbiddenError):
         services.contact_update(contact=contact, actor=widget_actor, data={"name": "Hacker"})
-    with pytest.raises(ContactForbidden):
+    with pytest.raises(ForbiddenError):
         services.contact_tags_add(contact=contact, actor=widget_actor, names=["x"])
     contact.refresh_from_db()
     assert contact.name == "Real Name"
@@ -228,7 +228,7 @@ def test_identity_only_moves_up(agent, api_actor, widget_actor):
     services.contact_update(contact=contact, actor=api_actor, data={}, identity=Identity.ANONYMOUS)
     contact.refresh_from_db()
     assert contact.identity == Identity.SELF_REPORTED
-    with pytest.raises(ContactForbidden):
+    with pytest.raises(ForbiddenError):
         services.contact_update(
             contact=contact, actor=widget_actor, data={}, identity=Identity.VERIFIED
         )
@@ -243,14 +243,14 @@ def test_external_id_can_be_set_once_but_never_changed(agent, api_actor):
     services.contact_update(contact=contact, actor=api_actor, data={"external_id": "u-9"})
     contact.refresh_from_db()
     assert contact.external_id == "u-9"
-    with pytest.raises(ContactValidationError, match="cannot change"):
+    with pytest.raises(ValidationFailed, match="cannot change"):
         services.contact_update(contact=contact, actor=api_actor, data={"external_id": "u-10"})
 
 
 def test_setting_an_external_id_used_by_another_contact_is_a_conflict(agent, api_actor):
     ContactFactory(agent=agent, external_id="taken")
     contact = ContactFactory(agent=agent, external_id=None, name="Before")
-    with pytest.raises(ContactConflict):
+    with pytest.raises(ConflictError):
         services.contact_update(
             contact=contact, actor=api_actor, data={"external_id": "taken", "name": "After"}
         )
@@ -320,7 +320,7 @@ def test_bulk_tagging_audits_each_contact_that_gained_a_tag(agent, staff_actor):
 
 def test_stripe_accounts_are_validated_added_updated_and_removed(agent, staff_actor):
     contact = ContactFactory(agent=agent)
-    with pytest.raises(ContactValidationError) as excinfo:
+    with pytest.raises(ValidationFailed) as excinfo:
         services.stripe_account_add(
             contact=contact, actor=staff_actor, data={"stripe_id": "acct_1", "stripe_email": "x"}
         )
@@ -328,7 +328,7 @@ def test_stripe_accounts_are_validated_added_updated_and_removed(agent, staff_ac
     account = services.stripe_account_add(
         contact=contact, actor=staff_actor, data={"stripe_id": "cus_A1", "label": "Main"}
     )
-    with pytest.raises(ContactConflict):
+    with pytest.raises(ConflictError):
         services.stripe_account_add(
             contact=contact, actor=staff_actor, data={"stripe_id": "cus_A1"}
         )
@@ -445,7 +445,7 @@ def test_merge_refuses_two_different_external_ids(agent, staff_actor):
     primary = ContactFactory(agent=agent, external_id="u-1")
     secondary = ContactFactory(agent=agent, external_id="u-2")
     ConversationFactory(agent=agent, contact=secondary)
-    with pytest.raises(ContactConflict, match="cannot be merged"):
+    with pytest.raises(ConflictError, match="cannot be merged"):
         services.contact_merge(primary=primary, secondary=secondary, actor=staff_actor)
     assert Contact.objects.filter(pk=secondary.pk).exists()
     assert Conversation.objects.get().contact_id == secondary.pk
@@ -509,7 +509,7 @@ def test_ensure_without_fingerprint_never_returns_a_verified_contact(agent, api_
 
 
 def test_ensure_needs_something_to_key_on(agent, api_actor):
-    with pytest.raises(ContactValidationError) as excinfo:
+    with pytest.raises(ValidationFailed) as excinfo:
         services.contact_ensure(agent=agent, actor=api_actor, data={})
     assert "fingerprint" in excinfo.value.fields
 

@@ -6,9 +6,9 @@ import pytest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from contacts.actors import Actor
 from contacts.models import AuditEvent, StripeAccount, Tag
 from contacts.services import contact_update
+from core.actors import Actor
 from tests.dashboard.helpers import HX, contact_url
 from tests.factories import (
     ContactFactory,

@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import include, path
 
 from contacts import urls as contacts_urls
-from contacts.actors import Actor
 from contacts.models import Identity
 from contacts.services import contact_erase
+from core.actors import Actor
 from helpdesk.models import Message
 from tests.factories import (
     AttributeFactory,

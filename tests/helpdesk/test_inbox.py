@@ -10,9 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from contacts.actors import Actor
 from contacts.models import Identity
 from contacts.services import contact_erase
+from core.actors import Actor
 from helpdesk.models import Conversation, Message
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from contacts.actors import Actor
-from contacts.exceptions import ContactValidationError
 from contacts.models import AuditEvent
 from contacts.services import contact_erase
+from core.actors import Actor
+from core.errors import ValidationFailed
 from helpdesk import services
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
@@ -108,7 +108,7 @@ def test_bad_messages_are_refused_and_change_nothing(agent, verified_contact, bo
     conversation = ConversationFactory(agent=agent, contact=verified_contact, status="closed")
     before = (conversation.last_message_at, conversation.updated_at)
 
-    with pytest.raises(ContactValidationError) as caught:
+    with pytest.raises(ValidationFailed) as caught:
         services.message_post(conversation=conversation, role="visitor", body=body)
 
     assert caught.value.fields == {"body": [error]}
@@ -124,7 +124,7 @@ def test_status_changes_and_unknown_statuses(agent):
     conversation = ConversationFactory(agent=agent)
 
     services.conversation_set_status(conversation=conversation, status="escalated")
-    with pytest.raises(ContactValidationError) as caught:
+    with pytest.raises(ValidationFailed) as caught:
         services.conversation_set_status(conversation=conversation, status="snoozed")
 
     conversation.refresh_from_db()

@@ -350,8 +350,8 @@ def test_after_signing_in_the_session_keeps_its_conversations(agent):
 def test_a_merge_alone_lets_an_unsigned_session_go(agent, visitor_token):
     """A merge by anyone else moves the conversations into the verified contact, but the
     session that never signed in no longer reaches them (the trust rule)."""
-    from contacts.actors import Actor
     from contacts.services import contact_merge
+    from core.actors import Actor
 
     token = visitor_token(None)
     client = Client()

@@ -9,9 +9,9 @@ import json
 import pytest
 from django.test import Client
 
-from contacts.actors import Actor, Channel
 from contacts.models import Contact, Identity
 from contacts.services import contact_merge, contact_update
+from core.actors import Actor, Channel
 from helpdesk.models import Conversation
 from identity.models import VisitorSession
 from tests.identity.conftest import Widget, user_hash

@@ -11,9 +11,9 @@ from django.db import connection
 
 from attributes.services import attribute_create, attribute_set_archived
 from contacts import exports
-from contacts.actors import Actor
 from contacts.models import Contact
 from contacts.services import contact_create, contact_soft_delete, contact_upsert
+from core.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import reverse
 
 from contacts.models import Contact
+from core import ratelimit
 from tests.identity.conftest import Widget
-from workspaces import ratelimit
 from workspaces.services import api_key_create
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,14 +13,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from contacts.exceptions import (
-    ContactConflict,
-    ContactError,
-    ContactForbidden,
-    ContactPayloadTooLarge,
-    ContactValidationError,
-)
-from workspaces.api import AUTH_HEADER
+from core.api import AUTH_HEADER
+from core.errors import DomainError
 
 logger = logging.getLogger("rapport.api")
 
@@ -86,16 +80,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "You may not do this.")
 
-    if isinstance(exc, ContactError):
-        code_status = {
-            ContactValidationError: status.HTTP_400_BAD_REQUEST,
-            ContactConflict: status.HTTP_409_CONFLICT,
-            ContactForbidden: status.HTTP_403_FORBIDDEN,
-            ContactPayloadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        }
-        http_status = code_status.get(type(exc), status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.fields), status=http_status)
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
 
     if not isinstance(exc, exceptions.APIException):
         return None

@@ -23,7 +23,7 @@ from django.db import connection
 from django.http import HttpRequest
 
 from config.env import parse_rate
-from workspaces.models import RateCounter
+from core.models import RateCounter
 
 # Keys longer than this are hashed (IPv6 addresses, user names, long scopes).
 _MAX_IDENT = 64

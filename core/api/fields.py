@@ -108,7 +108,7 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-# --- The error body (documentation of workspaces.api_errors) --------------------------------
+# --- The error body (documentation of core.api.errors) --------------------------------
 
 
 class ErrorDetailSerializer(serializers.Serializer):

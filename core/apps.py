@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """The kernel every app builds on: domain errors, actors, API plumbing, keyset cursors,
+    rate limits. It imports no other app of Rapport."""
+
+    name = "core"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core.api import schema  # noqa: F401 - registers the OpenAPI extensions

@@ -1,0 +1,21 @@
+"""The kernel's one table: rate-limit counters (core.ratelimit)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class RateCounter(models.Model):
+    """One window of one rate limit (see core.ratelimit), shared by every process.
+
+    On PostgreSQL the table is UNLOGGED: counters are worth nothing after a crash, and
+    skipping the write-ahead log keeps a counted request from waiting on a disk flush.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.IntegerField(default=0)
+    # Unix seconds: the raw upsert on the hot path passes plain numbers on every database.
+    expires_at = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -122,9 +122,9 @@ def copy_floors(path: Path, agent_id: int) -> tuple[float, float]:
 
 
 def run_import(ctx, path: Path) -> tuple[float, dict]:
-    from contacts.imports.engine import import_run
-    from contacts.imports.services import import_create, import_start
-    from contacts.models import ContactImport
+    from transfers.imports.engine import import_run
+    from transfers.models import ContactImport
+    from transfers.services import import_create, import_start
 
     with path.open("rb") as handle:
         job = import_create(

@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from attributes import api as attributes_api
 from contacts import api as contacts_api
-from contacts import import_api
 from helpdesk import api as helpdesk_api
+from transfers import api as transfers_api
 from workspaces import api_views
 
 urlpatterns = [
@@ -18,7 +18,7 @@ urlpatterns = [
     path("contacts/bulk/", contacts_api.ContactBulk.as_view(), name="contacts-bulk"),
     path("contacts/ensure/", contacts_api.ContactEnsure.as_view(), name="contacts-ensure"),
     path("contacts/merge/", contacts_api.ContactMerge.as_view(), name="contacts-merge"),
-    path("contacts/export/", import_api.ContactExport.as_view(), name="contacts-export"),
+    path("contacts/export/", transfers_api.ContactExport.as_view(), name="contacts-export"),
     path(
         "contacts/<uuid:contact_id>/",
         contacts_api.ContactDetail.as_view(),
@@ -51,11 +51,11 @@ urlpatterns = [
     ),
     path("tags/", contacts_api.TagCollection.as_view(), name="tags"),
     # Imports (background jobs).
-    path("imports/", import_api.ImportCollection.as_view(), name="imports"),
-    path("imports/<uuid:import_id>/", import_api.ImportDetail.as_view(), name="import"),
+    path("imports/", transfers_api.ImportCollection.as_view(), name="imports"),
+    path("imports/<uuid:import_id>/", transfers_api.ImportDetail.as_view(), name="import"),
     path(
         "imports/<uuid:import_id>/start/",
-        import_api.ImportStart.as_view(),
+        transfers_api.ImportStart.as_view(),
         name="import-start",
     ),
     # The attribute schema.

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "contacts",
     "identity",
     "helpdesk",
+    "transfers",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("", include("workspaces.urls")),
     path("", include("workspaces.settings_urls")),
+    path("", include("transfers.urls")),
     path("", include("contacts.urls")),
     path("", include("helpdesk.urls")),
     path("", include("identity.urls")),

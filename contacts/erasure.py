@@ -66,8 +66,9 @@ from django.db.models import Q, TextField, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from contacts.models import AuditEvent, Contact, ContactImport, ImportRowIssue
+from contacts.models import AuditEvent, Contact
 from core.actors import Actor
+from transfers.models import ContactImport, ImportRowIssue
 
 ERASED_NAME = "[erased name]"
 ERASED_EMAIL = "[erased email]"
@@ -415,7 +416,7 @@ def scrub_text(text: str, *, name: str = "", email: str = "", phone: str = "") -
 
 def erase(*, contact: Contact, actor: Actor) -> int:
     """Erase the person `contact` stands for; returns how many conversations were anonymized."""
-    from contacts.imports import files
+    from transfers.imports import files
 
     with transaction.atomic():
         locked = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -513,7 +514,7 @@ def _forget_import_jobs(agent_id: int, redactor: Redactor) -> list[Any]:
     """This agent's import jobs: a job whose stored upload or dry-run report names the person
     loses both (the job and its counts stay, a running one stops); names in its file name,
     label or error are redacted. Returns the jobs whose folders to delete."""
-    from contacts.imports import files
+    from transfers.imports import files
 
     doomed_folders: list[Any] = []
     jobs = ContactImport.objects.filter(agent_id=agent_id).only(

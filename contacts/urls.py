@@ -1,12 +1,11 @@
 from django.urls import path
 
-from contacts import contact_views, import_views, views
+from contacts import contact_views, views
 
 app_name = "contacts"
 
 A = "a/<str:agent_public_id>/contacts/"
 C = A + "<uuid:contact_id>/"
-IMP = A + "import/<uuid:import_id>/"
 
 urlpatterns = [
     path(A, views.contact_list, name="list"),
@@ -14,12 +13,6 @@ urlpatterns = [
     path(A + "bulk/", views.contact_bulk, name="bulk"),
     path(A + "new/", contact_views.contact_new, name="new"),
     path(A + "merge/", contact_views.contact_merge_view, name="merge"),
-    path(A + "export/", import_views.contact_export, name="export"),
-    path(A + "import/", import_views.import_upload, name="import"),
-    path(IMP, import_views.import_job, name="import_job"),
-    path(IMP + "action/", import_views.import_action, name="import_action"),
-    path(IMP + "failed-rows/", import_views.import_failed_rows, name="import_failed_rows"),
-    path(IMP + "report/", import_views.import_report, name="import_report"),
     path(C, contact_views.contact_detail, name="detail"),
     path(C + "edit/", contact_views.contact_edit, name="edit"),
     path(C + "tags/", contact_views.contact_tags, name="tags"),

@@ -177,8 +177,8 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "attribute_filters": definitions,
         "operators": tbl.OPERATOR_LABELS,
         "notice": _pop_notice(request, agent),
-        "export_url": optional_url("contacts:export", agent),
-        "import_url": optional_url("contacts:import", agent),
+        "export_url": optional_url("transfers:export", agent),
+        "import_url": optional_url("transfers:import", agent),
         "colspan": len(state.columns) + 2,
     }
 

@@ -10,7 +10,7 @@ from django.urls import NoReverseMatch, reverse
 SECTIONS = (
     ("Contacts", "contacts:list", False),
     ("Inbox", "helpdesk:inbox", False),
-    ("Import", "contacts:import", True),
+    ("Import", "transfers:import", True),
     ("Attributes", "attributes:schema", True),
     ("Settings", "workspaces:settings", True),
 )

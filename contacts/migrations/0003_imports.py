@@ -2,6 +2,7 @@
 
 import contacts.ids
 import contacts.models
+import transfers.models
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
@@ -22,7 +23,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.UUIDField(default=contacts.ids.uuid7, editable=False, primary_key=True, serialize=False)),
                 ('actor_label', models.CharField(blank=True, default='', max_length=255)),
-                ('file', models.FileField(max_length=255, upload_to=contacts.models._import_upload_to)),
+                ('file', models.FileField(max_length=255, upload_to=transfers.models._import_upload_to)),
                 ('filename', models.CharField(max_length=255)),
                 ('size', models.BigIntegerField(default=0)),
                 ('file_format', models.CharField(max_length=8)),

@@ -24,8 +24,9 @@ from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import Page, expect
 
 from attributes.services import attribute_create
-from contacts.models import Contact, ContactImport
+from contacts.models import Contact
 from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from transfers.models import ContactImport
 from workspaces.models import Membership
 from workspaces.services import identity_secret_create
 

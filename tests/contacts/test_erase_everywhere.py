@@ -31,16 +31,17 @@ from django_tasks_db.models import DBTaskResult
 
 from contacts import services
 from contacts.erasure import ERASED_NAME, ERASED_PHONE
-from contacts.imports.engine import import_run
-from contacts.imports.files import job_folder, report_name
-from contacts.imports.services import import_create, import_start
-from contacts.models import AuditEvent, Contact, ContactImport, ImportRowIssue
+from contacts.models import AuditEvent, Contact
 from core.actors import Actor
 from helpdesk import services as helpdesk
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
 from tests.dashboard.helpers import contact_url
 from tests.factories import AttributeFactory, ContactFactory, ConversationFactory
+from transfers.imports.engine import import_run
+from transfers.imports.files import job_folder, report_name
+from transfers.models import ContactImport, ImportRowIssue
+from transfers.services import import_create, import_start
 from workspaces import agent_cache
 from workspaces.services import api_key_create
 
@@ -333,7 +334,7 @@ def person(agent, admin_user, staff_user):
     DBTaskResult.objects.create(
         status="FAILED",
         args_kwargs={"args": [str(failed.pk)], "kwargs": {}},
-        task_path="contacts.tasks.run_import",
+        task_path="transfers.tasks.run_import",
         backend_name="default",
         run_after=timezone.now(),
         exception_class_path="django.db.utils.IntegrityError",

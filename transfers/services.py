@@ -17,12 +17,13 @@ from django.utils import timezone
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.imports import files
-from contacts.imports.engine import check_valid_mapping
-from contacts.imports.mapping import auto_map
-from contacts.imports.readers import FORMATS, FileFormatError, analyze
-from contacts.models import ContactImport, ImportRowIssue
 from core.errors import ConflictError, TooLargeError, ValidationFailed
+from transfers import tasks
+from transfers.imports import files
+from transfers.imports.engine import check_valid_mapping
+from transfers.imports.mapping import auto_map
+from transfers.imports.readers import FORMATS, FileFormatError, analyze
+from transfers.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
 
 logger = logging.getLogger(__name__)
@@ -128,10 +129,8 @@ def import_set_mapping(
 
 
 def _enqueue(job: ContactImport) -> None:
-    from contacts.tasks import run_import
-
     job_id = str(job.pk)
-    transaction.on_commit(lambda: run_import.enqueue(job_id))
+    transaction.on_commit(lambda: tasks.run_import.enqueue(job_id))
 
 
 WORKER_STOPPED = (
@@ -143,8 +142,6 @@ WORKER_STOPPED = (
 def _queue(job: ContactImport) -> None:
     """Queue a run of the job (locked, being saved as queued): the task rows of a run whose
     worker stopped are closed, and a new task is enqueued unless one already waits."""
-    from contacts import tasks
-
     rows = tasks.import_task_rows(import_id=job.pk)
     tasks.task_rows_abandon(rows, reason=WORKER_STOPPED)
     if not tasks.import_task_waiting(import_id=job.pk):
@@ -247,8 +244,6 @@ def imports_recover_stalled() -> list[ContactImport]:
     A run that was only slow, not dead, loses its claim at its next batch (the run token
     changed) and that batch rolls back, so a row is never written twice. Returns the jobs
     queued again."""
-    from contacts import tasks
-
     stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
     candidates = ContactImport.objects.filter(
         status__in=(Status.QUEUED, Status.RUNNING), heartbeat_at__lt=stale

@@ -1,7 +1,7 @@
 """Streaming exports of contacts as CSV, JSON or JSON Lines, in constant memory.
 
 In Python (SQLite): one query streams the contacts, and tags and Stripe accounts are fetched
-per chunk of rows. On PostgreSQL the database writes the file (`contacts.exports_pg`).
+per chunk of rows. On PostgreSQL the database writes the file (`transfers.exports.copy`).
 CSV has one column per core field, `tags` (comma-separated), one column per live attribute
 and `stripe_accounts` as YAML text; a cell that a spreadsheet would run as a
 formula is neutralized with a leading apostrophe (the importer takes it off again).
@@ -9,9 +9,7 @@ formula is neutralized with a leading apostrophe (the importer takes it off agai
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -21,9 +19,10 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.imports.readers import neutralize
 from contacts.models import ContactTag, StripeAccount
 from contacts.serialization import iso
+from transfers.csv_io import csv_stream, neutralize
+from transfers.exports.copy import pg_export
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -109,20 +108,6 @@ def export_records(qs: QuerySet) -> Iterator[tuple[tuple, list[str], list[dict[s
 
 def csv_header(definitions: list[AttributeDefinition]) -> list[str]:
     return [*FIELDS, "tags", *(d.key for d in definitions), "stripe_accounts"]
-
-
-def csv_stream(header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
-    """CSV bytes of `header` then `rows`, about 500 rows at a time."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for count, row in enumerate(rows, start=1):
-        writer.writerow(row)
-        if count % 500 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
 
 
 def export_csv(qs: QuerySet, definitions: list[AttributeDefinition]) -> Iterator[bytes]:
@@ -213,8 +198,6 @@ def export_stream(
         - shown
     )
     if connection.vendor == "postgresql":
-        from contacts.exports_pg import pg_export
-
         return pg_export(
             qs,
             file_format=file_format,

@@ -15,18 +15,19 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 from django_tasks_db.models import DBTaskResult
 
-from contacts import tasks
-from contacts.imports.engine import import_run
-from contacts.imports.files import report_name
-from contacts.imports.services import import_create, imports_recover_stalled
-from contacts.management.commands import worker
-from contacts.models import Contact, ContactImport
-from tests.imports.conftest import FIVE_ROWS, counts, killed_import, upload
+from contacts.models import Contact
+from tests.transfers.conftest import FIVE_ROWS, counts, killed_import, upload
+from transfers import tasks
+from transfers.imports.engine import import_run
+from transfers.imports.files import report_name
+from transfers.management.commands import worker
+from transfers.models import ContactImport
+from transfers.services import import_create, imports_recover_stalled
 
 pytestmark = pytest.mark.django_db
 
 ALL_CREATED = {"created": 5, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0}
-STOPPED = "contacts.tasks.WorkerStopped"
+STOPPED = "transfers.tasks.WorkerStopped"
 
 
 def long_ago(settings):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from contacts.imports.mapping import auto_map, validate_mapping
-from contacts.imports.readers import FileFormatError, analyze, check_text, open_rows
 from tests.factories import AttributeFactory
+from transfers.imports.mapping import auto_map, validate_mapping
+from transfers.imports.readers import FileFormatError, analyze, check_text, open_rows
 
 
 def rows_of(content: bytes, file_format: str = "csv", delimiter: str = ","):
@@ -162,7 +162,7 @@ def test_a_json_row_may_nest_five_levels_and_not_six():
 MEMORY_PROBE = """
 import io, resource, django
 django.setup()
-from contacts.imports.readers import FileFormatError, analyze, open_rows
+from transfers.imports.readers import FileFormatError, analyze, open_rows
 
 mb = 1024 * 1024
 levels = mb // 6  # {"a": and } are six bytes a level
@@ -251,7 +251,7 @@ def test_columns_map_by_synonym_attribute_key_and_label(agent):
 
 @pytest.mark.django_db
 def test_a_mapping_with_two_columns_on_one_field_is_refused(agent):
-    from contacts.imports.mapping import MappingError
+    from transfers.imports.mapping import MappingError
 
     with pytest.raises(MappingError, match="both mapped to the same field"):
         validate_mapping({"a": "email", "b": "email"}, ["a", "b"], {}, {})

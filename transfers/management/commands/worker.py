@@ -27,9 +27,9 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 from django_tasks_db.management.commands.db_worker import valid_interval
 
-from contacts.imports.services import imports_recover_stalled
+from transfers.services import imports_recover_stalled
 
-logger = logging.getLogger("contacts.imports")
+logger = logging.getLogger("transfers.imports")
 
 
 def recover_stalled_imports() -> None:

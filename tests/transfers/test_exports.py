@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 
 from attributes.services import attribute_create, attribute_set_archived
-from contacts import exports
 from contacts.models import Contact
 from contacts.services import contact_create, contact_soft_delete, contact_upsert
 from core.actors import Actor
+from transfers.exports import stream as exports
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_the_database_writer_matches_the_python_writer_in_both_plans(
 ):
     if connection.vendor != "postgresql":
         pytest.skip("COPY TO STDOUT exports exist on PostgreSQL only")
-    from contacts import exports_pg
+    from transfers.exports import copy as exports_pg
 
     monkeypatch.setattr(exports_pg, "MERGE_FROM_ROWS", merge_from_rows)
 
@@ -180,7 +180,7 @@ def test_a_large_export_made_in_two_halves_at_once_is_the_same_export(
 ):
     if connection.vendor != "postgresql":
         pytest.skip("COPY TO STDOUT exports exist on PostgreSQL only")
-    from contacts import exports_pg
+    from transfers.exports import copy as exports_pg
 
     serial = _exported(people, file_format)
     monkeypatch.setattr(exports_pg, "PARALLEL_FROM_ROWS", 0)

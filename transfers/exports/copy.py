@@ -2,7 +2,7 @@
 
 Building each row in Python tops out near 15,000 rows/s; PostgreSQL formats them an order
 of magnitude faster, and the rows stream out of COPY in constant memory. The output is
-the one `contacts.exports` writes in Python on other databases: the same columns, the
+the one `transfers.exports.stream` writes in Python on other databases: the same columns, the
 same formula guard, the same timestamps (ISO 8601 in UTC with `Z`), tags ordered without
 regard to case, Stripe accounts in creation order as YAML whose scalars are JSON strings.
 """
@@ -20,9 +20,10 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from attributes.models import AttributeDefinition
-from contacts.exports import csv_stream
+from contacts.selectors import count_estimate
+from transfers.csv_io import csv_stream
 
-# The formula guard of contacts.imports.readers.neutralize, in SQL: the common case is a look
+# The formula guard of transfers.imports.readers.neutralize, in SQL: the common case is a look
 # at the first character; the regular expression runs only after a leading apostrophe.
 _FORMULA = r"'^''+[-=+@\t\r]'"
 _STARTS = "('=', '+', '-', '@', chr(9), chr(13))"
@@ -232,8 +233,6 @@ class _Export:
         return sql
 
     def stream(self) -> Iterator[bytes]:
-        from contacts.selectors import count_estimate
-
         estimate = count_estimate(self.qs)[0]
         if estimate >= PARALLEL_FROM_ROWS and connection.get_autocommit():
             yield from self._parallel(estimate)

@@ -16,14 +16,15 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from contacts.import_views import MAX_EXPORT_IDS
-from contacts.imports.engine import import_run
-from contacts.imports.files import report_name
-from contacts.imports.services import import_create, import_start
-from contacts.models import Contact, ContactImport, ImportRowIssue
+from contacts.models import Contact
 from tests.dashboard.helpers import HX, agent_url, list_url
 from tests.factories import ContactFactory, TagFactory
-from tests.imports.conftest import upload
+from tests.transfers.conftest import upload
+from transfers.imports.engine import import_run
+from transfers.imports.files import report_name
+from transfers.models import ContactImport, ImportRowIssue
+from transfers.services import import_create, import_start
+from transfers.views import MAX_EXPORT_IDS
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def make_job(agent, content: str | bytes = CSV, name: str = "people.csv") -> Con
     return import_create(agent=agent, upload=upload(content, name), actor_label="import by test")
 
 
-def job_url(job: ContactImport, name: str = "contacts:import_job", agent=None) -> str:
+def job_url(job: ContactImport, name: str = "transfers:import_job", agent=None) -> str:
     agent = agent or job.agent
     return reverse(name, kwargs={"agent_public_id": agent.public_id, "import_id": job.pk})
 
@@ -50,7 +51,7 @@ def action(client, job: ContactImport, name: str, **mapping: str):
     if mapping:
         for index, column in enumerate(job.columns):
             data[f"map-{index}"] = mapping.get(column, job.mapping.get(column, "ignore"))
-    return client.post(job_url(job, "contacts:import_action"), data)
+    return client.post(job_url(job, "transfers:import_action"), data)
 
 
 def run(job: ContactImport) -> ContactImport:
@@ -112,16 +113,16 @@ def flashes(page: str) -> list[str]:
 # --- Access -----------------------------------------------------------------------------------
 
 JOB_VIEWS = [
-    ("contacts:import_job", "get", "post"),
-    ("contacts:import_action", "post", "get"),
-    ("contacts:import_failed_rows", "get", "post"),
-    ("contacts:import_report", "get", "post"),
+    ("transfers:import_job", "get", "post"),
+    ("transfers:import_action", "post", "get"),
+    ("transfers:import_failed_rows", "get", "post"),
+    ("transfers:import_report", "get", "post"),
 ]
 AGENT_VIEWS = [
-    ("contacts:import", "get", "put"),
-    ("contacts:import", "post", "put"),
-    ("contacts:export", "get", "put"),
-    ("contacts:export", "post", "put"),
+    ("transfers:import", "get", "put"),
+    ("transfers:import", "post", "put"),
+    ("transfers:export", "get", "put"),
+    ("transfers:export", "post", "put"),
 ]
 
 
@@ -207,7 +208,7 @@ def test_the_upload_page_shows_the_form_and_the_agents_recent_imports(
     settings.IMPORT_MAX_BYTES = 64 * 1024 * 1024
     mine = make_job(agent, name="march.csv")
     make_job(other_agent, name="theirs.csv")
-    response = admin_client.get(agent_url("contacts:import", agent))
+    response = admin_client.get(agent_url("transfers:import", agent))
     page = response.content.decode()
     assert response.status_code == 200
     assert 'enctype="multipart/form-data"' in page
@@ -222,7 +223,7 @@ def test_the_upload_page_shows_the_form_and_the_agents_recent_imports(
 
 
 def test_the_upload_page_says_when_there_are_no_imports_yet(admin_client, agent):
-    page = admin_client.get(agent_url("contacts:import", agent)).content.decode()
+    page = admin_client.get(agent_url("transfers:import", agent)).content.decode()
     assert "No imports yet." in page
 
 
@@ -230,7 +231,7 @@ def test_uploading_a_csv_creates_a_mapped_job_and_opens_its_page(
     admin_client, admin_user, agent, schema
 ):
     response = admin_client.post(
-        agent_url("contacts:import", agent), {"file": upload(CSV, "people.csv")}
+        agent_url("transfers:import", agent), {"file": upload(CSV, "people.csv")}
     )
     job = ContactImport.objects.get(agent=agent)
     assert response.status_code == 302
@@ -254,7 +255,7 @@ def test_uploading_a_csv_creates_a_mapped_job_and_opens_its_page(
 
 def test_offering_new_attributes_maps_unknown_columns_to_new_ones(admin_client, agent):
     admin_client.post(
-        agent_url("contacts:import", agent),
+        agent_url("transfers:import", agent),
         {"file": upload("email,Favourite Colour\na@x.org,red\n"), "create_unknown": "on"},
     )
     job = ContactImport.objects.get(agent=agent)
@@ -284,7 +285,7 @@ def test_offering_new_attributes_maps_unknown_columns_to_new_ones(admin_client, 
 def test_an_unreadable_file_is_refused_with_a_precise_message_and_nothing_stored(
     admin_client, agent, content, message
 ):
-    response = admin_client.post(agent_url("contacts:import", agent), {"file": upload(content)})
+    response = admin_client.post(agent_url("transfers:import", agent), {"file": upload(content)})
     page = response.content.decode()
     assert response.status_code == 400
     assert message in field_errors(page)[0]
@@ -299,7 +300,7 @@ def test_a_json_file_nested_deeper_than_a_contact_is_refused_and_nothing_stored(
     content = b'[{"email": "a@example.com"}, ' + b"[" * 1000 + b"]" * 1000 + b"]"
 
     response = admin_client.post(
-        agent_url("contacts:import", agent), {"file": upload(content, "people.json")}
+        agent_url("transfers:import", agent), {"file": upload(content, "people.json")}
     )
 
     page = response.content.decode()
@@ -318,7 +319,7 @@ def test_a_file_above_the_size_limit_answers_413_and_stores_nothing(admin_client
     settings.IMPORT_MAX_BYTES = 1024 * 1024
     content = "email\n" + "a@example.com\n" * (1024 * 1024 // 14 + 1)
     assert len(content) > settings.IMPORT_MAX_BYTES
-    response = admin_client.post(agent_url("contacts:import", agent), {"file": upload(content)})
+    response = admin_client.post(agent_url("transfers:import", agent), {"file": upload(content)})
     page = response.content.decode()
     assert response.status_code == 413
     assert "The file is larger than 1 MB; split it into smaller files." in page
@@ -330,7 +331,7 @@ def test_a_file_above_the_size_limit_answers_413_and_stores_nothing(admin_client
 def test_a_small_file_with_an_overlong_cell_is_a_bad_request_not_too_large(admin_client, agent):
     content = 'email,name\na@x.org,"never closed ' + "x" * (130 * 1024) + "\n"
     assert len(content) < django_settings.IMPORT_MAX_BYTES
-    response = admin_client.post(agent_url("contacts:import", agent), {"file": upload(content)})
+    response = admin_client.post(agent_url("transfers:import", agent), {"file": upload(content)})
     assert "a cell is larger than 128 KB" in response.content.decode()
     assert not ContactImport.objects.exists()
     assert response.status_code == 400
@@ -477,7 +478,7 @@ def test_saving_the_mapping_changes_the_stored_targets(admin_client, agent, sche
 def test_mapping_a_column_to_a_new_attribute_keeps_its_chosen_type(admin_client, agent, schema):
     job = make_job(agent)
     admin_client.post(
-        job_url(job, "contacts:import_action"),
+        job_url(job, "transfers:import_action"),
         {
             "action": "save",
             **{f"map-{i}": job.mapping[c] for i, c in enumerate(job.columns)},
@@ -505,7 +506,7 @@ def test_an_invalid_mapping_shows_why_and_changes_nothing(admin_client, agent, s
 
 def test_an_unknown_action_is_a_bad_request(admin_client, agent):
     job = make_job(agent)
-    response = admin_client.post(job_url(job, "contacts:import_action"), {"action": "launch"})
+    response = admin_client.post(job_url(job, "transfers:import_action"), {"action": "launch"})
     assert response.status_code == 400
     assert response.content == b"Unknown action."
     job.refresh_from_db()
@@ -528,7 +529,7 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(admin_client, ag
     assert "3 rows" in page
     assert "Would create" in page
     assert counts(page) == {"created": 2, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}
-    assert f'href="{job_url(job, "contacts:import_report")}"' in page
+    assert f'href="{job_url(job, "transfers:import_report")}"' in page
     assert "Import 2 contacts (skip 1 with errors)" in page
     assert 'id="mapping-form"' in page  # the mapping can still change before importing
     assert not Contact.objects.exists()
@@ -557,7 +558,7 @@ def test_importing_after_a_dry_run_writes_the_contacts_and_offers_the_failed_row
     assert "Dry run finished" not in page
     assert counts(page) == {"created": 2, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}
     failed_link = re.search(r"<a [^>]*data-failed-rows>([^<]*)</a>", page)
-    assert f'href="{job_url(job, "contacts:import_failed_rows")}"' in failed_link.group(0)
+    assert f'href="{job_url(job, "transfers:import_failed_rows")}"' in failed_link.group(0)
     assert failed_link.group(1) == "Download the 1 rows not imported"
     assert f'href="{list_url(agent)}">See the contacts</a>' in page
     assert 'id="mapping-form"' not in page  # a finished import is not run again
@@ -682,7 +683,7 @@ def test_the_failed_rows_download_has_the_original_columns_and_each_reason(admin
     action(admin_client, job, "import")
     run(job)
     assert (job.created_count, job.failed_count, job.skipped_count) == (1, 2, 1)
-    response = admin_client.get(job_url(job, "contacts:import_failed_rows"))
+    response = admin_client.get(job_url(job, "transfers:import_failed_rows"))
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="people-failed-rows.csv"'
@@ -710,7 +711,7 @@ def test_the_failed_rows_download_guards_column_names_a_spreadsheet_would_run(ad
     run(job)
     assert job.failed_count == 1
 
-    download = text(admin_client.get(job_url(job, "contacts:import_failed_rows")))
+    download = text(admin_client.get(job_url(job, "transfers:import_failed_rows")))
 
     header, row = csv.reader(io.StringIO(download))
     assert header == ["email", "'" + formula, "'@cmd", "'-x", "'+y", "error"]
@@ -724,7 +725,7 @@ def test_the_failed_rows_of_a_job_without_issues_are_just_the_header(admin_clien
     job = make_job(agent, "email,name\na@x.org,A\n")
     import_start(job=job, dry_run=False)
     run(job)
-    assert rows(admin_client.get(job_url(job, "contacts:import_failed_rows"))) == [
+    assert rows(admin_client.get(job_url(job, "transfers:import_failed_rows"))) == [
         ["email", "name", "error"]
     ]
 
@@ -733,7 +734,7 @@ def test_the_dry_run_report_has_a_line_per_row(admin_client, agent, schema):
     job = make_job(agent, ISSUES_CSV, "people.csv")
     action(admin_client, job, "dry_run")
     run(job)
-    response = admin_client.get(job_url(job, "contacts:import_report"))
+    response = admin_client.get(job_url(job, "transfers:import_report"))
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="people-dry-run.csv"' in response["Content-Disposition"]
@@ -753,13 +754,13 @@ def test_the_dry_run_report_has_a_line_per_row(admin_client, agent, schema):
 def test_the_dry_run_report_neutralizes_formulas_in_every_cell(admin_client, agent):
     content = 'External ID,Email\n"=HYPERLINK(""http://evil.test"")",a@x.org\n'
     job = dry_run(make_job(agent, content))
-    report = rows(admin_client.get(job_url(job, "contacts:import_report")))
+    report = rows(admin_client.get(job_url(job, "transfers:import_report")))
     assert report[1][:3] == ["2", "create", '\'=HYPERLINK("http://evil.test")']
 
 
 def test_there_is_no_report_before_a_dry_run_or_after_the_real_import(admin_client, agent):
     job = make_job(agent)
-    url = job_url(job, "contacts:import_report")
+    url = job_url(job, "transfers:import_report")
     assert admin_client.get(url).status_code == 404
     action(admin_client, job, "dry_run")
     run(job)
@@ -790,7 +791,7 @@ def test_deleting_an_import_removes_the_job_its_rows_and_files_but_not_the_conta
 
     response = action(admin_client, job, "delete")
     assert response.status_code == 302
-    assert response.url == agent_url("contacts:import", agent)
+    assert response.url == agent_url("transfers:import", agent)
     assert not ContactImport.objects.filter(pk=job.pk).exists()
     assert not ImportRowIssue.objects.filter(job_id=job.pk).exists()
     assert not report.exists()
@@ -849,7 +850,7 @@ def people(agent, other_agent):
 
 
 def test_exporting_a_view_sends_only_the_contacts_matching_its_filters(admin_client, agent, people):
-    url = agent_url("contacts:export", agent)
+    url = agent_url("transfers:export", agent)
     response = admin_client.get(url, {"format": "csv", "q": "ada"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -868,7 +869,7 @@ def test_exporting_a_view_sends_only_the_contacts_matching_its_filters(admin_cli
 
 
 def test_the_exported_csv_has_the_tags_and_attributes_columns(admin_client, agent, people):
-    table = rows(admin_client.get(agent_url("contacts:export", agent), {"tag": "vip"}))
+    table = rows(admin_client.get(agent_url("transfers:export", agent), {"tag": "vip"}))
     header = table[0]
     assert header[:3] == ["id", "external_id", "name"]
     assert header[-2:] == ["tags", "stripe_accounts"]
@@ -877,7 +878,7 @@ def test_the_exported_csv_has_the_tags_and_attributes_columns(admin_client, agen
 
 
 def test_exporting_as_json_lines_gives_one_object_per_contact(admin_client, agent, people):
-    response = admin_client.get(agent_url("contacts:export", agent), {"format": "jsonl", "q": "a"})
+    response = admin_client.get(agent_url("transfers:export", agent), {"format": "jsonl", "q": "a"})
     assert response["Content-Type"] == "application/x-ndjson"
     lines = [line for line in text(response).splitlines() if line]
     assert sorted(json.loads(line)["name"] for line in lines) == [
@@ -889,7 +890,7 @@ def test_exporting_as_json_lines_gives_one_object_per_contact(admin_client, agen
 
 def test_exporting_the_selection_sends_exactly_the_selected_contacts(admin_client, agent, people):
     response = admin_client.post(
-        agent_url("contacts:export", agent),
+        agent_url("transfers:export", agent),
         {"format": "csv", "id": [str(people["alan"].pk), str(people["ada"].pk)]},
     )
     assert response.status_code == 200
@@ -898,7 +899,7 @@ def test_exporting_the_selection_sends_exactly_the_selected_contacts(admin_clien
 
 def test_another_agents_contact_ids_are_never_exported(admin_client, agent, people):
     response = admin_client.post(
-        agent_url("contacts:export", agent),
+        agent_url("transfers:export", agent),
         {"format": "csv", "id": [str(people["foreign"].pk), str(people["grace"].pk), "nope"]},
     )
     body = text(response)
@@ -906,7 +907,7 @@ def test_another_agents_contact_ids_are_never_exported(admin_client, agent, peop
     assert "Ada Foreign" not in body
     assert "ada@globex.test" not in body
     only_foreign = admin_client.post(
-        agent_url("contacts:export", agent), {"format": "csv", "id": [str(people["foreign"].pk)]}
+        agent_url("transfers:export", agent), {"format": "csv", "id": [str(people["foreign"].pk)]}
     )
     assert len(rows(only_foreign)) == 1  # the header only
 
@@ -915,7 +916,7 @@ def test_exporting_an_empty_selection_goes_back_to_the_table_with_a_message(
     admin_client, agent, people
 ):
     response = admin_client.post(
-        agent_url("contacts:export", agent), {"format": "csv", "id": ["nope"]}
+        agent_url("transfers:export", agent), {"format": "csv", "id": ["nope"]}
     )
     assert response.status_code == 302
     assert response.url == list_url(agent)
@@ -928,7 +929,7 @@ def test_exporting_more_than_the_selection_limit_is_refused(admin_client, agent,
     # Django's own field limit (1,000 by default) would answer 400 before the view runs.
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_EXPORT_IDS + 10
     ids = [str(people["ada"].pk)] * (MAX_EXPORT_IDS + 1)
-    response = admin_client.post(agent_url("contacts:export", agent), {"format": "csv", "id": ids})
+    response = admin_client.post(agent_url("transfers:export", agent), {"format": "csv", "id": ids})
     assert response.status_code == 302
     assert "Select at most 1,000 contacts, or export a view." in flashes(
         admin_client.get(response.url).content.decode()
@@ -938,21 +939,21 @@ def test_exporting_more_than_the_selection_limit_is_refused(admin_client, agent,
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_an_unknown_export_format_is_a_bad_request(admin_client, agent, people, method):
     response = getattr(admin_client, method)(
-        agent_url("contacts:export", agent), {"format": "xml", "id": [str(people["ada"].pk)]}
+        agent_url("transfers:export", agent), {"format": "xml", "id": [str(people["ada"].pk)]}
     )
     assert response.status_code == 400
     assert response.content == b"Choose format csv, json or jsonl."
 
 
 def test_an_invalid_filter_is_a_bad_request_that_names_it(admin_client, agent, people):
-    response = admin_client.get(agent_url("contacts:export", agent), {"identity": "bogus"})
+    response = admin_client.get(agent_url("transfers:export", agent), {"identity": "bogus"})
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/plain")
     assert "'bogus' is not an identity level" in response.content.decode()
 
 
 def test_staff_members_cannot_export_a_view_or_a_selection(staff_client, agent, people):
-    url = agent_url("contacts:export", agent)
+    url = agent_url("transfers:export", agent)
     for response in (
         staff_client.get(url, {"format": "csv"}),
         staff_client.post(url, {"format": "csv", "id": [str(people["ada"].pk)]}),
@@ -969,7 +970,7 @@ def test_an_export_runs_a_bounded_number_of_queries(
     for i in range(60):
         ContactFactory(agent=agent, name=f"Person {i}").tags.add(vip)
     with django_assert_max_num_queries(12):
-        body = text(admin_client.get(agent_url("contacts:export", agent), {"tag": "vip"}))
+        body = text(admin_client.get(agent_url("transfers:export", agent), {"tag": "vip"}))
     assert len(body.splitlines()) == 61
 
 
@@ -978,8 +979,8 @@ def test_an_export_runs_a_bounded_number_of_queries(
 
 def test_admins_see_the_import_and_export_controls_on_the_table(admin_client, agent, people):
     page = admin_client.get(list_url(agent), {"q": "ada"}).content.decode()
-    export = agent_url("contacts:export", agent)
-    assert f'<a class="btn" href="{agent_url("contacts:import", agent)}">Import</a>' in page
+    export = agent_url("transfers:export", agent)
+    assert f'<a class="btn" href="{agent_url("transfers:import", agent)}">Import</a>' in page
     assert '<summary class="btn">Export</summary>' in page
     assert f'href="{export}?q=ada&amp;format=csv"' in page
     assert "Export selected:" in page
@@ -989,7 +990,7 @@ def test_admins_see_the_import_and_export_controls_on_the_table(admin_client, ag
 def test_staff_members_see_neither_import_nor_export_on_the_table(staff_client, agent, people):
     page = staff_client.get(list_url(agent)).content.decode()
     assert "Ada Lovelace" in page
-    assert agent_url("contacts:import", agent) not in page
-    assert agent_url("contacts:export", agent) not in page
+    assert agent_url("transfers:import", agent) not in page
+    assert agent_url("transfers:export", agent) not in page
     assert '<summary class="btn">Export</summary>' not in page
     assert "Export selected:" not in page

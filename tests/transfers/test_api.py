@@ -15,13 +15,14 @@ from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from attributes.services import attribute_create, attribute_set_archived
-from contacts.imports.engine import import_run
-from contacts.imports.services import import_create, import_start
-from contacts.models import Contact, ContactImport
+from contacts.models import Contact
 from contacts.services import contact_soft_delete
-from contacts.tasks import import_task_rows
 from tests.api.conftest import CONTACT_FIELDS, error
-from tests.imports.conftest import killed_import, upload
+from tests.transfers.conftest import killed_import, upload
+from transfers.imports.engine import import_run
+from transfers.models import ContactImport
+from transfers.services import import_create, import_start
+from transfers.tasks import import_task_rows
 from workspaces.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -240,7 +241,7 @@ def test_an_earlier_row_of_the_same_contact_is_reported_as_skipped(api, agent, w
 
 
 def test_the_row_errors_shown_are_capped_and_flagged_as_truncated(api, agent, schema, monkeypatch):
-    monkeypatch.setattr("contacts.import_api.MAX_ERRORS_SHOWN", 1)
+    monkeypatch.setattr("transfers.api.MAX_ERRORS_SHOWN", 1)
 
     body = run(api, post_file(api, CSV))
 

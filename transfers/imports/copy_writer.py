@@ -31,15 +31,10 @@ from django.utils import timezone
 
 from contacts.cleaning import clean_contact_input
 from contacts.ids import uuid7
-from contacts.imports.engine import (
-    Outcome,
-    PreparedRow,
-    ServiceWriter,
-    problems_from_error,
-)
 from contacts.models import Identity
 from contacts.services import creation_changes
 from core.errors import ValidationFailed
+from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter, problems_from_error
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,12 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from attributes.services import attribute_create
-from contacts import tasks
-from contacts.imports import engine
-from contacts.imports.engine import import_run
-from contacts.imports.services import import_create, import_start
-from contacts.models import Contact, ContactImport
+from contacts.models import Contact
+from transfers import tasks
+from transfers.imports import engine
+from transfers.imports.engine import import_run
+from transfers.models import ContactImport
+from transfers.services import import_create, import_start
 
 
 @pytest.fixture(params=["services", "copy"])

@@ -18,6 +18,8 @@ from typing import IO, Any
 import ijson
 import orjson
 
+from transfers.csv_io import unneutral
+
 FORMATS = ("csv", "json", "jsonl")
 FORMAT_LABELS = {"csv": "CSV", "json": "JSON", "jsonl": "JSON Lines"}
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -25,7 +27,6 @@ DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 MAX_CELL_BYTES = 128 * 1024
 SNIFF_BYTES = 64 * 1024
 # Exports put an apostrophe before cells starting with these (spreadsheet formula guard).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Nested objects of a JSON row that are flattened into "attributes.<key>" columns.
 NESTED = ("attributes",)
 # How deep a JSON row may nest, the row object being level 1. A contact needs three levels
@@ -154,30 +155,13 @@ def _csv_message(row: int, reason: str) -> str:
     return f'Row {row} is not valid CSV: {reason}. Check the quotes (") in that row.'
 
 
-def neutralize(value: Any) -> Any:
-    """A cell a spreadsheet would run as a formula, made inert with a leading apostrophe.
-
-    Apostrophes already in front of a formula sign get one more, which `_unneutral` takes
-    off again on import: a stored "'=x" comes back as "'=x"."""
-    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _unneutral(cell: str) -> str:
-    """Undo the export's formula guard: '=SUM(…) and '+1415… are read as written."""
-    if cell[:1] == "'" and cell.lstrip("'").startswith(FORMULA_START):
-        return cell[1:]
-    return cell
-
-
 def _csv_header(cells: list[str]) -> list[str]:
     if not any(c.strip() for c in cells):
         raise FileFormatError("The first row must name the columns, and it is empty.")
     columns: list[str] = []
     seen: dict[str, int] = {}
     for index, cell in enumerate(cells, start=1):
-        name = _unneutral(" ".join(cell.split())) or f"(column {index})"
+        name = unneutral(" ".join(cell.split())) or f"(column {index})"
         folded = name.casefold()
         if folded in seen:
             raise FileFormatError(
@@ -209,7 +193,7 @@ def read_csv(binary: IO[bytes], *, delimiter: str) -> tuple[list[str], Iterator[
                     f"The row has {len(cells)} cells but the first row names {width} columns; "
                     "a cell probably contains an unquoted delimiter."
                 )
-            padded = [_unneutral(c) for c in cells] + [""] * (width - len(cells))
+            padded = [unneutral(c) for c in cells] + [""] * (width - len(cells))
             yield SourceRow(number, dict(zip(columns, padded, strict=False)), cells, error)
 
     return columns, rows()

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from contacts.exports import csv_stream
-from contacts.imports.readers import analyze, neutralize
-from contacts.models import ContactImport, ImportRowIssue
+from transfers.csv_io import csv_stream, neutralize
+from transfers.imports.readers import analyze
+from transfers.models import ContactImport, ImportRowIssue
 from workspaces.models import Agent
 
 ISSUE_PAGE = 100

@@ -3,7 +3,7 @@
 The task rows are django-tasks-db's: one per enqueued run, READY until a worker claims it,
 RUNNING while it runs, then SUCCESSFUL or FAILED. A worker that is killed mid-task leaves
 its row RUNNING for good; the helpers below find an import's rows so that the import's
-recovery (`contacts.imports.services.imports_recover_stalled`) can close them.
+recovery (`transfers.services.imports_recover_stalled`) can close them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from contacts.imports.engine import import_run
+from transfers.imports.engine import import_run
 
 
 class WorkerStopped(Exception):
@@ -24,7 +24,7 @@ class WorkerStopped(Exception):
 
 @task
 def run_import(import_id: str) -> str:
-    """Run or resume one import job (see contacts.imports.engine)."""
+    """Run or resume one import job (see transfers.imports.engine)."""
     return import_run(import_id)
 
 

@@ -23,11 +23,7 @@ from rest_framework.views import APIView
 
 from attributes.selectors import attribute_definitions
 from contacts.api import LIST_PARAMETERS, refuse_empty_choices
-from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
-from contacts.imports import services
-from contacts.imports.selectors import import_get, import_issues
-from contacts.models import ContactImport
 from contacts.selectors import contact_queryset
 from contacts.serialization import iso
 from contacts.serializers import ContactSerializer
@@ -36,6 +32,10 @@ from core.api.json_io import PayloadTooLarge
 from core.api.request import query_flag, refuse_nul, validated
 from core.api.schema import errors
 from core.errors import DomainError
+from transfers import services
+from transfers.exports.stream import EXPORT_FORMATS, export_response
+from transfers.models import ContactImport
+from transfers.selectors import import_get, import_issues
 from workspaces.api import api_agent
 
 MAX_ERRORS_SHOWN = 1000

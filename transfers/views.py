@@ -26,13 +26,19 @@ from django.views.decorators.vary import vary_on_headers
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.exports import EXPORT_FORMATS, export_response
 from contacts.filters import filter_contacts, parse_contact_query
-from contacts.imports import services
-from contacts.imports.files import report_exists, report_name
-from contacts.imports.mapping import IGNORE, attribute_key_for, target_choices
-from contacts.imports.readers import DELIMITERS, FORMAT_LABELS
-from contacts.imports.selectors import (
+from contacts.models import Contact
+from contacts.selectors import parse_contact_id
+from contacts.views import MAX_BULK, error_text, list_url
+from core.errors import DomainError, TooLargeError
+from core.htmx import render_page_or_fragment
+from transfers import services
+from transfers.exports.stream import EXPORT_FORMATS, export_response
+from transfers.imports.files import report_exists, report_name
+from transfers.imports.mapping import IGNORE, attribute_key_for, target_choices
+from transfers.imports.readers import DELIMITERS, FORMAT_LABELS
+from transfers.models import ContactImport
+from transfers.selectors import (
     ISSUE_PAGE,
     failed_rows_filename,
     failed_rows_stream,
@@ -41,11 +47,6 @@ from contacts.imports.selectors import (
     import_issues,
     imports_recent,
 )
-from contacts.models import Contact, ContactImport
-from contacts.selectors import parse_contact_id
-from contacts.views import MAX_BULK, error_text, list_url
-from core.errors import DomainError, TooLargeError
-from core.htmx import render_page_or_fragment
 from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
@@ -73,7 +74,7 @@ def _job_for(
     return access, job
 
 
-def _job_url(job: ContactImport, name: str = "contacts:import_job") -> str:
+def _job_url(job: ContactImport, name: str = "transfers:import_job") -> str:
     return reverse(name, kwargs={"agent_public_id": job.agent.public_id, "import_id": job.pk})
 
 
@@ -114,7 +115,7 @@ def import_upload(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         "max_rows": f"{settings.IMPORT_MAX_ROWS:,}",
         "contacts_url": list_url(agent),
     }
-    return render(request, "contacts/import.html", context, status=status)
+    return render(request, "transfers/import.html", context, status=status)
 
 
 # --- The job page ----------------------------------------------------------------------------
@@ -167,13 +168,13 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
         "agent": job.agent,
         "job": job,
         "job_url": _job_url(job),
-        "action_url": _job_url(job, "contacts:import_action"),
-        "failed_url": _job_url(job, "contacts:import_failed_rows"),
-        "report_url": _job_url(job, "contacts:import_report")
+        "action_url": _job_url(job, "transfers:import_action"),
+        "failed_url": _job_url(job, "transfers:import_failed_rows"),
+        "report_url": _job_url(job, "transfers:import_report")
         if job.dry_run and report_exists(job)
         else "",
         "contacts_url": list_url(job.agent),
-        "imports_url": reverse("contacts:import", kwargs={"agent_public_id": job.agent.public_id}),
+        "imports_url": reverse("transfers:import", kwargs={"agent_public_id": job.agent.public_id}),
         "format_label": FORMAT_LABELS.get(job.file_format, job.file_format),
         "delimiter_label": DELIMITERS.get(job.delimiter, ""),
         "editable": job.mapping_editable,
@@ -200,7 +201,7 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
 def import_job(request: HttpRequest, agent_public_id: str, import_id: Any) -> HttpResponse:
     _access, job = _job_for(request, agent_public_id, import_id)
     context = job_context(request, job)
-    return render_page_or_fragment(request, "contacts/import_job.html", "import-job", context)
+    return render_page_or_fragment(request, "transfers/import_job.html", "import-job", context)
 
 
 def _posted_mapping(request: HttpRequest, job: ContactImport) -> tuple[dict, dict]:
@@ -231,7 +232,7 @@ def import_action(request: HttpRequest, agent_public_id: str, import_id: Any) ->
         elif action == "delete":
             services.import_delete(job=job)
             messages.success(request, f"The import of {job.filename} is deleted.")
-            return redirect("contacts:import", agent_public_id=access.agent.public_id)
+            return redirect("transfers:import", agent_public_id=access.agent.public_id)
         else:
             return HttpResponse("Unknown action.", status=400)
     except DomainError as exc:

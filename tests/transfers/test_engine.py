@@ -8,12 +8,13 @@ import pytest
 from django.core.files.storage import default_storage
 
 from attributes.models import AttributeDefinition
-from contacts.imports.engine import import_run
-from contacts.imports.files import report_name
-from contacts.imports.services import import_can_resume, import_resume
-from contacts.models import AuditEvent, Contact, ContactImport, StripeAccount, Tag
+from contacts.models import AuditEvent, Contact, StripeAccount, Tag
 from contacts.services import contact_create, contact_soft_delete, contact_upsert
-from tests.imports.conftest import counts
+from tests.transfers.conftest import counts
+from transfers.imports.engine import import_run
+from transfers.imports.files import report_name
+from transfers.models import ContactImport
+from transfers.services import import_can_resume, import_resume
 
 pytestmark = pytest.mark.django_db
 
@@ -424,7 +425,7 @@ def test_an_interrupted_import_resumes_after_its_last_saved_batch_without_duplic
 ):
     settings.IMPORT_BATCH_ROWS = 2
     content = "external_id,name\n" + "".join(f"u{n},Person {n}\n" for n in range(5))
-    from contacts.imports import engine
+    from transfers.imports import engine
 
     calls = {"n": 0}
     original = engine._Run.flush
@@ -521,7 +522,7 @@ def test_a_batch_the_database_refuses_is_written_again_row_by_row(
         pytest.skip("the fallback is the COPY writer's")
     from django.db import DataError
 
-    from contacts.imports import pg
+    from transfers.imports import copy_writer as pg
 
     def refuse(self, cleaned, outcomes, rows):
         raise DataError("value out of range")

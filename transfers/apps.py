@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TransfersConfig(AppConfig):
+    """Import and export: a channel of its own, above contacts (files in, files out)."""
+
+    name = "transfers"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -10,6 +10,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.rates import parse_rate
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -60,25 +62,6 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
-
-
-_RATE_PERIODS = {
-    **dict.fromkeys(("s", "sec", "second"), 1),
-    **dict.fromkeys(("m", "min", "minute"), 60),
-    **dict.fromkeys(("h", "hour"), 3600),
-    **dict.fromkeys(("d", "day"), 86400),
-}
-
-
-def parse_rate(text: str) -> tuple[int, int]:
-    """`"120/minute"` -> (120, 60): DRF's rate syntax. ValueError when it is not one."""
-    count, _, period = str(text).strip().partition("/")
-    count, period = count.strip(), period.strip().lower()
-    if not (count.isascii() and count.isdigit() and int(count) >= 1):
-        raise ValueError(f"{text!r} is not a rate; write it as 120/minute.")
-    if period not in _RATE_PERIODS:
-        raise ValueError(f"{text!r} is not a rate; the period is second, minute, hour or day.")
-    return int(count), _RATE_PERIODS[period]
 
 
 def env_rate(name: str, default: str) -> str:

@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -23,8 +23,10 @@ from attributes.selectors import attribute_definitions
 from contacts import display, normalize
 from contacts.forms import ContactForm, EraseForm, StripeAccountForm
 from contacts.models import Contact, StripeAccount
+from contacts.panels import panels_for
 from contacts.selectors import (
     contact_audit_events,
+    contact_export_data,
     contact_get,
     contact_possible_duplicates,
     contacts_with_email,
@@ -33,7 +35,6 @@ from contacts.selectors import (
 from contacts.services import (
     contact_create,
     contact_erase,
-    contact_export_data,
     contact_merge,
     contact_merge_preview,
     contact_restore,
@@ -48,7 +49,6 @@ from contacts.services import (
 from contacts.table import display_phone, initials
 from contacts.views import error_text, flash_error, list_url, stash_notice
 from core.errors import ConflictError, DomainError
-from helpdesk.selectors import contact_conversations
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
 
@@ -71,20 +71,6 @@ def detail_url(agent, contact: Contact) -> str:
     return reverse(
         "contacts:detail", kwargs={"agent_public_id": agent.public_id, "contact_id": contact.pk}
     )
-
-
-def _conversation_rows(agent, contact: Contact) -> list[dict[str, Any]]:
-    rows = []
-    for conversation in contact_conversations(contact=contact):
-        try:
-            url = reverse(
-                "helpdesk:conversation",
-                kwargs={"agent_public_id": agent.public_id, "conversation_id": conversation.pk},
-            )
-        except NoReverseMatch:  # the help desk pages are not part of this build
-            url = ""
-        rows.append({"conversation": conversation, "url": url})
-    return rows
 
 
 def _stripe_rows(access: AgentAccess, contact: Contact, failed: dict[int, StripeAccountForm]):
@@ -163,7 +149,7 @@ def contact_detail(request: HttpRequest, agent_public_id: str, contact_id: Any) 
     context = _detail_context(
         access,
         contact,
-        conversations=_conversation_rows(access.agent, contact),
+        panels=panels_for(access.agent, contact),
         duplicates=_duplicates(access, contact),
     )
     return render(request, "contacts/detail.html", context)
@@ -478,7 +464,7 @@ def contact_erase_view(request: HttpRequest, agent_public_id: str, contact_id: A
         "contact": contact,
         "form": form,
         "expected": expected,
-        "conversation_count": len(contact_conversations(contact=contact)),
+        "conversation_count": contact.conversation_count,
         "detail_url": detail_url(access.agent, contact),
     }
     return render(request, "contacts/erase.html", context, status=status)

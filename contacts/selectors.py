@@ -8,8 +8,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
+from django.utils import timezone
 
+from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact, StripeAccount, Tag
+from contacts.serialization import contact_to_dict, iso
+from contacts.signals import collected, contact_data_requested
 from workspaces.models import Agent
 
 # Below this many rows an exact count is cheap; above it the table shows an estimate.
@@ -226,3 +230,35 @@ def table_count(*, qs: QuerySet[Contact], query, agent: Agent) -> tuple[int, boo
         if links > EXACT_COUNT_LIMIT:
             return links, False
     return count_estimate(qs, agent=agent)
+
+
+def contact_export_data(*, contact: Contact) -> dict[str, Any]:
+    """Everything held about one contact, for an access request (GDPR art. 15). The apps
+    that keep more about contacts (conversations, visitor sessions) add their sections
+    through `contact_data_requested`."""
+    definitions = {d.key: d for d in AttributeDefinition.objects.filter(agent_id=contact.agent_id)}
+    contact = (
+        Contact.objects.prefetch_related("tags", "stripe_accounts")
+        .select_related("agent")
+        .get(pk=contact.pk)
+    )
+    return {
+        "exported_at": iso(timezone.now()),
+        "agent": contact.agent.name,
+        "contact": contact_to_dict(contact),
+        "attribute_labels": {
+            key: definitions[key].label for key in contact.attributes if key in definitions
+        },
+        "identity_source": contact.identity_source,
+        **collected(contact_data_requested.send(sender=Contact, contact=contact)),
+        "history": [
+            {
+                "action": e.action,
+                "channel": e.channel,
+                "actor": e.actor_label,
+                "changes": e.changes,
+                "at": iso(e.created_at),
+            }
+            for e in AuditEvent.objects.filter(contact_id=contact.pk)
+        ],
+    }

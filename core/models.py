@@ -6,13 +6,17 @@ from django.db import models
 
 
 class RateCounter(models.Model):
-    """One window of one rate limit (see core.ratelimit), shared by every process.
+    """The counter of one rate limit for one caller (see core.ratelimit), shared by every
+    process.
 
     On PostgreSQL the table is UNLOGGED: counters are worth nothing after a crash, and
     skipping the write-ahead log keeps a counted request from waiting on a disk flush.
     """
 
+    # One counter per limit and caller ("rl:widget-ip:60:<agent>:<address>").
     key = models.CharField(max_length=200, primary_key=True)
+    # The window the count belongs to (Unix time // window length): a new one starts over.
+    window_start = models.BigIntegerField(default=0)
     count = models.IntegerField(default=0)
     # Unix seconds: the raw upsert on the hot path passes plain numbers on every database.
     expires_at = models.BigIntegerField(db_index=True)

@@ -4,16 +4,22 @@ Each limit is a fixed-window counter: `hit(scope, ident, rate)` adds one to the 
 the current window and says whether the caller is still within the rate, and if not, how
 many seconds until the window ends (`Retry-After`). Counters live where every process sees
 them: in Redis through Django's cache when `REDIS_URL` is set (its INCR is atomic), else in
-the database, one `INSERT … ON CONFLICT DO UPDATE … RETURNING` per hit. (Django's
-DatabaseCache is not used for counters: its incr() is a read followed by a write, which
-loses counts when processes race, and costs four statements.)
+the database, one `INSERT … ON CONFLICT DO UPDATE … RETURNING` per call, whatever the
+number of limits checked. (Django's DatabaseCache is not used for counters: its incr() is
+a read followed by a write, which loses counts when processes race, and costs four
+statements.)
+
+In the database a counter is one row per (limit, caller) that starts over when a new
+window begins, so the table holds one row per recent caller, not one per window. On
+PostgreSQL the same statement deletes a few rows whose window ended long ago (skipping
+any another process holds), so the table never grows without bound and no request pays
+for a sweep; SQLite (development) keeps them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import random
 import time
 from dataclasses import dataclass
 
@@ -22,21 +28,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest
 
-from config.env import parse_rate
 from core.models import RateCounter
+from core.rates import parse_rate
+from core.sql import RATE_PRUNE_CTE, RATE_UPSERT_SQL
 
 # Keys longer than this are hashed (IPv6 addresses, user names, long scopes).
 _MAX_IDENT = 64
-# One hit in this many also deletes expired counters.
-_PRUNE_ONE_IN = 500
-
-_TABLE = RateCounter._meta.db_table
-_UPSERT_SQL = (
-    f"INSERT INTO {_TABLE} (key, count, expires_at) VALUES <rows>"  # noqa: S608
-    f" ON CONFLICT (key) DO UPDATE SET count = {_TABLE}.count + excluded.count"
-    " RETURNING key, count"
-)
-_PRUNE_SQL = f"DELETE FROM {_TABLE} WHERE expires_at < %s"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -63,9 +60,8 @@ def hit_many(
     for scope, ident, rate in limits:
         limit, seconds = parse_rate(rate) if isinstance(rate, str) else rate
         window = int(now // seconds)
-        ends = (window + 1) * seconds
-        windows.append((_key(scope, ident, seconds, window), limit, ends))
-    totals = _add({key: ends for key, _, ends in windows}, amount)
+        windows.append((_key(scope, ident, seconds), window, (window + 1) * seconds, limit))
+    totals = _add([(key, window, ends) for key, window, ends, _ in windows], amount)
     return [
         Verdict(
             allowed=totals[key] <= limit,
@@ -73,16 +69,16 @@ def hit_many(
             limit=limit,
             retry_after=max(1, math.ceil(ends - now)),
         )
-        for key, limit, ends in windows
+        for key, _window, ends, limit in windows
     ]
 
 
 def forget(scope: str, ident: str, rate: str | tuple[int, int]) -> None:
-    """Start the current window of this counter again from zero."""
+    """Start this counter again from zero."""
     _, seconds = parse_rate(rate) if isinstance(rate, str) else rate
-    key = _key(scope, ident, seconds, int(time.time() // seconds))
+    key = _key(scope, ident, seconds)
     if _uses_cache():
-        cache.delete(key)
+        cache.delete(f"{key}:{int(time.time() // seconds)}")
     else:
         RateCounter.objects.filter(key=key).delete()
 
@@ -99,35 +95,38 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _key(scope: str, ident: str, seconds: int, window: int) -> str:
+def _key(scope: str, ident: str, seconds: int) -> str:
     if len(ident) > _MAX_IDENT:
         ident = hashlib.sha256(ident.encode()).hexdigest()
-    return f"rl:{scope}:{seconds}:{ident}:{window}"
+    return f"rl:{scope}:{seconds}:{ident}"
 
 
 def _uses_cache() -> bool:
     return settings.RATE_LIMIT_STORE == "cache"
 
 
-def _add(ends_by_key: dict[str, float], amount: int) -> dict[str, int]:
-    """Add `amount` to each counter (created on first use, expiring at its window's end);
-    their new values."""
+def _add(counters: list[tuple[str, int, int]], amount: int) -> dict[str, int]:
+    """Add `amount` to each (key, window, end of window) counter, which starts over when
+    its window is new; their new values."""
     if _uses_cache():
         totals = {}
-        for key, ends in ends_by_key.items():
+        for key, window, ends in counters:
             timeout = max(1, math.ceil(ends - time.time()))
-            cache.add(key, 0, timeout)
+            windowed = f"{key}:{window}"  # Redis expires each window by itself
+            cache.add(windowed, 0, timeout)
             try:
-                totals[key] = cache.incr(key, amount)
+                totals[key] = cache.incr(windowed, amount)
             except ValueError:  # expired between add() and incr()
-                cache.set(key, amount, timeout)
+                cache.set(windowed, amount, timeout)
                 totals[key] = amount
         return totals
-    rows = ", ".join(["(%s, %s, %s)"] * len(ends_by_key))
-    params = [v for key, ends in ends_by_key.items() for v in (key, amount, int(ends))]
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(counters))
+    params: list = [v for key, w, ends in counters for v in (key, w, max(amount, 0), ends)]
+    sql = RATE_UPSERT_SQL.replace("<rows>", rows)
+    if connection.vendor == "postgresql":
+        keys = [key for key, _, _ in counters]
+        sql = RATE_PRUNE_CTE.replace("<keys>", ", ".join(["%s"] * len(keys))) + sql
+        params = [int(time.time()), *keys, *params]
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT_SQL.replace("<rows>", rows), params)
-        totals = dict(cursor.fetchall())
-        if random.randrange(_PRUNE_ONE_IN) == 0:
-            cursor.execute(_PRUNE_SQL, [int(time.time())])
-    return totals
+        cursor.execute(sql, [*params, amount])
+        return dict(cursor.fetchall())

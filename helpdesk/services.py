@@ -13,11 +13,10 @@ through `contact_create` and is audited there.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from contacts.models import Contact, Identity
-from contacts.services import contact_create, contact_mark_seen
+from contacts.services import contact_conversation_count_add, contact_create, contact_mark_seen
 from core.actors import Actor
 from core.errors import ValidationFailed
 from helpdesk.models import Conversation, Message
@@ -84,10 +83,7 @@ def conversation_start(
             last_message_at=now,
         )
         if contact is not None:
-            Contact.objects.filter(pk=contact.pk).update(
-                conversation_count=F("conversation_count") + 1
-            )
-            contact.conversation_count += 1
+            contact_conversation_count_add(contact=contact)
         if text:
             Message.objects.create(
                 conversation=conversation, role=role, body=text, author=author, created_at=now

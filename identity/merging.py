@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-from django.utils import timezone
-
-from contacts.models import AuditEvent, Contact, Identity
+from contacts.models import Contact, Identity
 from contacts.selectors import self_reported_twin_ids
 from contacts.services import contact_merge
 from core.actors import Actor
 from core.errors import DomainError
 from identity.models import VisitorSession
+from identity.signals import visitor_history_moving
 from workspaces.models import Agent
 
 logger = logging.getLogger("rapport.identity")
@@ -41,7 +39,9 @@ def visitor_history_absorb(*, session: VisitorSession, target: Contact, actor: A
         return target
     if session.created_contact or previous.identity == Identity.ANONYMOUS:
         return merge_quietly(primary=target, secondary=previous, actor=actor)
-    _move_session_conversations(session=session, source=previous, target=target, actor=actor)
+    visitor_history_moving.send(
+        sender=VisitorSession, session=session, source=previous, target=target, actor=actor
+    )
     return target
 
 
@@ -65,32 +65,3 @@ def merge_quietly(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
     except DomainError as exc:
         logger.info("identify skipped merging %s into %s: %s", secondary.pk, primary.pk, exc)
         return Contact.objects.get(pk=primary.pk)
-
-
-def _move_session_conversations(
-    *, session: VisitorSession, source: Contact, target: Contact, actor: Actor
-) -> None:
-    from helpdesk.models import Conversation
-
-    with transaction.atomic():
-        moved = Conversation.objects.filter(visitor_session=session, contact=source).update(
-            contact=target
-        )
-        if not moved:
-            return
-        now = timezone.now()
-        for contact in (source, target):
-            Contact.objects.filter(pk=contact.pk).update(
-                conversation_count=Conversation.objects.filter(contact_id=contact.pk).count(),
-                updated_at=now,
-            )
-        for contact, change in ((target, [None, moved]), (source, [moved, None])):
-            AuditEvent.objects.create(
-                agent_id=contact.agent_id,
-                contact_id=contact.pk,
-                action=AuditEvent.Action.UPDATED,
-                channel=actor.channel,
-                actor_label=actor.label,
-                changes={"conversations_moved": change, "visitor": [None, session.visitor_id]},
-                created_at=now,
-            )

@@ -5,8 +5,10 @@ import shutil
 
 import pytest
 from django.test import Client
+from django.test.testcases import LiveServerThread
 
 from core.actors import Actor, Channel
+from core.servers import BurstTolerantThreadedWSGIServer
 from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Membership
 from workspaces.services import identity_secret_create
@@ -22,6 +24,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# The live server of the browser tests listens like `make run` does (core.servers).
+LiveServerThread.server_class = BurstTolerantThreadedWSGIServer
 
 
 @pytest.fixture(autouse=True)

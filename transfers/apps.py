@@ -6,3 +6,9 @@ class TransfersConfig(AppConfig):
 
     name = "transfers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from contacts import signals
+        from transfers import erasure
+
+        signals.contact_erasing.connect(erasure.imports_forget, dispatch_uid="transfers")

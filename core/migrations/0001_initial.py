@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
             name="RateCounter",
             fields=[
                 ("key", models.CharField(max_length=200, primary_key=True, serialize=False)),
+                ("window_start", models.BigIntegerField(default=0)),
                 ("count", models.IntegerField(default=0)),
                 ("expires_at", models.BigIntegerField(db_index=True)),
             ],

@@ -11,6 +11,7 @@ from django.utils import timezone
 from contacts import services
 from contacts.models import Contact, Identity
 from contacts.selectors import self_reported_twin_ids
+from contacts.services import writes
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,12 +44,12 @@ def test_locked_by_finds_the_agents_contact_by_external_id_or_fingerprint(agent,
     ContactFactory(agent=other_agent, external_id="u-2")
     keyed = ContactFactory(agent=agent, external_id=None, fingerprint="f" * 64)
     with transaction.atomic():
-        found = services._locked_by(agent, external_id="u-1")
+        found = writes._locked_by(agent, external_id="u-1")
         assert found.pk == mine.pk
         assert found.attributes == mine.attributes
         assert found.agent is agent
-        assert services._locked_by(agent, external_id="u-2") is None
-        assert services._locked_by(agent, fingerprint="f" * 64).pk == keyed.pk
+        assert writes._locked_by(agent, external_id="u-2") is None
+        assert writes._locked_by(agent, fingerprint="f" * 64).pk == keyed.pk
 
 
 def test_twin_ids_are_live_unkeyed_self_reported_contacts_with_the_email_in_any_case(

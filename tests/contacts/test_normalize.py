@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from contacts.erasure import ERASED_EMAIL, ERASED_NAME, ERASED_PHONE, scrub_text
 from contacts.normalize import (
     FieldError,
     normalize_email,
@@ -12,6 +11,7 @@ from contacts.normalize import (
     normalize_stripe_id,
     normalize_tag,
 )
+from contacts.redaction import ERASED_EMAIL, ERASED_NAME, ERASED_PHONE, scrub_text
 
 
 def test_email_is_trimmed_and_its_domain_lowercased_only():

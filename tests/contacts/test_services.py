@@ -5,6 +5,7 @@ import pytest
 from attributes.models import AttributeDefinition
 from contacts import services
 from contacts.models import AuditEvent, Contact, ContactTag, Identity, StripeAccount, Tag
+from contacts.selectors import contact_export_data
 from core.actors import Actor
 from core.errors import ConflictError, ForbiddenError, ValidationFailed
 from helpdesk.models import Conversation
@@ -86,7 +87,9 @@ def test_upsert_restores_a_soft_deleted_contact(agent, api_actor):
 
 def test_upsert_recovers_when_another_writer_inserts_first(agent, api_actor, monkeypatch):
     """The losing side of an INSERT race updates the winner's row instead of failing."""
-    real_locked_by = services._locked_by
+    from contacts.services import writes
+
+    real_locked_by = writes._locked_by
     calls = {"n": 0}
 
     def racing_locked_by(agent_, **lookup):
@@ -97,7 +100,7 @@ def test_upsert_recovers_when_another_writer_inserts_first(agent, api_actor, mon
             return None
         return real_locked_by(agent_, **lookup)
 
-    monkeypatch.setattr(services, "_locked_by", racing_locked_by)
+    monkeypatch.setattr(writes, "_locked_by", racing_locked_by)
     result = services.contact_upsert(
         agent=agent, actor=api_actor, external_id="u-race", data={"company": "Loser Inc"}
     )
@@ -546,12 +549,16 @@ def test_export_data_holds_everything_about_the_contact(agent, staff_actor):
     services.contact_tags_add(contact=contact, actor=staff_actor, names=["vip"])
     conversation = ConversationFactory(agent=agent, contact=contact)
     conversation.messages.create(role="visitor", body="hello there")
-    data = services.contact_export_data(contact=contact)
+    data = contact_export_data(contact=contact)
     assert data["contact"]["id"] == str(contact.pk)
     assert data["contact"]["tags"] == ["vip"]
     assert data["attribute_labels"] == {"plan": "Plan"}
     assert data["conversations"][0]["messages"][0]["body"] == "hello there"
     assert data["history"][0]["changes"]["tags"] == [[], ["vip"]]
+    # One timestamp format throughout: UTC with a Z.
+    assert data["exported_at"].endswith("Z")
+    assert data["conversations"][0]["created_at"].endswith("Z")
+    assert data["history"][0]["at"].endswith("Z")
 
 
 def test_another_agents_contact_is_invisible_to_selectors(agent, other_agent):

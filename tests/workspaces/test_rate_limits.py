@@ -130,7 +130,7 @@ def test_an_api_key_limit_holds_across_three_processes(agent):
         client = Client(HTTP_AUTHORIZATION="Bearer {key}")
         print(",".join(str(client.get("/api/v1/tags/").status_code) for _ in range(8)))
         """,
-        env={"API_RATE_LIMIT": "10/hour"},
+        env={"API_RATE_LIMIT": "10/day"},
     )
     statuses = _statuses(lines)
     assert statuses.count(200) == 10
@@ -149,7 +149,7 @@ def test_sign_in_failures_are_counted_across_three_processes(admin_user):
         ]
         print(",".join(map(str, codes)))
         """,
-        env={"LOGIN_MAX_FAILURES": "5"},
+        env={"LOGIN_MAX_FAILURES": "5", "LOGIN_FAILURE_WINDOW_SECONDS": "86400"},
     )
     statuses = _statuses(lines)
     assert statuses.count(400) == 5  # evaluated: a wrong password
@@ -173,7 +173,7 @@ def test_the_widget_limit_per_address_holds_across_three_processes(agent):
             codes.append(response.status_code)
         print(",".join(map(str, codes)))
         """,
-        env={"WIDGET_RATE_LIMIT_PER_ADDRESS": "6/hour"},
+        env={"WIDGET_RATE_LIMIT_PER_ADDRESS": "6/day"},
     )
     statuses = _statuses(lines)
     assert statuses.count(200) == 6

@@ -1,4 +1,5 @@
-"""GDPR erasure: every stored copy of a person's identifiers, removed or redacted (SPEC 4, 9).
+"""Recognising a person in stored text, for GDPR erasure: every stored copy of a person's
+identifiers, removed or redacted (SPEC 4, 9).
 
 Who the person is (`Identifiers.of`): each name, email, phone, external id, Stripe id and
 Stripe email, avatar URL and text or URL attribute value the contact holds now or held
@@ -50,34 +51,34 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from django.apps import apps
-from django.conf import settings
-from django.core.cache import caches
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import Q, TextField, Value
-from django.db.models.functions import Cast, Concat
-from django.utils import timezone
 
 from contacts.models import AuditEvent, Contact
-from core.actors import Actor
-from transfers.models import ContactImport, ImportRowIssue
 
 ERASED_NAME = "[erased name]"
+
+
 ERASED_EMAIL = "[erased email]"
+
+
 ERASED_PHONE = "[erased phone]"
+
+
 ERASED = "[erased]"
 
+
 MIN_LENGTH = 3
+
+
 # Fewer national digits than this is not a phone number anyone could be found by.
 MIN_PHONE_DIGITS = 6
+
 
 # Name words that are also everyday words or name particles: "I will", "mark as read",
 # "van", "de la". They are redacted only when written with a capital ("Thanks Will!").
@@ -92,39 +93,59 @@ COMMON_WORDS = frozenset(
     """.split()
 )
 
+
 # Audit change keys whose before/after values are the person's identifiers.
 _NAME_KEYS = {"name"}
+
+
 _EMAIL_KEYS = {"email"}
+
+
 _PHONE_KEYS = {"phone"}
+
+
 _ID_KEYS = {"external_id", "avatar_url", "stripe_accounts_added"}
+
+
 _STRIPE_KEYS = {"stripe_accounts"}
+
+
 _TEXT_ATTRIBUTE_TYPES = ("text", "url")
+
 
 # Between the digits of a written phone number: "(415) 555-9876", "415.555.9876", "0 20/79".
 _PHONE_SEP = r"[\s()./-]{0,3}"
+
+
 # The same, as the database's prefilter writes it (any few non-alphanumerics).
 _DB_PHONE_SEP = "[^0-9A-Za-z]{0,3}"
+
+
 _NAME_SEP = r"[\s._-]+"
+
+
 # Whole words: not inside a run of letters and digits (an underscore separates, as in
 # "zebulon_quixley.csv").
 _NOT_AFTER_ALNUM = r"(?<![^\W_])"
+
+
 _NOT_BEFORE_ALNUM = r"(?![^\W_])"
+
+
 _WORDS = re.compile(r"[^\W\d_]+")
+
+
 # Drops what may separate a phone's digits (`_PHONE_SEP`): every space character and ().-/
 _NOT_PHONE_DIGIT = dict.fromkeys(
     [ord(c) for c in "()./-"] + [i for i in range(0x3000 + 1) if chr(i).isspace()]
 )
 
+
 # Files are read this much at a time, with this much kept over for a match across chunks.
 _CHUNK = 1 << 20
+
+
 _OVERLAP = 2048
-
-STOPPED_IMPORT = (
-    "Stopped: this file named a contact who was erased. Upload it again without them to import it."
-)
-
-
-# --- Who the person is ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -170,21 +191,21 @@ class Identifiers:
     def _add_changes(self, changes: dict[str, Any], text_keys: set[str]) -> None:
         for key, change in changes.items():
             if key in _NAME_KEYS:
-                self._add(self.names, *_strings(change))
+                self._add(self.names, *strings(change))
             elif key in _EMAIL_KEYS:
-                self._add(self.emails, *_strings(change))
+                self._add(self.emails, *strings(change))
             elif key in _PHONE_KEYS:
-                self._add(self.phones, *_strings(change))
+                self._add(self.phones, *strings(change))
             elif key in _ID_KEYS:
-                self._add(self.ids, *_strings(change))
+                self._add(self.ids, *strings(change))
             elif key in _STRIPE_KEYS:
                 for account in _dicts(change):
                     self._add(self.ids, account.get("stripe_id"))
                     self._add(self.emails, account.get("stripe_email"))
             elif key.startswith("attributes.") and key.split(".", 1)[1] in text_keys:
-                self._add(self.values, *_strings(change))
+                self._add(self.values, *strings(change))
             elif key == "merged_contact":
-                self.merged_contact_ids.update(_strings(change))
+                self.merged_contact_ids.update(strings(change))
 
     @staticmethod
     def _add(target: set[str], *values: Any) -> None:
@@ -193,16 +214,16 @@ class Identifiers:
                 target.add(" ".join(value.split()))
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
     """Every string inside a JSON value."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item)
+            yield from strings(item)
 
 
 def _dicts(value: Any) -> Iterator[dict[str, Any]]:
@@ -211,9 +232,6 @@ def _dicts(value: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _dicts(item)
-
-
-# --- Recognising them in text --------------------------------------------------------------------
 
 
 def _json_escaped(text: str) -> str:
@@ -411,159 +429,6 @@ def scrub_text(text: str, *, name: str = "", email: str = "", phone: str = "") -
     return Redactor(identifiers).scrub(text)
 
 
-# --- Erasure -------------------------------------------------------------------------------------
-
-
-def erase(*, contact: Contact, actor: Actor) -> int:
-    """Erase the person `contact` stands for; returns how many conversations were anonymized."""
-    from transfers.imports import files
-
-    with transaction.atomic():
-        locked = Contact.objects.select_for_update().get(pk=contact.pk)
-        identifiers = Identifiers.of(locked)
-        redactor = Redactor(identifiers)
-        anonymized = _anonymize_conversations(locked, redactor)
-        job_folders: list[Any] = []
-        if redactor.has_keys:
-            _forget_import_rows(locked.agent_id, redactor)
-            job_folders = _forget_import_jobs(locked.agent_id, redactor)
-            _forget_task_tracebacks(redactor)
-        if redactor.mentions_anything:
-            _forget_in_sessions(redactor)
-        _forget_admin_log({str(locked.pk), *identifiers.merged_contact_ids})
-        AuditEvent.objects.filter(contact_id=locked.pk).delete()
-        agent_id, contact_id = locked.agent_id, locked.pk
-        locked.delete()
-        AuditEvent.objects.create(
-            agent_id=agent_id,
-            contact_id=contact_id,
-            action=AuditEvent.Action.ERASED,
-            channel=actor.channel,
-            actor_label=actor.label[:255],
-            actor_user_id=actor.user_id,
-            changes={"conversations_anonymized": anonymized},
-        )
-        # Last, so nothing above can fail after the files are gone.
-        for job_id in job_folders:
-            files.files_delete(job_id)
-    return anonymized
-
-
-def _anonymize_conversations(contact: Contact, redactor: Redactor) -> int:
-    """Scrub the person's transcripts and subjects and detach them; their own conversations
-    and the anonymous ones their visitor sessions started."""
-    from helpdesk.models import Conversation, Message
-    from identity.models import VisitorSession
-
-    sessions = list(VisitorSession.objects.filter(contact=contact).values_list("pk", flat=True))
-    conversations = list(
-        Conversation.objects.filter(
-            Q(contact=contact) | Q(contact__isnull=True, visitor_session_id__in=sessions)
-        )
-    )
-    batch: list[Message] = []
-    messages = Message.objects.filter(conversation__in=conversations).only("id", "body")
-    for message in messages.iterator(chunk_size=2000):
-        body = redactor.scrub(message.body)
-        if body != message.body:
-            message.body = body
-            batch.append(message)
-        if len(batch) >= 1000:
-            Message.objects.bulk_update(batch, ["body"])
-            batch = []
-    if batch:
-        Message.objects.bulk_update(batch, ["body"])
-    for conversation in conversations:
-        conversation.subject = redactor.scrub(conversation.subject)
-        conversation.contact = None
-        conversation.visitor_session = None
-        conversation.contact_erased = True
-    Conversation.objects.bulk_update(
-        conversations, ["subject", "contact", "visitor_session", "contact_erased"], batch_size=1000
-    )
-    VisitorSession.objects.filter(pk__in=sessions).delete()
-    return len(conversations)
-
-
-def _forget_import_rows(agent_id: int, redactor: Redactor) -> None:
-    """Failed rows kept from this agent's imports (for their download): a row that names the
-    person is theirs, and goes; the database picks the candidates, Python confirms."""
-    if not redactor.db_regex:
-        return
-    # One regular expression over both columns at once: on PostgreSQL the pass over the
-    # agent's rows takes a few seconds per million failed rows.
-    as_text = TextField()
-    text = Concat(Cast("raw", as_text), Value(" "), Cast("problems", as_text), output_field=as_text)
-    candidates = (
-        ImportRowIssue.objects.filter(job__agent_id=agent_id)
-        .alias(text=text)
-        .filter(text__iregex=redactor.db_regex)
-        .order_by()
-        .values_list("pk", "raw", "problems")
-    )
-    doomed = [
-        pk
-        for pk, raw, problems in candidates.iterator(chunk_size=2000)
-        if any(redactor.names_person(value) for value in _strings([raw, problems]))
-    ]
-    for start in range(0, len(doomed), 1000):
-        ImportRowIssue.objects.filter(pk__in=doomed[start : start + 1000]).delete()
-
-
-def _forget_import_jobs(agent_id: int, redactor: Redactor) -> list[Any]:
-    """This agent's import jobs: a job whose stored upload or dry-run report names the person
-    loses both (the job and its counts stay, a running one stops); names in its file name,
-    label or error are redacted. Returns the jobs whose folders to delete."""
-    from transfers.imports import files
-
-    doomed_folders: list[Any] = []
-    jobs = ContactImport.objects.filter(agent_id=agent_id).only(
-        "id", "file", "filename", "actor_label", "error", "status"
-    )
-    for job in jobs.iterator(chunk_size=500):
-        texts = (job.filename, job.actor_label, job.error, job.file.name or "")
-        named = any(redactor.names_person(text) for text in texts) or _folder_names_person(
-            files.job_folder(job.pk), redactor
-        )
-        if not named:
-            continue
-        old_label = job.actor_label or f"import {job.filename}"
-        update: dict[str, Any] = {
-            "file": "",
-            "filename": redactor.scrub(job.filename),
-            "actor_label": redactor.scrub(job.actor_label),
-            "error": redactor.scrub(job.error),
-        }
-        if job.is_active:
-            update.update(
-                status=ContactImport.Status.FAILED,
-                run_token="",
-                error=STOPPED_IMPORT,
-                finished_at=timezone.now(),
-            )
-        ContactImport.objects.filter(pk=job.pk).update(**update)
-        new_label = update["actor_label"] or f"import {update['filename']}"
-        if new_label != old_label:
-            # The label the import wrote into the audit trail of the contacts it touched.
-            AuditEvent.objects.filter(agent_id=agent_id, actor_label=old_label[:255]).update(
-                actor_label=new_label[:255]
-            )
-        doomed_folders.append(job.pk)
-    return doomed_folders
-
-
-def _folder_names_person(folder: str, redactor: Redactor) -> bool:
-    try:
-        path = Path(default_storage.path(folder))
-    except NotImplementedError:  # storage without local files: nothing stored here to read
-        return False
-    if not path.is_dir():
-        return False
-    return any(
-        _file_names_person(item, redactor) for item in sorted(path.rglob("*")) if item.is_file()
-    )
-
-
 def _file_names_person(path: Path, redactor: Redactor) -> bool:
     """Read the file in chunks (imports may be hundreds of megabytes), UTF-8 or UTF-16."""
     with path.open("rb") as binary:
@@ -582,81 +447,13 @@ def _file_names_person(path: Path, redactor: Redactor) -> bool:
             tail = text[-_OVERLAP:]
 
 
-def _forget_task_tracebacks(redactor: Redactor) -> None:
-    """Background task results keep the traceback of a failure, which may quote values
-    (a database error names the row it refused)."""
-    if not redactor.db_regex or not apps.is_installed("django_tasks_db"):
-        return
-    from django_tasks_db.models import DBTaskResult
-
-    results = DBTaskResult.objects.filter(traceback__iregex=redactor.db_regex).only("traceback")
-    for result in results.iterator(chunk_size=500):
-        scrubbed = redactor.scrub(result.traceback, keys_only=True)
-        if scrubbed != result.traceback:
-            DBTaskResult.objects.filter(pk=result.pk).update(traceback=scrubbed)
-
-
-def _forget_in_sessions(redactor: Redactor) -> None:
-    """Staff sessions can hold a pending notice ("Zebulon Quixley was deleted. Undo") or
-    flash messages naming the person: those entries go, the rest of the session stays."""
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    if not hasattr(store_class, "get_model_class"):
-        return  # signed-cookie or cache-only sessions: nothing of them is stored here
-    model = store_class.get_model_class()
-    cache_prefix = getattr(store_class, "cache_key_prefix", None)
-    store = store_class()
-    rows = model.objects.values_list("session_key", "session_data")
-    for session_key, session_data in rows.iterator(chunk_size=500):
-        cleaned = _clean_session(store.decode(session_data), redactor)
-        if cleaned is None:
-            continue
-        model.objects.filter(session_key=session_key).update(session_data=store.encode(cleaned))
-        if cache_prefix:
-            caches[settings.SESSION_CACHE_ALIAS].delete(cache_prefix + session_key)
-
-
-def _clean_session(session: dict[str, Any], redactor: Redactor) -> dict[str, Any] | None:
-    """The session without what mentions the person; None when nothing does."""
-    from django.contrib.messages.storage.cookie import MessageDecoder, MessageEncoder
-
-    cleaned: dict[str, Any] = {}
-    for key, value in session.items():
-        if key.startswith("_auth_user_"):
-            cleaned[key] = value
-            continue
-        if key == "_messages" and isinstance(value, str):
-            try:
-                stored = json.loads(value, cls=MessageDecoder)
-            except ValueError:
-                stored = None
-            if isinstance(stored, list):
-                kept = [m for m in stored if not redactor.mentions(_message_text(m))]
-                if len(kept) == len(stored):
-                    cleaned[key] = value
-                elif kept:
-                    cleaned[key] = MessageEncoder().encode(kept)
-                continue
-        if not redactor.mentions(_text(value)):
-            cleaned[key] = value
-    return None if cleaned == session else cleaned
-
-
-def _message_text(message: Any) -> str:
-    return f"{getattr(message, 'message', message)} {getattr(message, 'extra_tags', '') or ''}"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _forget_admin_log(contact_ids: Iterable[str]) -> None:
-    """The Django admin's change log names the contacts operators edited there."""
-    if not apps.is_installed("django.contrib.admin"):
-        return
-    from django.contrib.admin.models import LogEntry
-    from django.contrib.contenttypes.models import ContentType
-
-    content_type = ContentType.objects.get_for_model(Contact)
-    LogEntry.objects.filter(content_type=content_type, object_id__in=list(contact_ids)).delete()
+def folder_names_person(folder: str, redactor: Redactor) -> bool:
+    try:
+        path = Path(default_storage.path(folder))
+    except NotImplementedError:  # storage without local files: nothing stored here to read
+        return False
+    if not path.is_dir():
+        return False
+    return any(
+        _file_names_person(item, redactor) for item in sorted(path.rglob("*")) if item.is_file()
+    )

@@ -22,10 +22,10 @@ from attributes.serializers import (
     AttributeSerializer,
     AttributeUpdateSerializer,
 )
-from contacts.serialization import iso
 from core.api.request import query_flag, validated
 from core.api.schema import BODY_ERRORS, errors
 from core.errors import ConflictError
+from core.times import iso
 from workspaces.api import api_agent
 from workspaces.models import Agent
 

@@ -5,13 +5,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from attributes.coercion import AttributeValueError, coerce_value
 from attributes.models import KEY_PATTERN, AttributeDefinition, AttributeType
-from attributes.sort_indexes import sort_index_drop
+from attributes.values import value_stores
 from core.errors import ConflictError, ValidationFailed
 from workspaces.models import Agent
 
@@ -124,11 +124,7 @@ def attributes_create_inferred(*, agent: Agent, types: dict[str, str]) -> None:
 
 def attribute_value_count(*, definition: AttributeDefinition) -> int:
     """How many contacts (live or deleted) hold a value for this attribute."""
-    from contacts.models import Contact
-
-    return Contact.objects.filter(
-        agent_id=definition.agent_id, attributes__has_key=definition.key
-    ).count()
+    return sum(store.count(definition) for store in value_stores())
 
 
 @transaction.atomic
@@ -156,13 +152,9 @@ def attribute_update(*, definition: AttributeDefinition, **changes: Any) -> Attr
 
 
 def _refuse_removing_used_options(definition: AttributeDefinition, options: list[str]) -> None:
-    from contacts.models import Contact
-
     removed = [o for o in definition.options if o not in options]
     for option in removed:
-        held = Contact.objects.filter(
-            agent_id=definition.agent_id, **{f"attributes__{definition.key}": option}
-        ).count()
+        held = sum(store.count_option(definition, option) for store in value_stores())
         if held:
             raise ConflictError(
                 f"{held} contact(s) hold {option!r}; change their value before removing it.",
@@ -183,29 +175,8 @@ def attribute_set_archived(
 @transaction.atomic
 def attribute_delete(*, definition: AttributeDefinition) -> int:
     """Delete the definition and remove its values from every contact; returns that count."""
-    from contacts.models import Contact
-
-    table = Contact._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} SET attributes = attributes - %s "  # noqa: S608 - table is ours
-                "WHERE agent_id = %s AND attributes ? %s",
-                [definition.key, definition.agent_id, definition.key],
-            )
-        else:
-            path = f'$."{definition.key}"'
-            cursor.execute(
-                f"UPDATE {table} SET attributes = json_remove(attributes, %s) "  # noqa: S608
-                "WHERE agent_id = %s AND json_type(attributes, %s) IS NOT NULL",
-                [path, definition.agent_id, path],
-            )
-        removed = cursor.rowcount
-    agent_id, key = definition.agent_id, definition.key
+    removed = sum(store.remove(definition) for store in value_stores())
     definition.delete()
-    # The table's sort index for this key (if one was built) goes too, once committed:
-    # DROP INDEX CONCURRENTLY cannot run inside the transaction.
-    transaction.on_commit(lambda: sort_index_drop(agent_id=agent_id, key=key), robust=True)
     return removed
 
 

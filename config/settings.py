@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "identity",
     "helpdesk",
     "transfers",
+    "demo",
 ]
 
 MIDDLEWARE = [

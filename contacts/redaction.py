@@ -59,6 +59,7 @@ from typing import Any
 import phonenumbers
 from django.core.files.storage import default_storage
 
+from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact
 
 ERASED_NAME = "[erased name]"
@@ -164,8 +165,6 @@ class Identifiers:
 
     @classmethod
     def of(cls, contact: Contact) -> Identifiers:
-        from attributes.models import AttributeDefinition
-
         found = cls()
         text_keys = set(
             AttributeDefinition.objects.filter(

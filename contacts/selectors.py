@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact, StripeAccount, Tag
-from contacts.serialization import contact_to_dict, iso
+from contacts.serialization import contact_to_dict
 from contacts.signals import collected, contact_data_requested
+from core.times import iso
 from workspaces.models import Agent
 
 # Below this many rows an exact count is cheap; above it the table shows an estimate.

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Container
-from datetime import datetime
 from typing import Any
 
 from contacts.models import Contact
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+from core.times import iso
 
 
 def contact_to_dict(

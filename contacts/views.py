@@ -20,7 +20,6 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from attributes.selectors import attribute_definitions
-from attributes.sort_indexes import sort_index_request
 from contacts import table as tbl
 from contacts.filters import SEEN_CHOICES, filter_contacts, keyset_page, parse_contact_query
 from contacts.filters import sort_spec as build_sort_spec
@@ -32,6 +31,7 @@ from contacts.services import (
     contacts_tags_add_bulk,
     table_preference_save,
 )
+from contacts.tasks import sort_index_request
 from core.errors import DomainError, ValidationFailed
 from core.htmx import render_page_or_fragment, wants_fragment
 from workspaces.access import get_agent_access, staff_actor

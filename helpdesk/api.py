@@ -22,12 +22,13 @@ from rest_framework.views import APIView
 from attributes.selectors import attribute_definition_map
 from contacts.api import CONTACT_ID, contact_or_404
 from contacts.models import Contact
-from contacts.serialization import contact_to_dict, iso
+from contacts.serialization import contact_to_dict
 from core.api.fields import ErrorSerializer
 from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
 from core.api.request import refuse_nul
 from core.api.schema import errors
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
+from core.times import iso
 from helpdesk import selectors, services
 from helpdesk.models import Conversation
 from helpdesk.personalization import personalization_contact, render_action_template

@@ -9,14 +9,17 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
+from contacts import panels, signals
 from contacts.models import AuditEvent, Contact
 from contacts.panels import Panel
-from contacts.serialization import iso
 from contacts.services import audit_many, contact_conversation_count_add
 from core.actors import Actor
+from core.times import iso
+from helpdesk import erasure
 from helpdesk.models import Conversation
 from helpdesk.selectors import contact_conversations
 from identity.models import VisitorSession
+from identity.signals import visitor_history_moving
 from workspaces.models import Agent
 
 
@@ -95,3 +98,12 @@ def conversations_panel(agent: Agent, contact: Contact) -> Panel:
         for conversation in contact_conversations(contact=contact)
     ]
     return Panel(template="helpdesk/_contact_conversations.html", context={"conversations": rows})
+
+
+def connect() -> None:
+    uid = "helpdesk"
+    signals.contact_merging.connect(conversations_follow_merge, dispatch_uid=uid)
+    signals.contact_erasing.connect(erasure.conversations_anonymize, dispatch_uid=uid)
+    signals.contact_data_requested.connect(conversations_export, dispatch_uid=uid)
+    visitor_history_moving.connect(session_conversations_move, dispatch_uid=uid)
+    panels.register(conversations_panel)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from contacts.serialization import iso
 from core.errors import ValidationFailed
+from core.times import iso
 from helpdesk import selectors, services
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession

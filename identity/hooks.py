@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from contacts import signals
 from contacts.models import Contact, Identity
-from contacts.serialization import iso
 from core.actors import Actor
+from core.times import iso
 from identity.models import VisitorSession
 
 
@@ -36,3 +37,9 @@ def sessions_export(sender: Any, *, contact: Contact, **kwargs: Any) -> dict[str
             for s in VisitorSession.objects.filter(contact=contact).order_by("created_at")
         ]
     }
+
+
+def connect() -> None:
+    signals.contact_merging.connect(sessions_follow_merge, dispatch_uid="identity")
+    signals.contact_forgetting.connect(sessions_forget, dispatch_uid="identity")
+    signals.contact_data_requested.connect(sessions_export, dispatch_uid="identity")

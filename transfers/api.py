@@ -25,13 +25,13 @@ from attributes.selectors import attribute_definitions
 from contacts.api import LIST_PARAMETERS, refuse_empty_choices
 from contacts.filters import filter_contacts, parse_contact_query
 from contacts.selectors import contact_queryset
-from contacts.serialization import iso
 from contacts.serializers import ContactSerializer
 from core.api.fields import StrictBooleanField, StrictSerializer
 from core.api.json_io import PayloadTooLarge
 from core.api.request import query_flag, refuse_nul, validated
 from core.api.schema import errors
 from core.errors import DomainError
+from core.times import iso
 from transfers import services
 from transfers.exports.stream import EXPORT_FORMATS, export_response
 from transfers.models import ContactImport

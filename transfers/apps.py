@@ -8,7 +8,6 @@ class TransfersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from contacts import signals
         from transfers import erasure
 
-        signals.contact_erasing.connect(erasure.imports_forget, dispatch_uid="transfers")
+        erasure.connect()

@@ -9,6 +9,7 @@ from django.db.models import TextField, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from contacts import signals
 from contacts.models import Contact
 from contacts.redaction import Redactor, folder_names_person, strings
 from contacts.services import audit_relabel
@@ -93,3 +94,7 @@ def _forget_import_jobs(agent_id: int, redactor: Redactor) -> list[Any]:
             audit_relabel(agent_id=agent_id, old=old_label, new=new_label)
         doomed_folders.append(job.pk)
     return doomed_folders
+
+
+def connect() -> None:
+    signals.contact_erasing.connect(imports_forget, dispatch_uid="transfers")

@@ -22,6 +22,7 @@ from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
 from contacts import normalize
+from contacts import sql as sql_text
 from contacts.cleaning import (
     CleanInput,
     ForbiddenPolicy,
@@ -34,7 +35,6 @@ from contacts.models import (
     Contact,
     Identity,
 )
-from contacts.serialization import iso
 from contacts.services.audit import ContactWrite, audit, check_may_change
 from contacts.services.stripe import apply_stripe_accounts
 from contacts.services.tags import apply_tags
@@ -44,6 +44,7 @@ from core.errors import (
     ForbiddenError,
     ValidationFailed,
 )
+from core.times import iso
 from workspaces.models import Agent
 
 
@@ -301,12 +302,6 @@ def contact_create(
             ) from None
 
 
-_LOCKED_BY_SQL = {
-    column: f"SELECT * FROM contacts_contact WHERE agent_id = %s AND {column} = %s LIMIT 1"  # noqa: S608 - constants
-    for column in ("external_id", "fingerprint")
-}
-
-
 def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
     """The agent's contact with this external id or fingerprint, locked until the end of the
     transaction (SELECT … FOR UPDATE; SQLite locks the whole database on write instead).
@@ -314,7 +309,7 @@ def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
     Written as SQL: every identify and every upsert comes through here, and building this
     query with the ORM costs several times what running it does."""
     ((name, value),) = lookup.items()
-    sql = _LOCKED_BY_SQL[name]
+    sql = sql_text.LOCKED_BY[name]
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     found = list(Contact.objects.raw(sql, [agent.pk, value]))
@@ -512,9 +507,7 @@ def contact_mark_seen(*, contact: Contact, at: datetime | None = None) -> None:
     stamp = connection.ops.adapt_datetimefield_value(at)
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE contacts_contact SET last_seen_at = CASE WHEN last_seen_at IS NULL"
-            " OR last_seen_at < %s THEN %s ELSE last_seen_at END,"
-            " first_seen_at = COALESCE(first_seen_at, %s) WHERE id = %s",
+            sql_text.MARK_SEEN,
             [stamp, stamp, stamp, Contact._meta.pk.get_db_prep_value(contact.pk, connection)],
         )
     contact.last_seen_at = max(contact.last_seen_at or at, at)

@@ -42,7 +42,7 @@ def _text(column: str) -> str:
 
 
 def _moment(column: str) -> str:
-    # As contacts.serialization.iso: UTC with "Z", microseconds unless there are none.
+    # As core.times.iso: UTC with "Z", microseconds unless there are none.
     utc = f"({column} AT TIME ZONE 'UTC')"
     return (
         f"CASE WHEN date_trunc('second', {column}) = {column} "

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from contacts.models import ContactTag, StripeAccount
-from contacts.serialization import iso
+from core.times import iso
 from transfers.csv_io import csv_stream, neutralize
 from transfers.exports.copy import pg_export
 

@@ -13,9 +13,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts import bulk_seed, demo_data
 from contacts.models import Contact
 from contacts.services import tags_get_or_create
+from demo import bulk_load
+from demo import data as demo_data
 from workspaces.models import Agent
 from workspaces.services import agent_create, workspace_get_or_create
 
@@ -51,10 +52,10 @@ class Command(BaseCommand):
             "now": timezone.now(),
         }
         if connection.vendor == "postgresql":
-            repaired = bulk_seed.repair_indexes()
+            repaired = bulk_load.repair_indexes()
             if repaired:
                 self.stdout.write(f"Rebuilt missing indexes: {', '.join(repaired)}.")
-            totals = bulk_seed.load(plan, missing)
+            totals = bulk_load.load(plan, missing)
         else:
             with transaction.atomic():
                 totals = _load_orm(demo_data.generate(count=missing, **plan))
@@ -111,9 +112,9 @@ def _next_external_number(agent: Agent) -> int:
 
 
 def _load_orm(batches) -> dict[str, int]:
-    totals = {name: 0 for name, _, _ in bulk_seed.tables()}
+    totals = {name: 0 for name, _, _ in bulk_load.tables()}
     for batch in batches:
-        for name, model, columns in bulk_seed.tables():
+        for name, model, columns in bulk_load.tables():
             rows = getattr(batch, name)
             objects = []
             for row in rows:

@@ -16,16 +16,14 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from django.core.cache import cache
 from django.db import connection, models
 from django.db.models import F, Q
 
 from attributes.models import AttributeDefinition
+from contacts.filters import attribute_expression
+from contacts.models import Contact
 
 logger = logging.getLogger(__name__)
-
-# Do not enqueue the same build again while one is probably queued or running.
-_ENQUEUED_TTL = 15 * 60
 
 
 def sort_index_name(*, agent_id: int, key: str) -> str:
@@ -34,8 +32,6 @@ def sort_index_name(*, agent_id: int, key: str) -> str:
 
 
 def _index(definition: AttributeDefinition) -> models.Index:
-    from contacts.filters import attribute_expression
-
     return models.Index(
         attribute_expression(definition),
         F("id"),
@@ -46,8 +42,6 @@ def _index(definition: AttributeDefinition) -> models.Index:
 
 def sort_index_sql(definition: AttributeDefinition) -> str:
     """CREATE INDEX CONCURRENTLY for the attribute's sort key (what the table orders by)."""
-    from contacts.models import Contact
-
     with connection.schema_editor(collect_sql=True) as editor:
         return str(_index(definition).create_sql(Contact, editor, concurrently=True))
 
@@ -93,20 +87,3 @@ def sort_index_drop(*, agent_id: int, key: str) -> None:
     name = sort_index_name(agent_id=agent_id, key=key)
     with connection.cursor() as cursor:
         cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-
-
-def sort_index_request(definition: AttributeDefinition) -> bool:
-    """Ask the task worker to build the index (once); True when a build was enqueued."""
-    if connection.vendor != "postgresql":
-        return False
-    marker = f"attr-sort-index:{definition.agent_id}:{definition.key}"
-    if cache.get(marker):
-        return False
-    if sort_index_exists(definition):
-        cache.set(marker, True, _ENQUEUED_TTL)
-        return False
-    from attributes.tasks import build_attribute_sort_index
-
-    build_attribute_sort_index.enqueue(definition_id=definition.pk)
-    cache.set(marker, True, _ENQUEUED_TTL)
-    return True

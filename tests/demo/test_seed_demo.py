@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from attributes.models import AttributeDefinition
-from contacts import bulk_seed
 from contacts.models import Contact, Identity
+from demo import bulk_load
 from helpdesk.models import Conversation
 from workspaces.models import Agent
 
@@ -47,11 +47,11 @@ def test_it_tops_an_agent_up_with_realistic_data_and_is_idempotent():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="bulk COPY load is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
 def test_the_bulk_load_rebuilds_every_index(monkeypatch):
-    monkeypatch.setattr(bulk_seed, "BULK_LOAD_THRESHOLD", 100)
+    monkeypatch.setattr(bulk_load, "BULK_LOAD_THRESHOLD", 100)
     _seed(contacts=400, workspace="Bulk", agent="Load")
     agent = Agent.objects.get(name="Load")
     assert Contact.objects.filter(agent=agent).count() == 400
-    assert bulk_seed.repair_indexes() == []
+    assert bulk_load.repair_indexes() == []
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'contacts_contact'")
         names = {row[0] for row in cursor.fetchall()}

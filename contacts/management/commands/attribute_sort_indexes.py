@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from attributes.models import AttributeDefinition
-from attributes.sort_indexes import sort_index_build, sort_index_drop, sort_index_name
+from contacts.sort_indexes import sort_index_build, sort_index_drop, sort_index_name
 from workspaces.models import Agent
 
 

@@ -1,0 +1,36 @@
+"""The benchmark's table section runs every scenario against the real URL stack (the
+timings themselves are for `make bench`, never asserted here)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from bench import table
+from bench.context import BenchContext
+from tests.factories import ContactFactory
+from workspaces.services import api_key_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark measures PostgreSQL")
+def test_the_table_section_measures_every_page_beside_its_baselines(agent, admin_user):
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    ContactFactory.create_batch(3, agent=agent)
+    ctx = BenchContext(
+        agent=agent,
+        user=admin_user,
+        api_key=api_key_create(agent=agent, name="bench").raw,
+        contacts=3,
+    )
+    rows = table.run(ctx, repeat=1, log=lambda *args: None)
+    works = [row.work for row in rows]
+    for label in ("table: default sort (newest first)", "table: sort by email"):
+        assert label in works
+    assert any(work.startswith("table: search") for work in works)
+    assert all("HTTP" not in row.measured for row in rows), [r.measured for r in rows]
+    assert all(
+        row.baseline != "—" or row.work.endswith(("company", "last seen")) for row in rows[:3]
+    )

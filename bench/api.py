@@ -7,13 +7,8 @@ from urllib.parse import urlencode
 from attributes.selectors import attribute_definition_map
 from bench.context import BenchContext
 from bench.harness import Row, measure, ms
-from contacts.filters import (
-    encode_cursor,
-    filter_contacts,
-    order_contacts,
-    parse_contact_query,
-    sort_spec,
-)
+from contacts.query.filterset import ContactFilterSet
+from contacts.query.keyset import encode_cursor, order_contacts
 from contacts.selectors import contact_queryset
 
 DEEP_PAGE = 10_000
@@ -26,11 +21,14 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     definitions = attribute_definition_map(agent=ctx.agent)
     rows = []
     for ordering in ORDERINGS:
-        query = parse_contact_query({"ordering": ordering}, definitions=definitions)
-        spec = sort_spec(query, definitions)
-        qs = order_contacts(
-            filter_contacts(contact_queryset(agent=ctx.agent), query, agent=ctx.agent), spec
-        )
+        filters = ContactFilterSet(
+            {"ordering": ordering},
+            agent=ctx.agent,
+            definitions=definitions,
+            queryset=contact_queryset(agent=ctx.agent),
+        ).validated()
+        spec = filters.sort()
+        qs = order_contacts(filters.qs, spec)
         deep_page = min(DEEP_PAGE, ctx.contacts // PAGE_SIZE - 1)
         offset = (deep_page - 1) * PAGE_SIZE
         # The cursor the API hands out after page 9,999: built from the row just before

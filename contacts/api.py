@@ -1,7 +1,7 @@
 """REST API v1 for contacts (SPEC 5): validate -> service or selector -> contact JSON.
 
 Every endpoint sees only the agent of the request's API key (a foreign or unknown id is
-404), writes through contacts.services with the API actor, lists through contacts.filters,
+404), writes through contacts.services with the API actor, lists through contacts.query,
 and answers errors in the one shape of core.api.errors.
 """
 
@@ -22,19 +22,12 @@ from rest_framework.views import APIView
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from contacts import services
-from contacts.filters import (
-    SEEN_CHOICES,
-    decode_cursor,
-    filter_contacts,
-    keyset_page,
-    parse_contact_query,
-    sort_spec,
-)
 from contacts.models import SORTABLE_FIELDS, Contact, Identity
+from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
+from contacts.query.keyset import keyset_page
 from contacts.selectors import (
     contact_get,
     contact_queryset,
-    parse_contact_id,
     tags_with_counts,
 )
 from contacts.serialization import contact_to_dict
@@ -57,6 +50,7 @@ from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
 from core.api.request import query_flag, refuse_nul, validated
 from core.api.schema import BODY_ERRORS, errors
 from core.errors import DomainError
+from core.keyset import InvalidCursor
 from workspaces.api import api_actor, api_agent
 from workspaces.models import Agent
 
@@ -230,20 +224,18 @@ class ContactCollection(APIView):
         size = query_page_size(params)
         include_archived = query_flag(params, "include_archived_attributes")
         definitions = attribute_definition_map(agent=agent)
-        query = parse_contact_query(params, definitions=definitions)
-        spec = sort_spec(query, definitions)
+        filters = ContactFilterSet(
+            params,
+            agent=agent,
+            definitions=definitions,
+            queryset=contact_queryset(agent=agent, deleted=None),
+        ).validated()
+        spec = filters.sort()
         cursor = (params.get("cursor") or "").strip() or None
-        if cursor is not None:
-            try:
-                _value, pk, _direction = decode_cursor(cursor, spec)
-            except ValueError as exc:
-                raise serializers.ValidationError({"cursor": [str(exc)]}) from None
-            if parse_contact_id(pk) is None:
-                raise serializers.ValidationError(
-                    {"cursor": ["The cursor is not valid; start again from the first page."]}
-                )
-        qs = filter_contacts(contact_queryset(agent=agent, deleted=None), query, agent=agent)
-        page = keyset_page(qs, spec, cursor=cursor, size=size)
+        try:
+            page = keyset_page(filters.qs, spec, cursor=cursor, size=size)
+        except InvalidCursor as exc:
+            raise serializers.ValidationError({"cursor": [str(exc)]}) from None
         keys = visible_keys(definitions, include_archived=include_archived)
         return Response(
             {

@@ -207,7 +207,7 @@ def audit_actor_names(*, events: list[AuditEvent]) -> dict[int, str]:
     return {u.pk: (u.get_full_name() or u.get_username()) for u in users}
 
 
-def table_count(*, qs: QuerySet[Contact], query, agent: Agent) -> tuple[int, bool]:
+def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, bool]:
     """(count, exact) for the table's summary line.
 
     A tag filter alone is counted from the tag's links (an index-only count of
@@ -218,15 +218,12 @@ def table_count(*, qs: QuerySet[Contact], query, agent: Agent) -> tuple[int, boo
     """
     from contacts.models import ContactTag
 
-    tags_only = query.tags and not (
-        query.q or query.identities or query.ranges or query.seen or query.attributes
-    )
-    if tags_only and not query.deleted:
+    if filters.only_tags and not filters.deleted_view:
         links = min(
             ContactTag.objects.filter(
                 tag_id__in=Tag.objects.filter(agent=agent, name__iexact=name).values("pk")
             ).count()
-            for name in query.tags
+            for name in filters.tags
         )
         if links > EXACT_COUNT_LIMIT:
             return links, False

@@ -2,7 +2,7 @@
 
 Sorting a million contacts by `attr.mrr` without an index sorts the whole agent (~0.8 s);
 with a partial expression index on exactly the sort key the table uses
-(`contacts.filters.attribute_expression`, then id) a page is an index range scan (~15 ms).
+(`contacts.query.expressions.attribute_expression`, then id) a page is an index range scan (~15 ms).
 
 One index per attribute of every agent would tax every contact write, so an index is built
 only where it pays: the first time someone sorts a large agent (more contacts than an exact
@@ -20,8 +20,8 @@ from django.db import connection, models
 from django.db.models import F, Q
 
 from attributes.models import AttributeDefinition
-from contacts.filters import attribute_expression
 from contacts.models import Contact
+from contacts.query.expressions import attribute_expression
 
 logger = logging.getLogger(__name__)
 

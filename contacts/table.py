@@ -1,7 +1,7 @@
 """The contacts table's layout: which columns exist, how each cell reads, and the links that
 change the table's state (sort, page, filters), all built from the request's query string.
 
-Pure helpers with no database access: the view loads rows through `contacts.filters` and the
+Pure helpers with no database access: the view loads rows through `contacts.query` and the
 selectors, then hands them here to become headers, cells and links the template only loops
 over. The URL is the whole state; a person's remembered layout (TablePreference) only fills
 in what the URL leaves out.
@@ -24,8 +24,9 @@ from django.utils.timesince import timesince
 
 from attributes.coercion import display_value
 from attributes.models import AttributeDefinition
-from contacts.filters import DEFAULT_ORDERING, SEEN_CHOICES
 from contacts.models import Identity
+from contacts.query.filterset import SEEN_CHOICES
+from contacts.query.keyset import DEFAULT_ORDERING
 
 PAGE_SIZES = (25, 50, 100, 250)
 DEFAULT_PAGE_SIZE = 50

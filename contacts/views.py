@@ -14,16 +14,16 @@ from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from attributes.selectors import attribute_definitions
 from contacts import table as tbl
-from contacts.filters import SEEN_CHOICES, filter_contacts, keyset_page, parse_contact_query
-from contacts.filters import sort_spec as build_sort_spec
-from contacts.models import Contact, Identity, Tag
+from contacts.models import Identity, Tag
+from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
+from contacts.query.keyset import keyset_page
 from contacts.selectors import table_count, table_preference_get, tag_names
 from contacts.services import (
     contacts_restore_bulk,
@@ -39,14 +39,6 @@ from workspaces.selectors import AgentAccess
 
 MAX_BULK = 1000
 NOTICE_KEY = "contacts_notice"
-
-
-def optional_url(name: str, agent) -> str:
-    """The URL of a page another part of Rapport provides, or "" while it does not exist."""
-    try:
-        return reverse(name, kwargs={"agent_public_id": agent.public_id})
-    except NoReverseMatch:
-        return ""
 
 
 def list_url(agent) -> str:
@@ -74,17 +66,6 @@ def _pop_notice(request: HttpRequest, agent) -> dict[str, Any] | None:
 # --- The table ------------------------------------------------------------------------------
 
 
-def _parse_leniently(params: QueryDict, definitions: dict) -> tuple[Any, dict[str, list[str]]]:
-    """Parse the query; a wrong parameter is reported and left out instead of failing the page."""
-    try:
-        return parse_contact_query(params, definitions=definitions), {}
-    except ValidationFailed as exc:
-        cleaned = params.copy()
-        for key in exc.fields:
-            cleaned.pop(key, None)
-        return parse_contact_query(cleaned, definitions=definitions), exc.fields
-
-
 def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> dict[str, Any]:
     """Everything the table template shows for the state in `raw` (a flat number of queries)."""
     agent = access.agent
@@ -99,11 +80,14 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         remembered_page_size=preference.page_size if preference else None,
     )
     base = list_url(agent)
-    query, errors = _parse_leniently(state.params, definition_map)
-    sort = build_sort_spec(query, definition_map)
-    state.ordering = query.ordering
+    # A wrong parameter is reported and left out instead of failing the page.
+    filters, errors = ContactFilterSet(
+        state.params, agent=agent, definitions=definition_map
+    ).lenient()
+    sort = filters.sort()
+    state.ordering = sort.ordering
 
-    qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+    qs = filters.qs
     rows_qs = qs
     if any(c.key == "tags" for c in state.columns):
         rows_qs = qs.prefetch_related(
@@ -116,7 +100,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         errors = {**errors, "cursor": [str(exc)]}
         page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
         cursor = None
-    total, exact = table_count(qs=qs, query=query, agent=agent)
+    total, exact = table_count(qs=qs, filters=filters, agent=agent)
     if sort.ordering.lstrip("-").startswith("attr.") and not exact:
         # A large agent sorted by an attribute: have its index built in the background.
         sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]])
@@ -146,9 +130,9 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "total_text": tbl.format_estimate(total, exact),
         "total": total,
         "shown": len(rows),
-        "filtered": query.is_filtered,
-        "deleted_view": query.deleted,
-        "q": query.q,
+        "filtered": filters.is_filtered,
+        "deleted_view": filters.deleted_view,
+        "q": filters.search_text,
         "next_url": state.url(base, cursor=page.next_cursor) if page.next_cursor else "",
         "previous_url": (
             state.url(base, cursor=page.previous_cursor) if page.previous_cursor else ""
@@ -157,7 +141,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "clear_url": base
         + tbl.querystring(
             QueryDict(mutable=True),
-            deleted="true" if query.deleted else None,
+            deleted="true" if filters.deleted_view else None,
             ordering=state.params.get("ordering"),
             cols=state.params.get("cols"),
             per_page=state.params.get("per_page"),
@@ -171,14 +155,14 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "identity_choices": Identity.choices,
         "identity_value": state.params.get("identity", ""),
         "seen_choices": [(k, tbl.SEEN_LABELS[k]) for k in SEEN_CHOICES],
-        "seen_value": query.seen,
+        "seen_value": filters.seen_window,
         "tag_options": tag_names(agent=agent),
-        "active_tags": query.tags,
+        "active_tags": filters.tags,
         "attribute_filters": definitions,
         "operators": tbl.OPERATOR_LABELS,
         "notice": _pop_notice(request, agent),
-        "export_url": optional_url("transfers:export", agent),
-        "import_url": optional_url("transfers:import", agent),
+        "export_url": reverse("transfers:export", kwargs={"agent_public_id": agent.public_id}),
+        "import_url": reverse("transfers:import", kwargs={"agent_public_id": agent.public_id}),
         "colspan": len(state.columns) + 2,
     }
 

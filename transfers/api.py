@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from attributes.selectors import attribute_definitions
 from contacts.api import LIST_PARAMETERS, refuse_empty_choices
-from contacts.filters import filter_contacts, parse_contact_query
+from contacts.query.filterset import ContactFilterSet
 from contacts.selectors import contact_queryset
 from contacts.serializers import ContactSerializer
 from core.api.fields import StrictBooleanField, StrictSerializer
@@ -371,8 +371,13 @@ class ContactExport(APIView):
             raise serializers.ValidationError({"format": ["Use csv, json or jsonl."]})
         include_archived = query_flag(params, "include_archived_attributes")
         definitions = attribute_definitions(agent=agent, include_archived=True)
-        query = parse_contact_query(params, definitions={d.key: d for d in definitions})
+        filters = ContactFilterSet(
+            params,
+            agent=agent,
+            definitions={d.key: d for d in definitions},
+            queryset=contact_queryset(agent=agent, deleted=None),
+        ).validated()
         if not include_archived:
             definitions = [d for d in definitions if not d.archived]
-        qs = filter_contacts(contact_queryset(agent=agent, deleted=None), query, agent=agent)
+        qs = filters.qs
         return export_response(qs, agent=agent, file_format=file_format, definitions=definitions)

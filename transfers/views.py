@@ -26,8 +26,8 @@ from django.views.decorators.vary import vary_on_headers
 
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
-from contacts.filters import filter_contacts, parse_contact_query
 from contacts.models import Contact
+from contacts.query.filterset import ContactFilterSet
 from contacts.selectors import parse_contact_id
 from contacts.views import MAX_BULK, error_text, list_url
 from core.errors import DomainError, TooLargeError
@@ -296,9 +296,9 @@ def contact_export(request: HttpRequest, agent_public_id: str) -> HttpResponse:
             return redirect(list_url(agent))
         qs = Contact.objects.filter(agent=agent, pk__in=ids)
     else:
+        filters = ContactFilterSet(params, agent=agent, definitions={d.key: d for d in definitions})
         try:
-            query = parse_contact_query(params, definitions={d.key: d for d in definitions})
+            qs = filters.validated().qs
         except DomainError as exc:
             return HttpResponse(error_text(exc), status=400, content_type="text/plain")
-        qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
     return export_response(qs, agent=agent, file_format=file_format, definitions=definitions)

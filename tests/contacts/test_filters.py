@@ -8,14 +8,9 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from attributes.selectors import attribute_definition_map
-from contacts.filters import (
-    filter_contacts,
-    keyset_page,
-    order_contacts,
-    parse_contact_query,
-    sort_spec,
-)
 from contacts.models import Contact, Identity
+from contacts.query.filterset import ContactFilterSet
+from contacts.query.keyset import keyset_page, order_contacts
 from core.errors import ValidationFailed
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
 
@@ -32,9 +27,12 @@ def schema(agent):
     return attribute_definition_map(agent=agent)
 
 
+def _filters(agent, schema, query_string: str) -> ContactFilterSet:
+    return ContactFilterSet(QueryDict(query_string), agent=agent, definitions=schema).validated()
+
+
 def _run(agent, schema, query_string: str) -> list[str]:
-    query = parse_contact_query(QueryDict(query_string), definitions=schema)
-    qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
+    qs = _filters(agent, schema, query_string).qs
     return sorted(qs.values_list("name", flat=True))
 
 
@@ -101,12 +99,11 @@ def test_attribute_filters_compare_by_type(agent, schema):
 
 def test_bad_parameters_are_each_named(agent, schema):
     with pytest.raises(ValidationFailed) as excinfo:
-        parse_contact_query(
-            QueryDict(
-                "identity=vip&created_after=yesterday&attr.mrr__gt=lots&attr.nope=1"
-                "&attr.plan__gt=Pro&ordering=shoe_size&deleted=maybe&seen=1y&attr.city__gt=a"
-            ),
-            definitions=schema,
+        _filters(
+            agent,
+            schema,
+            "identity=vip&created_after=yesterday&attr.mrr__gt=lots&attr.nope=1"
+            "&attr.plan__gt=Pro&ordering=shoe_size&deleted=maybe&seen=1y&attr.city__gt=a",
         )
     fields = excinfo.value.fields
     assert set(fields) == {
@@ -144,8 +141,7 @@ def test_keyset_pages_visit_every_contact_exactly_once_in_order(agent, schema, o
             created_at=now - timedelta(minutes=i % 6),
             attributes={"mrr": i % 7, "plan": "Pro"} if i % 3 else {},
         )
-    query = parse_contact_query(QueryDict(f"ordering={ordering}"), definitions=schema)
-    spec = sort_spec(query, schema)
+    spec = _filters(agent, schema, f"ordering={ordering}").sort()
     qs = Contact.objects.filter(agent=agent, deleted_at__isnull=True)
     expected = [c.pk for c in order_contacts(qs, spec)]
     seen, pages, last_page = _walk(qs, spec, size=5)
@@ -162,8 +158,7 @@ def test_keyset_pages_visit_every_contact_exactly_once_in_order(agent, schema, o
 
 def test_keyset_pagination_survives_inserts_during_the_walk(agent, schema):
     ContactFactory.create_batch(12, agent=agent)
-    query = parse_contact_query(QueryDict("ordering=created_at"), definitions=schema)
-    spec = sort_spec(query, schema)
+    spec = _filters(agent, schema, "ordering=created_at").sort()
     qs = Contact.objects.filter(agent=agent)
     first = keyset_page(qs, spec, cursor=None, size=5)
     ContactFactory(agent=agent, created_at=timezone.now() - timedelta(days=30))  # lands on page 1
@@ -179,10 +174,8 @@ def test_keyset_pagination_survives_inserts_during_the_walk(agent, schema):
 def test_a_cursor_from_another_ordering_or_garbage_is_refused(agent, schema):
     ContactFactory.create_batch(3, agent=agent)
     qs = Contact.objects.filter(agent=agent)
-    by_name = sort_spec(parse_contact_query(QueryDict("ordering=name"), definitions=schema), schema)
-    by_email = sort_spec(
-        parse_contact_query(QueryDict("ordering=email"), definitions=schema), schema
-    )
+    by_name = _filters(agent, schema, "ordering=name").sort()
+    by_email = _filters(agent, schema, "ordering=email").sort()
     cursor = keyset_page(qs, by_name, cursor=None, size=1).next_cursor
     with pytest.raises(ValueError, match="another ordering"):
         keyset_page(qs, by_email, cursor=cursor, size=1)
@@ -196,9 +189,7 @@ def test_a_cursor_from_another_ordering_or_garbage_is_refused(agent, schema):
 )
 def test_sorted_pages_are_index_scans(agent, schema, ordering):
     ContactFactory.create_batch(5, agent=agent)
-    spec = sort_spec(
-        parse_contact_query(QueryDict(f"ordering={ordering}"), definitions=schema), schema
-    )
+    spec = _filters(agent, schema, f"ordering={ordering}").sort()
     qs = Contact.objects.filter(agent=agent, deleted_at__isnull=True)
     cursor = keyset_page(qs, spec, cursor=None, size=2).next_cursor
     page_qs = order_contacts(qs, spec)

@@ -10,14 +10,8 @@ from django.http import QueryDict
 from attributes.models import AttributeDefinition
 from attributes.services import attribute_delete
 from contacts import table as tbl
-from contacts.filters import (
-    filter_contacts,
-    keyset_page,
-    order_contacts,
-    parse_contact_query,
-    sort_spec,
-)
-from contacts.models import Contact
+from contacts.query.filterset import ContactFilterSet
+from contacts.query.keyset import keyset_page, order_contacts
 from contacts.sort_indexes import (
     sort_index_build,
     sort_index_exists,
@@ -47,7 +41,7 @@ def test_counts_read_as_exact_or_about(count, exact, text):
 @pytest.mark.django_db
 def test_a_large_agent_shows_an_estimate_not_an_exact_count(staff_client, agent, monkeypatch):
     ContactFactory(agent=agent)
-    monkeypatch.setattr("contacts.views.table_count", lambda qs, query, agent: (1_234_567, False))
+    monkeypatch.setattr("contacts.views.table_count", lambda qs, filters, agent: (1_234_567, False))
     html = staff_client.get(list_url(agent)).content.decode()
     assert "Showing 1 of about 1.2M contacts" in html
 
@@ -79,9 +73,9 @@ def test_an_attribute_sort_index_serves_the_tables_attribute_sort(agent):
     assert sort_index_build(mrr) is False
 
     definitions = {"mrr": mrr}
-    query = parse_contact_query({"ordering": "-attr.mrr"}, definitions=definitions)
-    qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
-    spec = sort_spec(query, definitions)
+    filters = ContactFilterSet({"ordering": "-attr.mrr"}, agent=agent, definitions=definitions)
+    qs = filters.validated().qs
+    spec = filters.sort()
     page = keyset_page(qs, spec, cursor=None, size=2)
     assert [c.attributes.get("mrr") for c in page.items] == [500, 50]
     # The planner can answer the page from the index (sorting is switched off to prove it).
@@ -103,7 +97,7 @@ def test_sorting_a_large_agent_by_an_attribute_requests_its_index(staff_client, 
     from django_tasks_db.models import DBTaskResult
 
     AttributeFactory(agent=agent, key="mrr", type="number")
-    monkeypatch.setattr("contacts.views.table_count", lambda qs, query, agent: (2_000_000, False))
+    monkeypatch.setattr("contacts.views.table_count", lambda qs, filters, agent: (2_000_000, False))
     staff_client.get(list_url(agent), {"ordering": "attr.mrr"})
     staff_client.get(list_url(agent), {"ordering": "-attr.mrr"})
     tasks = DBTaskResult.objects.filter(task_path__endswith="build_attribute_sort_index")
@@ -122,9 +116,8 @@ def test_a_large_tag_filter_is_counted_from_its_links(agent, monkeypatch):
     ContactFactory(agent=agent)
 
     def count(params):
-        query = parse_contact_query(params, definitions={})
-        qs = filter_contacts(Contact.objects.filter(agent=agent), query, agent=agent)
-        return table_count(qs=qs, query=query, agent=agent)
+        filters = ContactFilterSet(params, agent=agent, definitions={}).validated()
+        return table_count(qs=filters.qs, filters=filters, agent=agent)
 
     assert count({"tag": "VIP"}) == (5, False)
     assert count({"tag": "nope"}) == (0, True)

@@ -150,11 +150,10 @@ def test_archived_attributes_are_left_out_of_every_format(people):
 )
 def test_a_filter_that_matches_nothing_exports_nothing(people, file_format, expected):
     from attributes.selectors import attribute_definitions
-    from contacts.filters import filter_contacts, parse_contact_query
+    from contacts.query.filterset import ContactFilterSet
 
     definitions = attribute_definitions(agent=people)
-    query = parse_contact_query({"tag": "no such tag"}, definitions={})
-    qs = filter_contacts(Contact.objects.filter(agent=people), query, agent=people)
+    qs = ContactFilterSet({"tag": "no such tag"}, agent=people, definitions={}).validated().qs
     body = b"".join(
         exports.export_stream(
             qs, file_format=file_format, definitions=definitions, agent_id=people.pk

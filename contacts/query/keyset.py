@@ -1,0 +1,160 @@
+"""Ordering and keyset pagination of contacts: a page is the rows after (or before) a
+(sort key, id) position, so page 10,000 costs what page 1 costs.
+
+Every sort key is a non-null expression that matches an index (see Contact.Meta and
+contacts.sort_indexes), so a sorted page is an index range scan from the cursor position."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    Expression,
+    F,
+    FloatField,
+    JSONField,
+    QuerySet,
+    Value,
+)
+
+from attributes.models import AttributeDefinition
+from contacts.models import SORT_EXPRESSIONS
+from contacts.query.expressions import Compare, attribute_expression
+from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
+from core.keyset import decode_cursor as decode_keyset
+from core.keyset import encode_cursor as encode_keyset
+
+DEFAULT_ORDERING = "-created_at"
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    ordering: str  # as given, e.g. "-last_seen_at" or "attr.plan"
+    expression: Expression
+    descending: bool
+    kind: str  # "datetime", "text", "json", "number"
+
+
+_DATETIME_FIELDS = {"created_at", "updated_at", "last_seen_at", "first_seen_at"}
+
+
+def sort_for(ordering: str, definitions: Mapping[str, AttributeDefinition]) -> SortSpec:
+    descending = ordering.startswith("-")
+    name = ordering.lstrip("-")
+    if name.startswith("attr."):
+        key = name[5:]
+        definition = definitions.get(key)
+        if definition is None:
+            raise ValueError(f"No attribute with key {key!r} to sort by.")
+        kind = (
+            "json"
+            if connection.vendor == "postgresql"
+            else ("number" if definition.type in ("number", "boolean") else "text")
+        )
+        return SortSpec(ordering, attribute_expression(definition), descending, kind)
+    if name not in SORT_EXPRESSIONS:
+        raise ValueError(
+            f"Cannot sort by {name!r}; use one of {', '.join(SORT_EXPRESSIONS)} or attr.<key>."
+        )
+    kind = "datetime" if name in _DATETIME_FIELDS else "text"
+    return SortSpec(ordering, SORT_EXPRESSIONS[name], descending, kind)
+
+
+def order_contacts(qs: QuerySet, spec: SortSpec) -> QuerySet:
+    key = spec.expression
+    if spec.descending:
+        return qs.alias(_sort=key).order_by(F("_sort").desc(), F("id").desc())
+    return qs.alias(_sort=key).order_by(F("_sort").asc(), F("id").asc())
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def encode_cursor(spec: SortSpec, value: Any, pk: Any, direction: str) -> str:
+    """The cursor naming the position just after (next) or before (prev) a row."""
+    return encode_keyset({"o": spec.ordering, "v": value, "i": pk, "d": direction})
+
+
+def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, uuid.UUID, str]:
+    """(sort value, id, direction) from a cursor; InvalidCursor if it is not ours or stale."""
+    payload = decode_keyset(cursor, keys=("o", "v", "i", "d"))
+    value, direction = payload["v"], payload["d"]
+    if payload["o"] != spec.ordering or direction not in ("next", "prev"):
+        raise InvalidCursor("The cursor belongs to another ordering; start from the first page.")
+    pk = cursor_uuid(payload["i"])
+    # A cursor comes back from the client: its value must be of the sort key's type before
+    # it reaches SQL (PostgreSQL refuses text compared with numbers, and NUL in any string).
+    try:
+        if "\\u0000" in json.dumps(value, allow_nan=False):
+            raise InvalidCursor
+    except ValueError:
+        raise InvalidCursor from None
+    if spec.kind == "datetime":
+        value = cursor_moment(value)
+    elif spec.kind == "text" and not isinstance(value, str):
+        raise InvalidCursor
+    elif spec.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidCursor
+        try:
+            float(value)
+        except OverflowError:
+            raise InvalidCursor from None
+    return value, pk, direction
+
+
+def _literal(spec: SortSpec, value: Any) -> Expression:
+    if spec.kind == "json":
+        return Value(value, output_field=JSONField())
+    if spec.kind == "number":
+        return Value(float(value), output_field=FloatField())
+    if spec.kind == "datetime":
+        return Value(value, output_field=DateTimeField())
+    return Value(value, output_field=CharField())
+
+
+def keyset_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) -> Page:
+    """One page of `qs` in `spec` order starting after (or before) the cursor position.
+
+    The position is a row value (sort key, id), compared in SQL as a tuple, which an index
+    on (agent, sort key, id) answers with a range scan whatever the depth.
+    """
+    direction = "next"
+    reverse = False
+    if cursor:
+        value, contact_id, direction = decode_cursor(cursor, spec)
+        reverse = direction == "prev"
+        forward_op = "lt" if spec.descending else "gt"
+        op = {"gt": "lt", "lt": "gt"}[forward_op] if reverse else forward_op
+        qs = qs.alias(_sort=spec.expression).filter(
+            Compare([F("_sort"), F("id")], op, [_literal(spec, value), Value(contact_id)])
+        )
+    flipped = SortSpec(spec.ordering, spec.expression, spec.descending != reverse, spec.kind)
+    rows = list(order_contacts(qs, flipped).annotate(_sort_value=spec.expression)[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if reverse:
+        rows.reverse()
+    if not rows:
+        return Page(items=[], next_cursor=None, previous_cursor=None)
+    first, last = rows[0], rows[-1]
+    more_after = has_more if not reverse else True
+    more_before = bool(cursor) if not reverse else has_more
+    return Page(
+        items=rows,
+        next_cursor=encode_cursor(spec, last._sort_value, last.pk, "next") if more_after else None,
+        previous_cursor=encode_cursor(spec, first._sort_value, first.pk, "prev")
+        if more_before
+        else None,
+    )

@@ -9,7 +9,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from attributes.coercion import AttributeValueError, coerce_value
 from attributes.models import KEY_PATTERN, AttributeDefinition, AttributeType
 from attributes.values import value_stores
 from core.errors import ConflictError, ValidationFailed
@@ -207,11 +206,3 @@ def attribute_move(*, definition: AttributeDefinition, offset: int) -> None:
     target = min(max(index + offset, 0), len(keys) - 1)
     keys.insert(target, keys.pop(index))
     attribute_reorder(agent=definition.agent, keys=keys)
-
-
-def validate_attribute_value(*, definition: AttributeDefinition, value: Any) -> Any:
-    """Coerce one value for `definition`, as a ValidationFailed on failure (forms)."""
-    try:
-        return coerce_value(definition.type, value, key=definition.key, options=definition.options)
-    except AttributeValueError as exc:
-        raise ValidationFailed({f"attributes.{definition.key}": [str(exc)]}) from None

@@ -183,30 +183,6 @@ def tag_names(*, agent: Agent, limit: int = 500) -> list[str]:
     )
 
 
-def contacts_by_ids(*, agent: Agent, ids: list[Any], deleted: bool | None = None) -> list[Contact]:
-    """The agent's contacts among `ids` (malformed and foreign ids are ignored)."""
-    parsed = [pk for pk in (parse_contact_id(i) for i in ids) if pk is not None]
-    if not parsed:
-        return []
-    qs = Contact.objects.filter(agent=agent, pk__in=parsed)
-    if deleted is True:
-        qs = qs.filter(deleted_at__isnull=False)
-    elif deleted is False:
-        qs = qs.filter(deleted_at__isnull=True)
-    return list(qs.order_by("id"))
-
-
-def audit_actor_names(*, events: list[AuditEvent]) -> dict[int, str]:
-    """Display names of the staff users behind audit events, in one query."""
-    from django.contrib.auth import get_user_model
-
-    ids = {e.actor_user_id for e in events if e.actor_user_id}
-    if not ids:
-        return {}
-    users = get_user_model().objects.filter(pk__in=ids)
-    return {u.pk: (u.get_full_name() or u.get_username()) for u in users}
-
-
 def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, bool]:
     """(count, exact) for the table's summary line.
 

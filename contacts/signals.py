@@ -11,7 +11,7 @@ transaction, and a receiver's failure rolls the whole change back.
   or None. A receiver may set denormalized fields on `primary` (it is saved afterwards).
 - `contact_erasing(contact, redactor)`: the person is being erased. Redact or delete every
   copy of their identifiers you store (`redactor` recognises them, see
-  contacts.redaction); return a dict of counts for the erasure's record, or None.
+  core.redaction); return a dict of counts for the erasure's record, or None.
 - `contact_forgetting(contact)`: after every `contact_erasing` receiver ran, just before the
   contact row goes: delete what only links to it (visitor sessions).
 - `contact_data_requested(contact)`: an access request (GDPR art. 15); return a dict of

@@ -11,13 +11,13 @@ TABLE = Contact._meta.db_table
 
 # The agent's contact by external id or fingerprint (every identify and upsert).
 LOCKED_BY = {
-    column: f"SELECT * FROM {TABLE} WHERE agent_id = %s AND {column} = %s LIMIT 1"  # noqa: S608
+    column: f"SELECT * FROM {TABLE} WHERE agent_id = %s AND {column} = %s LIMIT 1"
     for column in ("external_id", "fingerprint")
 }
 
 # Activity: last_seen_at only moves forward, first_seen_at is set once.
 MARK_SEEN = (
-    f"UPDATE {TABLE} SET last_seen_at = CASE WHEN last_seen_at IS NULL"  # noqa: S608
+    f"UPDATE {TABLE} SET last_seen_at = CASE WHEN last_seen_at IS NULL"
     " OR last_seen_at < %s THEN %s ELSE last_seen_at END,"
     " first_seen_at = COALESCE(first_seen_at, %s) WHERE id = %s"
 )
@@ -25,11 +25,11 @@ MARK_SEEN = (
 # A deleted attribute's values, out of every contact of the agent.
 REMOVE_ATTRIBUTE = {
     "postgresql": (
-        f"UPDATE {TABLE} SET attributes = attributes - %(key)s "  # noqa: S608
+        f"UPDATE {TABLE} SET attributes = attributes - %(key)s "
         "WHERE agent_id = %(agent)s AND attributes ? %(key)s"
     ),
     "sqlite": (
-        f"UPDATE {TABLE} SET attributes = json_remove(attributes, %(path)s) "  # noqa: S608
+        f"UPDATE {TABLE} SET attributes = json_remove(attributes, %(path)s) "
         "WHERE agent_id = %(agent)s AND json_type(attributes, %(path)s) IS NOT NULL"
     ),
 }

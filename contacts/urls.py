@@ -1,6 +1,7 @@
 from django.urls import path
 
-from contacts import contact_views, views
+from contacts.views import contact as contact_views
+from contacts.views import table as views
 
 app_name = "contacts"
 

@@ -11,7 +11,7 @@ PRUNE_PER_CALL = 8
 
 TABLE = RateCounter._meta.db_table
 RATE_UPSERT_SQL = (
-    f"INSERT INTO {TABLE} (key, window_start, count, expires_at) VALUES <rows>"  # noqa: S608
+    f"INSERT INTO {TABLE} (key, window_start, count, expires_at) VALUES <rows>"
     f" ON CONFLICT (key) DO UPDATE SET count = CASE"
     f" WHEN {TABLE}.window_start = excluded.window_start THEN {TABLE}.count + %s"
     " ELSE excluded.count END,"
@@ -20,7 +20,7 @@ RATE_UPSERT_SQL = (
 )
 # PostgreSQL: the same statement, after deleting a few long-ended counters of others.
 RATE_PRUNE_CTE = (
-    f"WITH pruned AS (DELETE FROM {TABLE} WHERE key IN ("  # noqa: S608
+    f"WITH pruned AS (DELETE FROM {TABLE} WHERE key IN ("
     f"SELECT key FROM {TABLE} WHERE expires_at < %s AND key NOT IN (<keys>)"
     f" LIMIT {PRUNE_PER_CALL} FOR UPDATE SKIP LOCKED)) "
 )

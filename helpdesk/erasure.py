@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Q
 
 from contacts.models import Contact
-from contacts.redaction import Redactor
+from core.redaction import Redactor
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
 

@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts.models import Identity
+from identity import sql
 from identity.models import VisitorSession
 from workspaces.models import Agent
 
@@ -26,17 +27,6 @@ class InvalidSessionToken(Exception):
     """The token is malformed, forged, expired, or belongs to another agent."""
 
 
-# One statement, race-free on both databases: two identifies of a new visitor both INSERT,
-# the unique (agent, visitor_id) constraint turns the second into an update of the first.
-_SESSION_UPSERT_SQL = (
-    "INSERT INTO identity_visitorsession"
-    " (id, agent_id, visitor_id, contact_id, created_contact, signed, created_at, last_seen_at)"
-    " VALUES (%s, %s, %s, NULL, %s, %s, %s, %s)"
-    " ON CONFLICT (agent_id, visitor_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
-    " RETURNING *"
-)
-
-
 def visitor_session_get_or_create(*, agent: Agent, visitor_id: str) -> VisitorSession:
     """The session for this widget visitor id, created on first sight; either way marked
     seen now. (SQL by hand: every identify starts here.)"""
@@ -46,7 +36,7 @@ def visitor_session_get_or_create(*, agent: Agent, visitor_id: str) -> VisitorSe
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     new_id = VisitorSession._meta.pk.get_db_prep_value(uuid.uuid4(), connection)
     (session,) = VisitorSession.objects.raw(
-        _SESSION_UPSERT_SQL, [new_id, agent.pk, visitor_id, False, False, now, now]
+        sql.SESSION_UPSERT, [new_id, agent.pk, visitor_id, False, False, now, now]
     )
     session.agent = agent
     return session

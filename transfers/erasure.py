@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from contacts import signals
 from contacts.models import Contact
-from contacts.redaction import Redactor, folder_names_person, strings
 from contacts.services import audit_relabel
+from core.redaction import Redactor, folder_names_person, strings
 from transfers.imports import files
 from transfers.models import ContactImport, ImportRowIssue
 

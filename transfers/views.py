@@ -29,7 +29,7 @@ from attributes.selectors import attribute_definitions
 from contacts.models import Contact
 from contacts.query.filterset import ContactFilterSet
 from contacts.selectors import parse_contact_id
-from contacts.views import MAX_BULK, error_text, list_url
+from contacts.views.common import MAX_BULK, error_text, list_url
 from core.errors import DomainError, TooLargeError
 from core.htmx import render_page_or_fragment
 from transfers import services

@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
-# Sections of an agent's dashboard, in menu order: (label, url name, admins only).
-# A section appears once its URL exists.
+# Sections of an agent's dashboard, in menu order: (label, url name, admins only). Every
+# one exists: a renamed URL fails loudly here instead of silently dropping a menu item.
 SECTIONS = (
     ("Contacts", "contacts:list", False),
     ("Inbox", "helpdesk:inbox", False),
@@ -26,10 +26,7 @@ SETTINGS_TABS = (
 def _settings_tabs(request: HttpRequest, agent) -> list[dict[str, Any]]:
     tabs = []
     for label, name in SETTINGS_TABS:
-        try:
-            url = reverse(name, kwargs={"agent_public_id": agent.public_id})
-        except NoReverseMatch:
-            continue
+        url = reverse(name, kwargs={"agent_public_id": agent.public_id})
         tabs.append({"label": label, "url": url, "active": request.path == url})
     return tabs
 
@@ -50,10 +47,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         for label, name, admin_only in SECTIONS:
             if admin_only and current.my_role != "admin":
                 continue
-            try:
-                url = reverse(name, kwargs={"agent_public_id": current.public_id})
-            except NoReverseMatch:
-                continue
+            url = reverse(name, kwargs={"agent_public_id": current.public_id})
             sections.append({"label": label, "url": url, "active": False})
         # The deepest section whose URL prefixes the current path is the active one.
         candidates = [s for s in sections if request.path.startswith(s["url"])]

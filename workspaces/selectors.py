@@ -8,6 +8,7 @@ from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from workspaces import sql
 from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, hash_api_key
 
 
@@ -49,9 +50,7 @@ def agent_access_for_user(*, user, public_id: str) -> AgentAccess:
 
 def agent_by_public_id(*, public_id: str) -> Agent | None:
     """The agent a widget call names. (SQL by hand: every widget call starts here.)"""
-    found = list(
-        Agent.objects.raw("SELECT * FROM workspaces_agent WHERE public_id = %s", [public_id])
-    )
+    found = list(Agent.objects.raw(sql.AGENT_BY_PUBLIC_ID, [public_id]))
     return found[0] if found else None
 
 
@@ -82,11 +81,8 @@ def secrets_in_force(rows: Iterable[tuple[str, datetime | None]], *, at: datetim
 
 def identity_secret_rows(*, agent: Agent) -> list[tuple[str, datetime | None]]:
     """Every secret of the agent with its expiry (None while current), newest first."""
-    rows = IdentitySecret.objects.raw(
-        "SELECT * FROM workspaces_identitysecret WHERE agent_id = %s"
-        " ORDER BY created_at DESC, id DESC",
-        [agent.pk],
-    )  # SQL by hand: the widget's agent cache reloads it every few seconds per process.
+    # SQL by hand: the widget's agent cache reloads it every few seconds per process.
+    rows = IdentitySecret.objects.raw(sql.IDENTITY_SECRETS, [agent.pk])
     return [(row.secret, row.expires_at) for row in rows]
 
 

@@ -1,4 +1,5 @@
-"""GDPR erasure of one contact (how the person is recognised: contacts.redaction)."""
+"""GDPR erasure of one contact: who the person is (contacts.identifiers), how they are
+recognised in text (core.redaction)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 
+from contacts.identifiers import person_identifiers
 from contacts.models import AuditEvent, Contact
-from contacts.redaction import Identifiers, Redactor
 from contacts.services.audit import audit_many
 from contacts.signals import collected, contact_erasing, contact_forgetting
 from core.actors import Actor
+from core.redaction import Redactor
 
 
 def contact_erase(*, contact: Contact, actor: Actor) -> dict[str, Any]:
@@ -29,7 +31,7 @@ def contact_erase(*, contact: Contact, actor: Actor) -> dict[str, Any]:
     Django itself stores (staff sessions, the admin log, task tracebacks) is handled here."""
     with transaction.atomic():
         locked = Contact.objects.select_for_update().get(pk=contact.pk)
-        identifiers = Identifiers.of(locked)
+        identifiers = person_identifiers(locked)
         redactor = Redactor(identifiers)
         record = collected(contact_erasing.send(sender=Contact, contact=locked, redactor=redactor))
         if redactor.has_keys:

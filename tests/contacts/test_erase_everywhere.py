@@ -31,8 +31,8 @@ from django_tasks_db.models import DBTaskResult
 
 from contacts import services
 from contacts.models import AuditEvent, Contact
-from contacts.redaction import ERASED_NAME, ERASED_PHONE
 from core.actors import Actor
+from core.redaction import ERASED_NAME, ERASED_PHONE
 from helpdesk import services as helpdesk
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession

@@ -11,7 +11,7 @@ from contacts.normalize import (
     normalize_stripe_id,
     normalize_tag,
 )
-from contacts.redaction import ERASED_EMAIL, ERASED_NAME, ERASED_PHONE, scrub_text
+from core.redaction import ERASED_EMAIL, ERASED_NAME, ERASED_PHONE, scrub_text
 
 
 def test_email_is_trimmed_and_its_domain_lowercased_only():

@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from attributes.models import AttributeDefinition
 from contacts.selectors import count_estimate
 from transfers.csv_io import csv_stream
+from transfers.sql import CONTACT, CONTACT_TAG, STRIPE, TAG
 
 # The formula guard of transfers.imports.readers.neutralize, in SQL: the common case is a look
 # at the first character; the regular expression runs only after a leading apostrophe.
@@ -109,21 +110,21 @@ def _related(sql: _Sql, kind: str, *, merge: bool, agent_id: int, lo: Any, hi: A
     tags, stripe = _TAG_AGGREGATE[kind], _STRIPE_AGGREGATE[kind]
     if not merge:
         sql.add(
-            f" LEFT JOIN LATERAL (SELECT {tags} AS value FROM contacts_contacttag ct"
-            " JOIN contacts_tag tg ON tg.id = ct.tag_id WHERE ct.contact_id = q.id) t ON true"
-            f" LEFT JOIN LATERAL (SELECT {stripe} AS value FROM contacts_stripeaccount sa"
+            f" LEFT JOIN LATERAL (SELECT {tags} AS value FROM {CONTACT_TAG} ct"
+            f" JOIN {TAG} tg ON tg.id = ct.tag_id WHERE ct.contact_id = q.id) t ON true"
+            f" LEFT JOIN LATERAL (SELECT {stripe} AS value FROM {STRIPE} sa"
             " WHERE sa.contact_id = q.id) s ON true"
         )
         return
     sql.add(
-        f" LEFT JOIN (SELECT ct.contact_id, {tags} AS value FROM contacts_contacttag ct"
-        " JOIN contacts_tag tg ON tg.id = ct.tag_id WHERE tg.agent_id = %s",
+        f" LEFT JOIN (SELECT ct.contact_id, {tags} AS value FROM {CONTACT_TAG} ct"
+        f" JOIN {TAG} tg ON tg.id = ct.tag_id WHERE tg.agent_id = %s",
         agent_id,
     )
     sql.bounds("ct.contact_id", lo, hi).add(" GROUP BY ct.contact_id) t ON t.contact_id = q.id")
     sql.add(
-        f" LEFT JOIN (SELECT sa.contact_id, {stripe} AS value FROM contacts_stripeaccount sa"
-        " JOIN contacts_contact sc ON sc.id = sa.contact_id WHERE sc.agent_id = %s",
+        f" LEFT JOIN (SELECT sa.contact_id, {stripe} AS value FROM {STRIPE} sa"
+        f" JOIN {CONTACT} sc ON sc.id = sa.contact_id WHERE sc.agent_id = %s",
         agent_id,
     )
     sql.bounds("sa.contact_id", lo, hi).add(" GROUP BY sa.contact_id) s ON s.contact_id = q.id")

@@ -34,239 +34,10 @@ from contacts.ids import uuid7
 from contacts.models import Identity
 from contacts.services import creation_changes
 from core.errors import ValidationFailed
+from transfers import sql
 from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter, problems_from_error
 
 logger = logging.getLogger(__name__)
-
-STAGE = "rapport_import_stage"
-CORE = ("name", "email", "phone", "avatar_url", "company")
-
-CREATE_STAGE = f"""
-CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
-    pos integer PRIMARY KEY,
-    given_id uuid,
-    external_id text,
-    name text, email text, phone text, avatar_url text, company text,
-    attributes jsonb,
-    tags text[],
-    stripe jsonb,
-    new_id uuid NOT NULL,
-    contact_id uuid,
-    matched text
-) ON COMMIT DELETE ROWS
-"""
-COPY_STAGE = (
-    f"COPY {STAGE} (pos, given_id, external_id, name, email, phone, avatar_url, company, "
-    "attributes, tags, stripe, new_id) FROM STDIN"
-)
-
-# Rows whose Rapport id would change the contact's external id (never allowed), or give it
-# one another contact already has.
-ID_CONFLICTS = f"""
-SELECT s.pos, c.external_id
-FROM {STAGE} s JOIN contacts_contact c ON c.id = s.contact_id
-WHERE s.matched = 'id' AND s.external_id IS NOT NULL
-  AND c.external_id IS DISTINCT FROM s.external_id
-  AND (c.external_id IS NOT NULL OR EXISTS (
-        SELECT 1 FROM contacts_contact o
-        WHERE o.agent_id = %(agent)s AND o.external_id = s.external_id))
-"""
-
-MATCH_ID = f"""
-UPDATE {STAGE} s SET contact_id = c.id, matched = 'id'
-FROM contacts_contact c
-WHERE s.given_id IS NOT NULL AND c.id = s.given_id AND c.agent_id = %(agent)s
-"""
-MATCH_EXTERNAL_ID = f"""
-UPDATE {STAGE} s SET contact_id = c.id, matched = 'ext'
-FROM contacts_contact c
-WHERE s.contact_id IS NULL AND s.external_id IS NOT NULL
-  AND c.agent_id = %(agent)s AND c.external_id = s.external_id
-"""
-# Several live contacts with the row's email: the row creates a new one rather than guess
-# (the services do the same); no contact with it: the phone is tried next.
-MATCH_EMAIL = f"""
-UPDATE {STAGE} s
-SET contact_id = CASE WHEN m.n = 1 THEN m.id END,
-    matched = CASE WHEN m.n = 1 THEN 'email' ELSE 'ambiguous' END
-FROM (
-    SELECT lower(c.email) AS lemail, count(*) AS n, (array_agg(c.id ORDER BY c.id))[1] AS id
-    FROM contacts_contact c
-    WHERE c.agent_id = %(agent)s AND c.deleted_at IS NULL
-      AND lower(c.email) IN (
-        SELECT lower(email) FROM {STAGE}
-        WHERE contact_id IS NULL AND matched IS NULL AND external_id IS NULL
-          AND email IS NOT NULL)
-    GROUP BY 1
-) m
-WHERE s.contact_id IS NULL AND s.matched IS NULL AND s.external_id IS NULL
-  AND lower(s.email) = m.lemail
-"""
-MATCH_PHONE = f"""
-UPDATE {STAGE} s
-SET contact_id = CASE WHEN m.n = 1 THEN m.id END,
-    matched = CASE WHEN m.n = 1 THEN 'phone' ELSE 'ambiguous' END
-FROM (
-    SELECT c.phone, count(*) AS n, (array_agg(c.id ORDER BY c.id))[1] AS id
-    FROM contacts_contact c
-    WHERE c.agent_id = %(agent)s AND c.deleted_at IS NULL
-      AND c.phone IN (
-        SELECT phone FROM {STAGE}
-        WHERE contact_id IS NULL AND matched IS NULL AND external_id IS NULL
-          AND phone IS NOT NULL)
-    GROUP BY 1
-) m
-WHERE s.contact_id IS NULL AND s.matched IS NULL AND s.external_id IS NULL
-  AND s.phone = m.phone
-"""
-
-# New contacts: verified (an import is a trusted channel), keyed by the id made in Python so
-# that each inserted row maps back to its file row. A concurrent writer that inserted the
-# same external id first makes ON CONFLICT skip the row; it is then matched and updated.
-INSERT_NEW = f"""
-WITH ins AS (
-    INSERT INTO contacts_contact (
-        id, agent_id, external_id, fingerprint, name, email, phone, avatar_url, company,
-        attributes, identity, identity_source, verified_at, first_seen_at, last_seen_at,
-        conversation_count, created_at, updated_at, deleted_at)
-    SELECT s.new_id, %(agent)s, s.external_id, NULL, coalesce(s.name, ''),
-        coalesce(s.email, ''), coalesce(s.phone, ''), coalesce(s.avatar_url, ''),
-        coalesce(s.company, ''), coalesce(s.attributes, '{{}}'::jsonb), 'verified', 'import',
-        %(now)s, NULL, NULL, 0, %(now)s, %(now)s, NULL
-    FROM {STAGE} s
-    WHERE s.contact_id IS NULL AND (s.external_id IS NOT NULL) = %(with_external_id)s
-    ORDER BY s.pos
-    ON CONFLICT (agent_id, external_id) DO NOTHING
-    RETURNING id
-)
-UPDATE {STAGE} s SET contact_id = ins.id, matched = 'new' FROM ins WHERE s.new_id = ins.id
-"""
-
-# One stage row per contact: when two rows of a batch reach the same contact by different
-# keys (an id in one, its external id in another), the later row wins.
-SAME_CONTACT = f"""
-SELECT pos, winner FROM (
-    SELECT pos, max(pos) OVER (PARTITION BY contact_id) AS winner
-    FROM {STAGE} WHERE contact_id IS NOT NULL
-) t WHERE pos <> winner
-"""
-
-
-def _field_change(name: str) -> str:
-    return (
-        f"'{name}', CASE WHEN o.{name} IS DISTINCT FROM o.n_{name} "
-        f"THEN jsonb_build_array(o.{name}, o.n_{name}) END"
-    )
-
-
-# Existing contacts: compute the new values and their changes, write only the rows that
-# change. `o` is the contact before the update (the statement's snapshot).
-UPDATE_MATCHED = f"""
-WITH o AS (
-    SELECT c.id, s.pos, c.external_id, c.name, c.email, c.phone, c.avatar_url, c.company,
-        c.attributes, c.identity, c.deleted_at,
-        CASE WHEN c.external_id IS NULL THEN coalesce(s.external_id, c.external_id)
-             ELSE c.external_id END AS n_external_id,
-        coalesce(s.name, c.name) AS n_name,
-        coalesce(s.email, c.email) AS n_email,
-        coalesce(s.phone, c.phone) AS n_phone,
-        coalesce(s.avatar_url, c.avatar_url) AS n_avatar_url,
-        coalesce(s.company, c.company) AS n_company,
-        c.attributes || coalesce(s.attributes, '{{}}'::jsonb) AS n_attributes,
-        s.attributes AS s_attributes,
-        CASE WHEN s.matched = 'ext' THEN 'verified' ELSE c.identity END AS n_identity,
-        CASE WHEN s.matched IN ('ext', 'id') THEN NULL ELSE c.deleted_at END AS n_deleted_at
-    FROM contacts_contact c JOIN {STAGE} s ON s.contact_id = c.id
-    WHERE s.matched IN ('id', 'ext', 'email', 'phone')
-    FOR UPDATE OF c
-), changed AS (
-    SELECT o.*,
-        jsonb_strip_nulls(jsonb_build_object(
-            {_field_change("external_id")},
-            {", ".join(_field_change(n) for n in CORE)},
-            {_field_change("identity")},
-            'deleted_at', CASE WHEN o.deleted_at IS DISTINCT FROM o.n_deleted_at
-                THEN jsonb_build_array(to_jsonb(o.deleted_at), NULL) END
-        )) || coalesce((
-            SELECT jsonb_object_agg('attributes.' || e.key,
-                                    jsonb_build_array(o.attributes -> e.key, e.value))
-            FROM jsonb_each(o.s_attributes) e
-            WHERE o.attributes -> e.key IS DISTINCT FROM e.value
-        ), '{{}}'::jsonb) AS changes
-    FROM o
-    WHERE (o.external_id, o.name, o.email, o.phone, o.avatar_url, o.company, o.attributes,
-           o.identity, o.deleted_at)
-        IS DISTINCT FROM
-          (o.n_external_id, o.n_name, o.n_email, o.n_phone, o.n_avatar_url, o.n_company,
-           o.n_attributes, o.n_identity, o.n_deleted_at)
-), upd AS (
-    UPDATE contacts_contact c SET
-        external_id = ch.n_external_id, name = ch.n_name, email = ch.n_email,
-        phone = ch.n_phone, avatar_url = ch.n_avatar_url, company = ch.n_company,
-        attributes = ch.n_attributes, deleted_at = ch.n_deleted_at,
-        identity = ch.n_identity,
-        identity_source = CASE WHEN ch.n_identity <> ch.identity THEN 'import'
-                               ELSE c.identity_source END,
-        verified_at = CASE WHEN ch.n_identity <> ch.identity THEN %(now)s ELSE c.verified_at END,
-        fingerprint = CASE WHEN ch.n_identity = 'verified' THEN NULL ELSE c.fingerprint END,
-        updated_at = %(now)s
-    FROM changed ch WHERE c.id = ch.id
-    RETURNING c.id
-)
-SELECT ch.id, ch.pos, ch.changes FROM changed ch
-"""
-
-TAGS_CREATE = f"""
-INSERT INTO contacts_tag (agent_id, name, created_at)
-SELECT DISTINCT ON (lower(t)) %(agent)s, t, %(now)s
-FROM {STAGE} s, unnest(s.tags) AS t
-WHERE s.contact_id IS NOT NULL
-ORDER BY lower(t), t
-ON CONFLICT DO NOTHING
-"""
-# The tags each contact gains.
-TAGS_LINK = f"""
-WITH wanted AS (
-    SELECT DISTINCT s.contact_id, tg.id AS tag_id
-    FROM {STAGE} s, unnest(s.tags) AS t, contacts_tag tg
-    WHERE s.contact_id IS NOT NULL AND tg.agent_id = %(agent)s AND lower(tg.name) = lower(t)
-), ins AS (
-    INSERT INTO contacts_contacttag (contact_id, tag_id, created_at)
-    SELECT contact_id, tag_id, %(now)s FROM wanted
-    ON CONFLICT DO NOTHING
-    RETURNING contact_id, tag_id
-)
-SELECT i.contact_id, array_agg(tg.name)
-FROM ins i JOIN contacts_tag tg ON tg.id = i.tag_id
-GROUP BY i.contact_id
-"""
-TAG_NAMES = """
-SELECT ct.contact_id, array_agg(tg.name) FROM contacts_contacttag ct
-JOIN contacts_tag tg ON tg.id = ct.tag_id WHERE ct.contact_id = ANY(%s) GROUP BY ct.contact_id
-"""
-STRIPE_ACCOUNTS = """
-SELECT contact_id, label, stripe_id, stripe_email FROM contacts_stripeaccount
-WHERE contact_id = ANY(%(ids)s) ORDER BY contact_id, created_at, id
-"""
-# Accounts are added or updated by stripe_id; a blank label or email keeps the saved one.
-STRIPE_UPSERT = f"""
-INSERT INTO contacts_stripeaccount (contact_id, label, stripe_id, stripe_email, created_at)
-SELECT DISTINCT ON (s.contact_id, a ->> 'stripe_id') s.contact_id, coalesce(a ->> 'label', ''),
-    a ->> 'stripe_id', coalesce(a ->> 'stripe_email', ''), %(now)s
-FROM {STAGE} s, jsonb_array_elements(s.stripe) AS a
-WHERE s.contact_id IS NOT NULL AND s.stripe IS NOT NULL
-ON CONFLICT (contact_id, stripe_id) DO UPDATE SET
-    label = coalesce(nullif(EXCLUDED.label, ''), contacts_stripeaccount.label),
-    stripe_email = coalesce(nullif(EXCLUDED.stripe_email, ''), contacts_stripeaccount.stripe_email)
-WHERE (contacts_stripeaccount.label, contacts_stripeaccount.stripe_email) IS DISTINCT FROM
-    (coalesce(nullif(EXCLUDED.label, ''), contacts_stripeaccount.label),
-     coalesce(nullif(EXCLUDED.stripe_email, ''), contacts_stripeaccount.stripe_email))
-RETURNING contact_id
-"""
-COPY_AUDIT = (
-    "COPY contacts_auditevent (agent_id, contact_id, action, channel, actor_label, "
-    "actor_user_id, changes, created_at) FROM STDIN"
-)
 
 
 def _json(value: Any) -> str | None:
@@ -413,16 +184,16 @@ class CopyWriter(ServiceWriter):
             raw.execute("SET LOCAL synchronous_commit TO OFF")
             # The staging table lives as long as the connection (a dry run's rollback takes
             # it away); its statistics from the first batch serve the following ones.
-            raw.execute(f"SELECT to_regclass('pg_temp.{STAGE}') IS NULL")
+            raw.execute(f"SELECT to_regclass('pg_temp.{sql.STAGE}') IS NULL")
             fresh = raw.fetchone()[0]
             if fresh:
-                raw.execute(CREATE_STAGE)
+                raw.execute(sql.CREATE_STAGE)
             else:
-                raw.execute(f"TRUNCATE {STAGE}")
-            with raw.copy(COPY_STAGE) as copy:
+                raw.execute(f"TRUNCATE {sql.STAGE}")
+            with raw.copy(sql.COPY_STAGE) as copy:
                 copy.write(cleaned.stage_copy)
             if fresh:
-                raw.execute(f"ANALYZE {STAGE}")
+                raw.execute(f"ANALYZE {sql.STAGE}")
             # Skip the statements this batch has no rows for (an import keyed by external
             # id, the usual case, needs neither the id nor the email and phone matching).
             has_ids = any(row[1] is not None for row in staged)
@@ -431,31 +202,31 @@ class CopyWriter(ServiceWriter):
             if has_ids:
                 self._match_ids(raw, params, outcomes, rows)
             if has_external:
-                raw.execute(MATCH_EXTERNAL_ID, params)
+                raw.execute(sql.MATCH_EXTERNAL_ID, params)
                 raw.execute(
-                    f"SELECT count(*) FROM {STAGE} "
+                    f"SELECT count(*) FROM {sql.STAGE} "
                     "WHERE contact_id IS NULL AND external_id IS NOT NULL"
                 )
                 pending = raw.fetchone()[0]
                 for _attempt in range(3):
                     if not pending:
                         break
-                    raw.execute(INSERT_NEW, {**params, "with_external_id": True})
+                    raw.execute(sql.INSERT_NEW, {**params, "with_external_id": True})
                     pending -= raw.rowcount
                     if pending:
                         # Rows a concurrent writer inserted first: match them, update them.
-                        raw.execute(MATCH_EXTERNAL_ID, params)
+                        raw.execute(sql.MATCH_EXTERNAL_ID, params)
                         pending -= raw.rowcount
             if others:
                 if any(row[4] for row in others):
-                    raw.execute(MATCH_EMAIL, params)
+                    raw.execute(sql.MATCH_EMAIL, params)
                 if any(row[5] for row in others):
-                    raw.execute(MATCH_PHONE, params)
-                raw.execute(INSERT_NEW, {**params, "with_external_id": False})
+                    raw.execute(sql.MATCH_PHONE, params)
+                raw.execute(sql.INSERT_NEW, {**params, "with_external_id": False})
             if not (has_ids or others):
                 losers = []
             else:
-                raw.execute(SAME_CONTACT)
+                raw.execute(sql.SAME_CONTACT)
                 losers = raw.fetchall()
             for pos, winner in losers:
                 message = (
@@ -466,10 +237,13 @@ class CopyWriter(ServiceWriter):
                     "skipped", [{"column": "", "value": "", "message": message}]
                 )
             if losers:
-                raw.execute(f"DELETE FROM {STAGE} WHERE pos = ANY(%s)", ([p for p, _ in losers],))
+                raw.execute(
+                    f"DELETE FROM {sql.STAGE} WHERE pos = ANY(%s)", ([p for p, _ in losers],)
+                )
 
             raw.execute(
-                f"SELECT contact_id, pos, new_id, matched FROM {STAGE} WHERE contact_id IS NOT NULL"
+                f"SELECT contact_id, pos, new_id, matched FROM {sql.STAGE}"
+                " WHERE contact_id IS NOT NULL"
             )
             created: set[Any] = set()
             for contact_id, pos, _new_id, matched in raw.fetchall():
@@ -478,7 +252,7 @@ class CopyWriter(ServiceWriter):
                     actions[contact_id] = "created"
                     created.add(contact_id)
 
-            raw.execute(UPDATE_MATCHED, params)
+            raw.execute(sql.UPDATE_MATCHED, params)
             for contact_id, _pos, change in raw.fetchall():
                 # Django's connection hands jsonb over as text (JSONField parses it itself).
                 change = orjson.loads(change) if isinstance(change, str) else change
@@ -492,10 +266,10 @@ class CopyWriter(ServiceWriter):
                 before: dict[Any, list[str]] = {}
                 known = [c for c in tagged if c not in created]
                 if known:
-                    raw.execute(TAG_NAMES, (known,))
+                    raw.execute(sql.TAG_NAMES, (known,))
                     before = dict(raw.fetchall())
-                raw.execute(TAGS_CREATE, params)
-                raw.execute(TAGS_LINK, params)
+                raw.execute(sql.TAGS_CREATE, params)
+                raw.execute(sql.TAGS_LINK, params)
                 for contact_id, added in raw.fetchall():
                     if contact_id in created:
                         continue
@@ -518,10 +292,7 @@ class CopyWriter(ServiceWriter):
                 if action == "updated" and set(changes[cid]) <= {"tags", "stripe_accounts"}
             ]
             if touched:
-                raw.execute(
-                    "UPDATE contacts_contact SET updated_at = %s WHERE id = ANY(%s)",
-                    (now, touched),
-                )
+                raw.execute(sql.TOUCH_UPDATED, (now, touched))
             self._audit(raw, actions, changes, now, cleaned, pos_of)
         for contact_id, action in actions.items():
             pos = pos_of[contact_id]
@@ -529,8 +300,8 @@ class CopyWriter(ServiceWriter):
 
     def _match_ids(self, raw, params, outcomes, rows) -> None:
         """Rows naming a Rapport id: match them; refuse those that would change an external id."""
-        raw.execute(MATCH_ID, params)
-        raw.execute(ID_CONFLICTS, params)
+        raw.execute(sql.MATCH_ID, params)
+        raw.execute(sql.ID_CONFLICTS, params)
         conflicts = raw.fetchall()
         for pos, external_id in conflicts:
             column = self.converter.column_for("external_id")
@@ -551,20 +322,22 @@ class CopyWriter(ServiceWriter):
                 ],
             )
         if conflicts:
-            raw.execute(f"DELETE FROM {STAGE} WHERE pos = ANY(%s)", ([p for p, _ in conflicts],))
+            raw.execute(
+                f"DELETE FROM {sql.STAGE} WHERE pos = ANY(%s)", ([p for p, _ in conflicts],)
+            )
 
     def _stripe(self, raw, params, contact_ids, changes, actions, created) -> None:
-        raw.execute(STRIPE_ACCOUNTS, {"ids": contact_ids})
+        raw.execute(sql.STRIPE_ACCOUNTS, {"ids": contact_ids})
         before: dict[Any, list] = {}
         for contact_id, label, stripe_id, email in raw.fetchall():
             before.setdefault(contact_id, []).append(
                 {"label": label, "stripe_id": stripe_id, "stripe_email": email}
             )
-        raw.execute(STRIPE_UPSERT, params)
+        raw.execute(sql.STRIPE_UPSERT, params)
         changed = list({r[0] for r in raw.fetchall()})
         if not changed:
             return
-        raw.execute(STRIPE_ACCOUNTS, {"ids": changed})
+        raw.execute(sql.STRIPE_ACCOUNTS, {"ids": changed})
         after: dict[Any, list] = {}
         for contact_id, label, stripe_id, email in raw.fetchall():
             after.setdefault(contact_id, []).append(
@@ -592,5 +365,5 @@ class CopyWriter(ServiceWriter):
                 f"{self.agent.pk}\t{contact_id}\t{action}\t{self.actor.channel.value}\t"
                 f"{label}\t\\N\t{change}\t{moment}\n"
             )
-        with raw.copy(COPY_AUDIT) as copy:
+        with raw.copy(sql.COPY_AUDIT) as copy:
             copy.write("".join(lines).encode())

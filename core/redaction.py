@@ -1,5 +1,6 @@
 """Recognising a person in stored text, for GDPR erasure: every stored copy of a person's
-identifiers, removed or redacted (SPEC 4, 9).
+identifiers, removed or redacted (SPEC 4, 9). Pure text work: which values identify the
+person is gathered by contacts (contacts.identifiers).
 
 Who the person is (`Identifiers.of`): each name, email, phone, external id, Stripe id and
 Stripe email, avatar URL and text or URL attribute value the contact holds now or held
@@ -59,9 +60,6 @@ from typing import Any
 import phonenumbers
 from django.core.files.storage import default_storage
 
-from attributes.models import AttributeDefinition
-from contacts.models import AuditEvent, Contact
-
 ERASED_NAME = "[erased name]"
 
 
@@ -93,25 +91,6 @@ COMMON_WORDS = frozenset(
     lord wise major noble sterling drew sunny just
     """.split()
 )
-
-
-# Audit change keys whose before/after values are the person's identifiers.
-_NAME_KEYS = {"name"}
-
-
-_EMAIL_KEYS = {"email"}
-
-
-_PHONE_KEYS = {"phone"}
-
-
-_ID_KEYS = {"external_id", "avatar_url", "stripe_accounts_added"}
-
-
-_STRIPE_KEYS = {"stripe_accounts"}
-
-
-_TEXT_ATTRIBUTE_TYPES = ("text", "url")
 
 
 # Between the digits of a written phone number: "(415) 555-9876", "415.555.9876", "0 20/79".
@@ -163,51 +142,8 @@ class Identifiers:
     # Contacts merged into this one over time (their ids, not personal data).
     merged_contact_ids: set[str] = field(default_factory=set)
 
-    @classmethod
-    def of(cls, contact: Contact) -> Identifiers:
-        found = cls()
-        text_keys = set(
-            AttributeDefinition.objects.filter(
-                agent_id=contact.agent_id, type__in=_TEXT_ATTRIBUTE_TYPES
-            ).values_list("key", flat=True)
-        )
-        found._add(found.names, contact.name)
-        found._add(found.emails, contact.email)
-        found._add(found.phones, contact.phone)
-        found._add(found.ids, contact.external_id, contact.avatar_url)
-        for key, value in (contact.attributes or {}).items():
-            if key in text_keys:
-                found._add(found.values, value)
-        for account in contact.stripe_accounts.all():
-            found._add(found.ids, account.stripe_id)
-            found._add(found.emails, account.stripe_email)
-        history = AuditEvent.objects.filter(contact_id=contact.pk).values_list("changes", flat=True)
-        for changes in history.iterator(chunk_size=500):
-            if isinstance(changes, dict):
-                found._add_changes(changes, text_keys)
-        return found
-
-    def _add_changes(self, changes: dict[str, Any], text_keys: set[str]) -> None:
-        for key, change in changes.items():
-            if key in _NAME_KEYS:
-                self._add(self.names, *strings(change))
-            elif key in _EMAIL_KEYS:
-                self._add(self.emails, *strings(change))
-            elif key in _PHONE_KEYS:
-                self._add(self.phones, *strings(change))
-            elif key in _ID_KEYS:
-                self._add(self.ids, *strings(change))
-            elif key in _STRIPE_KEYS:
-                for account in _dicts(change):
-                    self._add(self.ids, account.get("stripe_id"))
-                    self._add(self.emails, account.get("stripe_email"))
-            elif key.startswith("attributes.") and key.split(".", 1)[1] in text_keys:
-                self._add(self.values, *strings(change))
-            elif key == "merged_contact":
-                self.merged_contact_ids.update(strings(change))
-
     @staticmethod
-    def _add(target: set[str], *values: Any) -> None:
+    def add(target: set[str], *values: Any) -> None:
         for value in values:
             if isinstance(value, str) and len(value.strip()) >= MIN_LENGTH:
                 target.add(" ".join(value.split()))
@@ -225,12 +161,12 @@ def strings(value: Any) -> Iterator[str]:
             yield from strings(item)
 
 
-def _dicts(value: Any) -> Iterator[dict[str, Any]]:
+def dicts(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict):
         yield value
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _dicts(item)
+            yield from dicts(item)
 
 
 def _json_escaped(text: str) -> str:
@@ -422,9 +358,9 @@ def _compile(entries: list[_Entry]) -> re.Pattern[str] | None:
 def scrub_text(text: str, *, name: str = "", email: str = "", phone: str = "") -> str:
     """Replace every mention of the person in `text` with a neutral marker."""
     identifiers = Identifiers()
-    Identifiers._add(identifiers.names, name)
-    Identifiers._add(identifiers.emails, email)
-    Identifiers._add(identifiers.phones, phone)
+    Identifiers.add(identifiers.names, name)
+    Identifiers.add(identifiers.emails, email)
+    Identifiers.add(identifiers.phones, phone)
     return Redactor(identifiers).scrub(text)
 
 

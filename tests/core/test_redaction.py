@@ -1,8 +1,8 @@
-"""How erasure recognises a person's identifiers in text (contacts.redaction.Redactor)."""
+"""How erasure recognises a person's identifiers in text (core.redaction.Redactor)."""
 
 from __future__ import annotations
 
-from contacts.redaction import ERASED, ERASED_NAME, ERASED_PHONE, Identifiers, Redactor, scrub_text
+from core.redaction import ERASED, ERASED_NAME, ERASED_PHONE, Identifiers, Redactor, scrub_text
 
 
 def test_phones_are_recognised_in_every_usual_writing():

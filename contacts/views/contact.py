@@ -47,7 +47,7 @@ from contacts.services import (
     stripe_account_update,
 )
 from contacts.table import display_phone, initials
-from contacts.views import error_text, flash_error, list_url, stash_notice
+from contacts.views.common import error_text, flash_error, list_url, stash_notice
 from core.errors import ConflictError, DomainError
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess

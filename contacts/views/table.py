@@ -1,14 +1,13 @@
 """Contacts dashboard: the table, bulk actions and the remembered layout.
 
 One URL serves the full page or, for htmx, the `contact-table` partial. The contact page,
-editing, tags, Stripe accounts, deletion and merging live in `contacts.contact_views`.
+editing, tags, Stripe accounts, deletion and merging live in `contacts.views.contact`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
@@ -32,38 +31,19 @@ from contacts.services import (
     table_preference_save,
 )
 from contacts.tasks import sort_index_request
+from contacts.views.common import (
+    MAX_BULK,
+    detail_url_for,
+    error_text,
+    list_url,
+    pop_notice,
+    stash_notice,
+    uuids,
+)
 from core.errors import DomainError, ValidationFailed
 from core.htmx import render_page_or_fragment, wants_fragment
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
-
-MAX_BULK = 1000
-NOTICE_KEY = "contacts_notice"
-
-
-def list_url(agent) -> str:
-    return reverse("contacts:list", kwargs={"agent_public_id": agent.public_id})
-
-
-def detail_url_for(agent):
-    prefix = list_url(agent)
-    return lambda contact: f"{prefix}{contact.pk}/"
-
-
-def stash_notice(request: HttpRequest, agent, text: str, *, undo_ids: list[str] | None = None):
-    """A one-time notice for the next table render (survives the redirect after a POST)."""
-    request.session[NOTICE_KEY] = {"agent": agent.public_id, "text": text, "undo": undo_ids or []}
-
-
-def _pop_notice(request: HttpRequest, agent) -> dict[str, Any] | None:
-    notice = request.session.get(NOTICE_KEY)
-    if not notice or notice.get("agent") != agent.public_id:
-        return None
-    del request.session[NOTICE_KEY]
-    return notice
-
-
-# --- The table ------------------------------------------------------------------------------
 
 
 def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> dict[str, Any]:
@@ -160,7 +140,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "active_tags": filters.tags,
         "attribute_filters": definitions,
         "operators": tbl.OPERATOR_LABELS,
-        "notice": _pop_notice(request, agent),
+        "notice": pop_notice(request, agent),
         "export_url": reverse("transfers:export", kwargs={"agent_public_id": agent.public_id}),
         "import_url": reverse("transfers:import", kwargs={"agent_public_id": agent.public_id}),
         "colspan": len(state.columns) + 2,
@@ -251,7 +231,7 @@ def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     actor = staff_actor(request, access)
     agent = access.agent
     state = _return_state(request)
-    ids = _uuids(request.POST.getlist("id"))
+    ids = uuids(request.POST.getlist("id"))
     action = request.POST.get("action", "")
     if action not in ("tag", "delete", "restore"):
         return HttpResponseBadRequest("Unknown bulk action.")
@@ -281,20 +261,5 @@ def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     return _back_to_table(request, access, state)
 
 
-def _uuids(ids: list[str]) -> list[Any]:
-    from contacts.selectors import parse_contact_id
-
-    return [pk for pk in (parse_contact_id(i) for i in ids) if pk is not None]
-
-
 def _people(count: int) -> str:
     return f"{count:,} contact{'s' if count != 1 else ''}"
-
-
-def error_text(error: DomainError) -> str:
-    """A service error as one sentence (field messages when there are some)."""
-    return " ".join(m for ms in error.fields.values() for m in ms) or error.message
-
-
-def flash_error(request: HttpRequest, error: DomainError) -> None:
-    messages.error(request, error_text(error))

@@ -60,4 +60,4 @@ bench: install
 
 # Refresh the README's screenshots (taken by the browser tests).
 screenshots: install
-	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/browser/test_dashboard.py
+	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/contacts/test_browser_dashboard.py

@@ -7,11 +7,20 @@ import pytest
 from django.test import Client
 from django.test.testcases import LiveServerThread
 
+from attributes.selectors import attribute_definition_map
 from core.actors import Actor, Channel
 from core.servers import BurstTolerantThreadedWSGIServer
-from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import (
+    AgentFactory,
+    AttributeFactory,
+    ContactFactory,
+    MembershipFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
+from tests.helpers import ApiClient
 from workspaces.models import Membership
-from workspaces.services import identity_secret_create
+from workspaces.services import api_key_create, identity_secret_create
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -105,6 +114,42 @@ def other_agent(db):
     other = AgentFactory(workspace=WorkspaceFactory(name="Globex", slug="globex"), name="Sales")
     identity_secret_create(agent=other)
     return other
+
+
+@pytest.fixture
+def key(agent):
+    return api_key_create(agent=agent, name="test")
+
+
+@pytest.fixture
+def api(key) -> ApiClient:
+    """A client speaking for `agent` with its API key."""
+    return ApiClient(HTTP_AUTHORIZATION=f"Bearer {key.raw}")
+
+
+@pytest.fixture
+def other_api(other_agent) -> ApiClient:
+    """A client with the key of another workspace's agent."""
+    return ApiClient(HTTP_AUTHORIZATION=f"Bearer {api_key_create(agent=other_agent, name='x').raw}")
+
+
+@pytest.fixture
+def schema(agent):
+    """One attribute of each type, like a real agent's schema."""
+    AttributeFactory(agent=agent, key="plan", label="Plan", type="select", options=["Free", "Pro"])
+    AttributeFactory(agent=agent, key="mrr", label="MRR", type="number")
+    AttributeFactory(agent=agent, key="beta", label="Beta tester", type="boolean")
+    AttributeFactory(agent=agent, key="signup", label="Signup date", type="date")
+    AttributeFactory(agent=agent, key="last_order", label="Last order", type="datetime")
+    AttributeFactory(agent=agent, key="website", label="Website", type="url")
+    AttributeFactory(agent=agent, key="city", label="City", type="text")
+    AttributeFactory(agent=agent, key="ltv", label="Lifetime value", type="number", secure=True)
+    return attribute_definition_map(agent=agent)
+
+
+@pytest.fixture
+def contact(agent):
+    return ContactFactory(agent=agent, name="Ada Lovelace", email="ada@example.com")
 
 
 @pytest.fixture

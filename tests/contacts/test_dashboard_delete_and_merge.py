@@ -5,7 +5,6 @@ from django.utils import timezone
 
 from contacts.models import AuditEvent, Contact
 from helpdesk.models import Conversation
-from tests.dashboard.helpers import agent_url, contact_url, list_url
 from tests.factories import (
     ContactFactory,
     ConversationFactory,
@@ -13,6 +12,7 @@ from tests.factories import (
     StripeAccountFactory,
     TagFactory,
 )
+from tests.helpers import agent_url, contact_url, list_url
 
 pytestmark = pytest.mark.django_db
 

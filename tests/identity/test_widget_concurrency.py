@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from contacts.models import Contact
+from tests.helpers import race
 from tests.identity.conftest import make_jwt, user_hash
 
 pytestmark = [
@@ -24,27 +24,6 @@ pytestmark = [
 def _no_widget_rate_limit(settings):
     # Hundreds of calls from one test address: the limits are not what is tested here.
     settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
-
-
-def _race(worker, threads: int) -> list:
-    barrier = threading.Barrier(threads)
-    errors: list = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            worker(index)
-        except Exception as exc:  # collected and reported by the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=300)
-    return errors
 
 
 def test_twenty_threads_identifying_a_hundred_users_make_a_hundred_contacts(agent):
@@ -72,8 +51,7 @@ def test_twenty_threads_identifying_a_hundred_users_make_a_hundred_contacts(agen
             statuses.append(response.status_code)
             assert response.status_code == 200, response.content
 
-    errors = _race(worker, threads=20)
-    assert not errors, errors[:3]
+    race(worker, 20, timeout=300)
     assert statuses.count(200) == 1000
     contacts = Contact.objects.filter(agent=agent)
     assert contacts.count() == 100
@@ -99,7 +77,7 @@ def test_the_same_user_identifying_everywhere_at_once_is_one_contact(agent):
         assert response.status_code == 200, response.content
         ids.add(response.json()["contact"]["id"])
 
-    assert not _race(worker, threads=12)
+    race(worker, 12, timeout=300)
     assert Contact.objects.filter(agent=agent).count() == 1
     assert ids == {str(Contact.objects.get(agent=agent).pk)}
 
@@ -115,5 +93,5 @@ def test_visitors_typing_the_same_email_at_once_share_one_self_reported_contact(
         )
         assert response.status_code == 200, response.content
 
-    assert not _race(worker, threads=10)
+    race(worker, 10, timeout=300)
     assert Contact.objects.filter(agent=agent).count() == 1

@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from contacts.models import Identity
-from tests.api.conftest import CONTACT_FIELDS, error
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
+from tests.helpers import CONTACT_FIELDS, error
 
 pytestmark = pytest.mark.django_db
 

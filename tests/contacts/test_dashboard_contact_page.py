@@ -9,13 +9,13 @@ from django.utils import timezone
 from contacts.models import AuditEvent, StripeAccount, Tag
 from contacts.services import contact_update
 from core.actors import Actor
-from tests.dashboard.helpers import HX, contact_url
 from tests.factories import (
     ContactFactory,
     ConversationFactory,
     StripeAccountFactory,
     TagFactory,
 )
+from tests.helpers import HX, contact_url
 
 pytestmark = pytest.mark.django_db
 

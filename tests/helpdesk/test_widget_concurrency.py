@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from contacts.models import Contact
 from helpdesk import services
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
+from tests.helpers import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -24,32 +23,10 @@ def _no_widget_rate_limit(settings):
     settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
 
 
-def _race(target, count: int = 8) -> list:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(target(index))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors, errors
-    return results
-
-
 def test_racing_conversation_starts_share_one_anonymous_contact(agent):
     session = VisitorSession.objects.create(agent=agent, visitor_id="racer")
 
-    _race(
+    race(
         lambda i: services.widget_conversation_start(
             agent=agent,
             session=VisitorSession.objects.get(pk=session.pk),
@@ -68,7 +45,7 @@ def test_racing_messages_all_land_and_activity_ends_at_the_last(agent):
     contact = Contact.objects.create(agent=agent, name="Racer")
     conversation = Conversation.objects.create(agent=agent, contact=contact)
 
-    _race(
+    race(
         lambda i: services.message_post(
             conversation=Conversation.objects.get(pk=conversation.pk), role="visitor", body=f"m{i}"
         )

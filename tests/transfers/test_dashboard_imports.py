@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
-from tests.dashboard.helpers import HX, agent_url, list_url
 from tests.factories import ContactFactory, TagFactory
+from tests.helpers import HX, agent_url, list_url
 from tests.transfers.conftest import upload
 from transfers.imports.engine import import_run
 from transfers.imports.files import report_name

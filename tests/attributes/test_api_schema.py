@@ -4,8 +4,8 @@ import pytest
 
 from attributes.models import AttributeDefinition
 from contacts.models import Contact
-from tests.api.conftest import error
 from tests.factories import AttributeFactory, ContactFactory
+from tests.helpers import error
 
 pytestmark = pytest.mark.django_db
 

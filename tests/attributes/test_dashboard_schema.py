@@ -4,8 +4,8 @@ import pytest
 
 from attributes.models import AttributeDefinition
 from contacts.models import Contact
-from tests.dashboard.helpers import HX, agent_url
 from tests.factories import AttributeFactory, ContactFactory
+from tests.helpers import HX, agent_url
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from contacts.models import Contact
-from tests.dashboard.helpers import list_url
 from tests.factories import AttributeFactory, ContactFactory
+from tests.helpers import list_url
 from tests.identity.conftest import Widget, make_jwt
 
 pytestmark = pytest.mark.django_db

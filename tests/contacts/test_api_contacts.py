@@ -4,7 +4,6 @@ import pytest
 
 from contacts.models import AuditEvent, Contact, Identity
 from helpdesk.models import Message
-from tests.api.conftest import CONTACT_FIELDS, error
 from tests.factories import (
     AttributeFactory,
     ContactFactory,
@@ -13,6 +12,7 @@ from tests.factories import (
     StripeAccountFactory,
     TagFactory,
 )
+from tests.helpers import CONTACT_FIELDS, error
 
 pytestmark = pytest.mark.django_db
 

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from contacts import services
 from contacts.models import Contact
 from core.actors import Actor
+from tests.helpers import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _race(target, count: int = 8) -> list:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(target(index))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="threads race on PostgreSQL")
 def test_racing_upserts_create_exactly_one_contact(agent):
     actor = Actor.system("race")
-    results = _race(
+    results = race(
         lambda i: services.contact_upsert(
             agent=agent, actor=actor, external_id="racer", data={"company": f"Writer {i}"}
         )
@@ -52,7 +29,7 @@ def test_racing_upserts_create_exactly_one_contact(agent):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="threads race on PostgreSQL")
 def test_racing_unverified_ensures_create_exactly_one_contact(agent):
     actor = Actor.system("race")
-    results = _race(
+    results = race(
         lambda i: services.contact_ensure(
             agent=agent, actor=actor, data={"email": "Same@Example.com"}
         )
@@ -68,7 +45,7 @@ def test_racing_tag_creation_makes_one_tag(agent):
 
     contacts = ContactFactory.create_batch(6, agent=agent)
     actor = Actor.system("race")
-    _race(
+    race(
         lambda i: services.contact_tags_add(
             contact=contacts[i], actor=actor, names=["Hot Lead" if i % 2 else "hot lead"]
         ),

@@ -17,8 +17,8 @@ from contacts.sort_indexes import (
     sort_index_exists,
     sort_index_name,
 )
-from tests.dashboard.helpers import list_url
 from tests.factories import AttributeFactory, ContactFactory
+from tests.helpers import list_url
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="attribute sort indexes are PostgreSQL-only"

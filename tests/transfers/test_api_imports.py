@@ -17,7 +17,7 @@ from attributes.models import AttributeDefinition
 from attributes.services import attribute_create, attribute_set_archived
 from contacts.models import Contact
 from contacts.services import contact_soft_delete
-from tests.api.conftest import CONTACT_FIELDS, error
+from tests.helpers import CONTACT_FIELDS, error
 from tests.transfers.conftest import killed_import, upload
 from transfers.imports.engine import import_run
 from transfers.models import ContactImport

@@ -67,4 +67,4 @@ def test_the_schema_and_docs_are_served_without_a_key(db):
     assert b"/api/v1/agent/" in schema.content
     docs = Client().get("/api/v1/docs/")
     assert docs.status_code == 200
-    assert b"swagger-ui-bundle.js" in docs.content  # local assets: tests/api/test_schema.py
+    assert b"swagger-ui-bundle.js" in docs.content  # local assets: tests/core/test_api_schema.py

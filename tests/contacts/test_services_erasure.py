@@ -36,8 +36,8 @@ from core.redaction import ERASED_NAME, ERASED_PHONE
 from helpdesk import services as helpdesk
 from helpdesk.models import Conversation, Message
 from identity.models import VisitorSession
-from tests.dashboard.helpers import contact_url
 from tests.factories import AttributeFactory, ContactFactory, ConversationFactory
+from tests.helpers import contact_url
 from transfers.imports.engine import import_run
 from transfers.imports.files import job_folder, report_name
 from transfers.models import ContactImport, ImportRowIssue

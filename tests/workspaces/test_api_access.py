@@ -7,8 +7,8 @@ from django.test import Client
 
 from attributes.models import AttributeDefinition
 from contacts.models import Contact
-from tests.api.conftest import error
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
+from tests.helpers import error
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from contacts.models import AuditEvent, Contact, Identity, StripeAccount
-from tests.api.conftest import error
 from tests.factories import (
     AttributeFactory,
     ContactFactory,
@@ -11,6 +10,7 @@ from tests.factories import (
     StripeAccountFactory,
     TagFactory,
 )
+from tests.helpers import error
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from contacts.models import Contact, Identity, TablePreference
-from tests.dashboard.helpers import HX, agent_url, list_url
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
+from tests.helpers import HX, agent_url, list_url
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from contacts.models import AuditEvent, Contact, Identity
-from tests.dashboard.helpers import agent_url, contact_url
 from tests.factories import ContactFactory
+from tests.helpers import agent_url, contact_url
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.test import Client
 
-from tests.api.conftest import CONTACT_FIELDS
+from tests.helpers import CONTACT_FIELDS
 
 pytestmark = pytest.mark.django_db
 

@@ -153,6 +153,13 @@ def contact(agent):
 
 
 @pytest.fixture
+def no_widget_rate_limit(settings):
+    """For tests that send hundreds of widget calls from one address: the limits are not
+    what they test (tests/core/test_services_rate_limits.py does)."""
+    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
+
+
+@pytest.fixture
 def api_actor() -> Actor:
     return Actor(channel=Channel.API, label="API key test")
 

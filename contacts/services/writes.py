@@ -48,31 +48,6 @@ from core.times import iso
 from workspaces.models import Agent
 
 
-def _clean(
-    *,
-    agent: Agent,
-    actor: Actor,
-    data: Mapping[str, Any],
-    definitions: Mapping[str, AttributeDefinition] | None,
-    unknown_attributes: UnknownPolicy,
-    on_forbidden: ForbiddenPolicy,
-) -> CleanInput:
-    attributes = data.get("attributes") if isinstance(data, Mapping) else None
-    if definitions is None:
-        # The schema is only read when there are attribute values to check against it.
-        definitions = attribute_definition_map(agent=agent) if attributes else {}
-    room = attribute_room(agent=agent) if attributes and unknown_attributes == "create" else 0
-    return clean_contact_input(
-        data,
-        actor=actor,
-        definitions=definitions,
-        phone_region=agent.default_phone_region,
-        unknown_attributes=unknown_attributes,
-        on_forbidden=on_forbidden,
-        attribute_room=room,
-    )
-
-
 def _same(a: Any, b: Any) -> bool:
     # True == 1 in Python; a boolean attribute turning into a number is still a change.
     return a == b and type(a) is type(b)
@@ -243,7 +218,6 @@ def _update_locked(
 
 
 def _prepare(
-    *,
     agent: Agent,
     actor: Actor,
     data: Mapping[str, Any],
@@ -251,13 +225,21 @@ def _prepare(
     unknown_attributes: UnknownPolicy,
     on_forbidden: ForbiddenPolicy,
 ) -> CleanInput:
-    clean = _clean(
-        agent=agent,
+    """The write's input validated against the agent's schema (read only when there are
+    attribute values); the attributes it may create are created."""
+    attributes = data.get("attributes") if isinstance(data, Mapping) else None
+    if definitions is None:
+        # The schema is only read when there are attribute values to check against it.
+        definitions = attribute_definition_map(agent=agent) if attributes else {}
+    room = attribute_room(agent=agent) if attributes and unknown_attributes == "create" else 0
+    clean = clean_contact_input(
+        data,
         actor=actor,
-        data=data,
         definitions=definitions,
+        phone_region=agent.default_phone_region,
         unknown_attributes=unknown_attributes,
         on_forbidden=on_forbidden,
+        attribute_room=room,
     )
     if clean.new_attributes:
         attributes_create_inferred(agent=agent, types=clean.new_attributes)
@@ -277,14 +259,7 @@ def contact_create(
     """Create a contact; an `external_id` in `data` must not exist yet (409 otherwise)."""
     now = timezone.now()
     with transaction.atomic():
-        clean = _prepare(
-            agent=agent,
-            actor=actor,
-            data=data,
-            definitions=definitions,
-            unknown_attributes=unknown_attributes,
-            on_forbidden=on_forbidden,
-        )
+        clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
         try:
             with transaction.atomic():
                 return _insert(
@@ -349,14 +324,7 @@ def contact_upsert(
     data = {k: v for k, v in data.items() if k != "external_id"}
     now = timezone.now()
     with transaction.atomic():
-        clean = _prepare(
-            agent=agent,
-            actor=actor,
-            data=data,
-            definitions=definitions,
-            unknown_attributes=unknown_attributes,
-            on_forbidden=on_forbidden,
-        )
+        clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
         contact = _locked_by(agent, external_id=ext)
         if contact is None:
             try:
@@ -404,14 +372,7 @@ def contact_update(
     now = timezone.now()
     agent = contact.agent
     with transaction.atomic():
-        clean = _prepare(
-            agent=agent,
-            actor=actor,
-            data=data,
-            definitions=definitions,
-            unknown_attributes=unknown_attributes,
-            on_forbidden=on_forbidden,
-        )
+        clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
         locked = Contact.objects.select_for_update().select_related("agent").get(pk=contact.pk)
         return _update_locked(
             locked,

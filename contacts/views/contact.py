@@ -33,6 +33,7 @@ from contacts.selectors import (
     tag_suggestions,
 )
 from contacts.services import (
+    ContactWrite,
     contact_create,
     contact_erase,
     contact_merge,
@@ -322,50 +323,24 @@ def _merge_url(agent, primary: Contact, secondary: Contact) -> str:
 @require_http_methods(["GET", "POST"])
 @login_required
 def contact_new(request: HttpRequest, agent_public_id: str) -> HttpResponse:
-    access = get_agent_access(request, agent_public_id)
-    definitions = attribute_definitions(agent=access.agent)
-    actor = staff_actor(request, access)
-    form = ContactForm(
-        request.POST or None, definitions=definitions, can_write_secure=actor.can_write_secure
-    )
-    status, owner = 200, None
-    if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            owner = _email_owner(access.agent, form, None)
-            if owner is not None:
-                form.add_error("email", f"{owner.display_name} already has this email.")
-                status = 409
-            else:
-                try:
-                    written = contact_create(
-                        agent=access.agent, actor=actor, data=form.service_data()
-                    )
-                except DomainError as exc:
-                    form.add_errors(exc)
-                else:
-                    messages.success(request, f"{written.contact.display_name} was added.")
-                    return redirect(detail_url(access.agent, written.contact))
-    context = {
-        "agent": access.agent,
-        "form": form,
-        "contact": None,
-        "owner": owner,
-        "owner_url": detail_url(access.agent, owner) if owner else "",
-        "list_url": list_url(access.agent),
-    }
-    return render(request, "contacts/edit.html", context, status=status)
+    return _contact_form(request, get_agent_access(request, agent_public_id), None)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def contact_edit(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
     access, contact = _contact_for(request, agent_public_id, contact_id)
-    definitions = attribute_definitions(agent=access.agent)
+    return _contact_form(request, access, contact)
+
+
+def _contact_form(request: HttpRequest, access: AgentAccess, contact: Contact | None):
+    """A new contact (`contact` None) or an edit, with a typed input per attribute. An email
+    another contact already has points to that contact (and, on an edit, offers a merge)
+    instead of saving a second record of one person."""
     actor = staff_actor(request, access)
     form = ContactForm(
         request.POST or None,
-        definitions=definitions,
+        definitions=attribute_definitions(agent=access.agent),
         contact=contact,
         can_write_secure=actor.can_write_secure,
     )
@@ -375,34 +350,42 @@ def contact_edit(request: HttpRequest, agent_public_id: str, contact_id: Any) ->
         if form.is_valid():
             owner = _email_owner(access.agent, form, contact)
             if owner is not None:
-                # Two records of one person: offer a merge instead of saving a duplicate.
                 form.add_error("email", f"{owner.display_name} already has this email.")
                 status = 409
             else:
                 try:
-                    written = contact_update(contact=contact, actor=actor, data=form.service_data())
+                    written = (
+                        contact_create(agent=access.agent, actor=actor, data=form.service_data())
+                        if contact is None
+                        else contact_update(contact=contact, actor=actor, data=form.service_data())
+                    )
                 except DomainError as exc:
                     form.add_errors(exc)
                 else:
-                    changed = len(written.changes)
-                    messages.success(
-                        request,
-                        f"Saved {changed} change{'s' if changed != 1 else ''}."
-                        if changed
-                        else "Nothing changed.",
-                    )
-                    return redirect(detail_url(access.agent, contact))
+                    messages.success(request, _saved_text(written, new=contact is None))
+                    return redirect(detail_url(access.agent, written.contact))
     context = {
         "agent": access.agent,
         "form": form,
         "contact": contact,
         "owner": owner,
         "owner_url": detail_url(access.agent, owner) if owner else "",
-        "merge_url": _merge_url(access.agent, contact, owner) if owner else "",
-        "merge_other_way_url": _merge_url(access.agent, owner, contact) if owner else "",
+        "merge_url": _merge_url(access.agent, contact, owner) if owner and contact else "",
+        "merge_other_way_url": (
+            _merge_url(access.agent, owner, contact) if owner and contact else ""
+        ),
         "list_url": list_url(access.agent),
     }
     return render(request, "contacts/edit.html", context, status=status)
+
+
+def _saved_text(written: ContactWrite, *, new: bool) -> str:
+    if new:
+        return f"{written.contact.display_name} was added."
+    changed = len(written.changes)
+    return (
+        f"Saved {changed} change{'s' if changed != 1 else ''}." if changed else "Nothing changed."
+    )
 
 
 # --- Delete, restore, erase, download -------------------------------------------------------------

@@ -40,6 +40,12 @@ _ERROR_SCHEMA = {
     },
     "required": ["error"],
 }
+_RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "Seconds to wait before trying again.",
+    }
+}
 _COMMON_RESPONSES = {
     "401": {
         "description": "Missing, malformed, unknown or revoked API key.",
@@ -50,22 +56,12 @@ _COMMON_RESPONSES = {
     },
     "429": {
         "description": "Too many requests for this API key (API_RATE_LIMIT).",
-        "headers": {
-            "Retry-After": {
-                "schema": {"type": "integer"},
-                "description": "Seconds to wait before trying again.",
-            }
-        },
+        "headers": _RETRY_AFTER,
         "content": {"application/json": {"schema": _ERROR_REF}},
     },
     "503": {
         "description": "The database could not be reached for a moment; nothing was changed.",
-        "headers": {
-            "Retry-After": {
-                "schema": {"type": "integer"},
-                "description": "Seconds to wait before trying again.",
-            }
-        },
+        "headers": _RETRY_AFTER,
         "content": {"application/json": {"schema": _ERROR_REF}},
     },
 }

@@ -12,15 +12,10 @@ from identity.models import VisitorSession
 from tests.helpers import race
 
 pytestmark = [
+    pytest.mark.usefixtures("no_widget_rate_limit"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="threads race on PostgreSQL"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_widget_rate_limit(settings):
-    # Hundreds of calls from one test address: the limits are not what is tested here.
-    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
 
 
 def test_racing_conversation_starts_share_one_anonymous_contact(agent):

@@ -15,15 +15,10 @@ from tests.helpers import race
 from tests.identity.conftest import make_jwt, user_hash
 
 pytestmark = [
+    pytest.mark.usefixtures("no_widget_rate_limit"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="threads race on PostgreSQL"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_widget_rate_limit(settings):
-    # Hundreds of calls from one test address: the limits are not what is tested here.
-    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
 
 
 def test_twenty_threads_identifying_a_hundred_users_make_a_hundred_contacts(agent):

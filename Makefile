@@ -53,8 +53,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The benchmark measures PostgreSQL (DATABASE_URL must point at it; SQLite is refused).
+# The benchmark measures PostgreSQL (DATABASE_URL must point at it; SQLite is refused); its
+# database is created when missing.
 bench: install
+	$(PY) -m bench.database
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) -m bench
 

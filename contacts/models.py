@@ -55,6 +55,16 @@ def _sort_index(field: str) -> models.Index:
     )
 
 
+# Who made a contact verified, as its badge says it (SPEC 2: a trusted channel).
+VERIFIED_LABELS = {
+    "jwt": "Verified",
+    "hmac": "Verified",
+    "staff": "Verified by staff",
+    "api": "Verified by API",
+    "import": "Verified by import",
+}
+
+
 class Contact(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     # Composite indexes below all lead with agent, so the plain FK index would be dead weight.
@@ -139,6 +149,14 @@ class Contact(models.Model):
     @property
     def is_verified(self) -> bool:
         return self.identity == Identity.VERIFIED
+
+    @property
+    def identity_label(self) -> str:
+        """The identity badge, honest about who vouched: only a signed identify proves the
+        visitor is this person; staff, the API and imports vouch for the record."""
+        if self.identity != Identity.VERIFIED:
+            return self.get_identity_display()
+        return VERIFIED_LABELS.get(self.identity_source, "Verified")
 
     @property
     def is_deleted(self) -> bool:

@@ -349,7 +349,7 @@ def cell_for(column: Column, contact: Any, now: datetime) -> Cell:
         source = IDENTITY_SOURCES.get(contact.identity_source, contact.identity_source)
         return Cell(
             "badge",
-            contact.get_identity_display(),
+            contact.identity_label,
             title=f"via {source}" if source else "",
             css=contact.identity,
         )

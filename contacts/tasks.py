@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.tasks import task
 
@@ -26,12 +26,14 @@ def sort_index_request(definition: AttributeDefinition) -> bool:
     """Ask the task worker to build the index (once); True when a build was enqueued."""
     if connection.vendor != "postgresql":
         return False
+    # A per-process memo: asking twice only enqueues a build that finds the index there.
+    memo = caches["local"]
     marker = f"attr-sort-index:{definition.agent_id}:{definition.key}"
-    if cache.get(marker):
+    if memo.get(marker):
         return False
     if sort_index_exists(definition):
-        cache.set(marker, True, _ENQUEUED_TTL)
+        memo.set(marker, True, _ENQUEUED_TTL)
         return False
     build_attribute_sort_index.enqueue(definition_id=definition.pk)
-    cache.set(marker, True, _ENQUEUED_TTL)
+    memo.set(marker, True, _ENQUEUED_TTL)
     return True

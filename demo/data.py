@@ -128,12 +128,19 @@ VISITOR_LINES = [
     "Please cancel my subscription.",
     "Where can I find the API documentation?",
 ]
-BOT_LINES = [
+# The bot knows who it talks to only when the visitor is verified (SPEC 6: the context
+# API gives it nothing else), so only then does it use their name or plan.
+BOT_LINES_VERIFIED = [
     "Thanks {first}! Let me look into that for you.",
     "I found your account, {first}. You're on the {plan} plan.",
     "Here is the article that explains it: https://help.example.com/articles/42",
     "I've passed this to our support team; someone will reply shortly.",
-    "Could you confirm the email on the account?",
+]
+BOT_LINES_UNVERIFIED = [
+    "Thanks! Let me look into that for you.",
+    "Here is the article that explains it: https://help.example.com/articles/42",
+    "I've passed this to our support team; someone will reply shortly.",
+    "Could you sign in first? Then I can look at your account.",
 ]
 STAFF_LINES = [
     "Hi {first}, this is Alex from support. I've fixed it on our side.",
@@ -271,7 +278,16 @@ def generate(
         if r() < 0.06:
             conversation_count = pick((1, 1, 1, 2))
             for _ in range(conversation_count):
-                _conversation(rng, batch, agent_id, contact_id, first, attributes, last_seen)
+                _conversation(
+                    rng,
+                    batch,
+                    agent_id,
+                    contact_id,
+                    first,
+                    attributes,
+                    last_seen,
+                    identity == "verified",
+                )
 
         batch.contacts.append(
             (
@@ -299,12 +315,13 @@ def generate(
         yield batch
 
 
-def _conversation(rng, batch, agent_id, contact_id, first, attributes, last_seen) -> None:
+def _conversation(rng, batch, agent_id, contact_id, first, attributes, last_seen, verified) -> None:
     conversation_id = uuid7()
     started = last_seen - timedelta(minutes=rng.randrange(5, 60 * 24 * 30))
     values = {"first": first, "plan": attributes.get("plan", "Pro")}
     at = started
-    lines = [("visitor", rng.choice(VISITOR_LINES)), ("bot", rng.choice(BOT_LINES))]
+    bot_lines = BOT_LINES_VERIFIED if verified else BOT_LINES_UNVERIFIED
+    lines = [("visitor", rng.choice(VISITOR_LINES)), ("bot", rng.choice(bot_lines))]
     if rng.random() < 0.4:
         lines += [("visitor", rng.choice(VISITOR_LINES)), ("staff", rng.choice(STAFF_LINES))]
     for role, line in lines:

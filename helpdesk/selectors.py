@@ -59,11 +59,20 @@ def decode_inbox_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
     return moment, pk, payload["d"]
 
 
+# The inbox's default view: what still needs someone.
+ACTIVE = "active"
+ACTIVE_STATUSES = (Conversation.Status.OPEN, Conversation.Status.ESCALATED)
+ALL = "all"
+
+
 def inbox_queryset(*, agent: Agent, status: str = "", q: str = "") -> QuerySet[Conversation]:
-    """The agent's conversations, optionally of one status and of contacts matching `q`
-    (name, email, external id or phone), with the contact and the latest message loaded."""
+    """The agent's conversations of one status (`active`: open and escalated; `all` or ""
+    for every one) and of contacts matching `q` (name, email, external id or phone), with
+    the contact and the latest message loaded."""
     qs = Conversation.objects.filter(agent=agent)
-    if status:
+    if status == ACTIVE:
+        qs = qs.filter(status__in=ACTIVE_STATUSES)
+    elif status and status != ALL:
         qs = qs.filter(status=status)
     q = q.strip()[:MAX_SEARCH]
     if q:

@@ -95,7 +95,8 @@ def conversation_start(
 
 def message_post(*, conversation: Conversation, role: str, body: object, author=None) -> Message:
     """Add a message; the conversation's activity moves forward, a visitor is seen, and a
-    visitor writing into a closed conversation reopens it."""
+    visitor or a support person writing into a closed conversation reopens it (a bot's
+    automatic message does not)."""
     if role not in Message.Role.values:
         raise ValueError(f"Unknown message role {role!r}.")
     text = clean_message_body(body)
@@ -113,7 +114,8 @@ def message_post(*, conversation: Conversation, role: str, body: object, author=
         if not locked.subject and role == Message.Role.VISITOR:
             locked.subject = _subject_from(text)
             fields.append("subject")
-        if role == Message.Role.VISITOR and locked.status == Conversation.Status.CLOSED:
+        reopens = role in (Message.Role.VISITOR, Message.Role.STAFF)
+        if reopens and locked.status == Conversation.Status.CLOSED:
             locked.status = Conversation.Status.OPEN
             fields.append("status")
         locked.save(update_fields=fields)

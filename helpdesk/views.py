@@ -23,7 +23,12 @@ from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
 OPEN, ESCALATED, CLOSED = Conversation.Status
-STATUS_TABS = (("", "All"), *Conversation.Status.choices)
+# The default tab is what still needs someone (open and escalated).
+STATUS_TABS = (
+    (selectors.ACTIVE, "Needs attention"),
+    *Conversation.Status.choices,
+    (selectors.ALL, "All"),
+)
 # The buttons a conversation page offers in each status: (new status, label).
 STATUS_ACTIONS = {
     OPEN: ((ESCALATED, "Escalate"), (CLOSED, "Close")),
@@ -44,9 +49,9 @@ def _preview(conversation: Conversation) -> str:
 @vary_on_headers("HX-Request", "HX-Target")
 def inbox(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     access = get_agent_access(request, agent_public_id)
-    status = request.GET.get("status", "")
-    if status not in Conversation.Status.values:
-        status = ""
+    status = request.GET.get("status", "") or selectors.ACTIVE
+    if status not in {value for value, _ in STATUS_TABS}:
+        status = selectors.ACTIVE
     q = request.GET.get("q", "").strip()[: selectors.MAX_SEARCH]
     notice = ""
     try:
@@ -65,7 +70,7 @@ def inbox(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         "q": q,
         "notice": notice,
         "tabs": [{"value": v, "label": label, "active": v == status} for v, label in STATUS_TABS],
-        "filtered": bool(status or q),
+        "filtered": bool(status != selectors.ALL or q),
     }
     return render_page_or_fragment(
         request, "helpdesk/inbox.html", "inbox-list", context, target="inbox-list"

@@ -100,7 +100,8 @@ def identity_settings(request: HttpRequest, agent_public_id: str) -> HttpRespons
             messages.success(
                 request,
                 "A new identity secret is in use. Tokens and hashes made with the previous one "
-                f"keep verifying until {until:%Y-%m-%d %H:%M} UTC; update your server before then.",
+                f"keep verifying until {timezone.localtime(until):%Y-%m-%d %H:%M %Z}; update your "
+                "server before then.",
             )
             return redirect(url)
         if action == "settings":

@@ -54,7 +54,7 @@ def _media_root(settings, tmp_path_factory):
 def _clear_cache(request):
     """Each test starts with empty caches. The shared cache is a database table (or Redis):
     a test's own transaction rolls it back, so only tests that commit need it emptied."""
-    from django.core.cache import cache
+    from django.core.cache import cache, caches
 
     from workspaces import agent_cache
 
@@ -63,6 +63,7 @@ def _clear_cache(request):
     if commits:
         request.getfixturevalue("transactional_db")
         cache.clear()
+    caches["local"].clear()
     agent_cache.clear()
     yield
     agent_cache.clear()

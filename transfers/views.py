@@ -139,6 +139,8 @@ def _mapping_rows(job: ContactImport) -> list[dict[str, Any]]:
                 "target": job.mapping.get(column, IGNORE),
                 "choices": choices,
                 "new_key": key if choices[-1][0] == f"new:{key}" else "",
+                # The type only matters, and is only shown, when the row creates the attribute.
+                "creates": job.mapping.get(column, IGNORE) == f"new:{key}",
                 "new_type": job.new_attributes.get(key or "", "text"),
                 "samples": samples.get(column, []),
             }
@@ -150,6 +152,16 @@ def _duration(seconds: int) -> str:
     """5 minutes, 1 hour: a setting in seconds as the page says it."""
     now = timezone.now()
     return timesince(now - timedelta(seconds=seconds), now)
+
+
+def _elapsed(job: ContactImport) -> str:
+    """How long the run took, in the largest units that say it: "12 seconds", "3 minutes"."""
+    if not (job.started_at and job.finished_at):
+        return ""
+    seconds = max(int((job.finished_at - job.started_at).total_seconds()), 0)
+    if seconds < 60:
+        return "under a second" if seconds < 1 else f"{seconds} second{'s' if seconds != 1 else ''}"
+    return timesince(job.started_at, job.finished_at)
 
 
 def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
@@ -189,6 +201,8 @@ def job_context(request: HttpRequest, job: ContactImport) -> dict[str, Any]:
         "stalled": services.import_is_stalled(job),
         "quiet": services.import_is_quiet(job),
         "stale_after": _duration(settings.IMPORT_STALE_SECONDS),
+        "took": _elapsed(job),
+        "not_imported": job.failed_count + job.skipped_count,
         "dry_run_summary": job.dry_run_summary,
         "would_write": (job.dry_run_summary or {}).get("created", 0)
         + (job.dry_run_summary or {}).get("updated", 0),

@@ -6,6 +6,7 @@ import phonenumbers
 from django import forms
 
 from workspaces.models import Agent
+from workspaces.timezones import known_zones
 
 
 def phone_region_choices() -> list[tuple[str, str]]:
@@ -48,4 +49,17 @@ class ApiKeyForm(forms.Form):
         max_length=80,
         strip=True,
         help_text="What uses it, e.g. “Billing sync” — to know which key to revoke later.",
+    )
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [("", "Follow my browser")] + [(z, z.replace("_", " ")) for z in sorted(known_zones())]
+
+
+class AccountForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        choices=time_zone_choices,
+        required=False,
+        label="Time zone",
+        help_text="Times on every page are shown in this zone.",
     )

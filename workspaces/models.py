@@ -128,3 +128,16 @@ class IdentitySecret(models.Model):
     @property
     def secret(self) -> str:
         return crypto.decrypt(self.secret_encrypted)
+
+
+class UserSettings(models.Model):
+    """A person's own preferences, whatever workspace they are looking at."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rapport_settings"
+    )
+    # An IANA zone ("Europe/Paris"); blank follows the browser's.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"settings of user {self.user_id}"

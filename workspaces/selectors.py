@@ -9,7 +9,14 @@ from django.http import Http404
 from django.utils import timezone
 
 from workspaces import sql
-from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, hash_api_key
+from workspaces.models import (
+    Agent,
+    ApiKey,
+    IdentitySecret,
+    Membership,
+    UserSettings,
+    hash_api_key,
+)
 
 
 @dataclass(frozen=True)
@@ -92,3 +99,8 @@ def identity_secret_current(*, agent: Agent) -> IdentitySecret | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def user_time_zone(*, user) -> str:
+    """The zone a member chose for times ("" to follow their browser)."""
+    return UserSettings.objects.filter(user=user).values_list("time_zone", flat=True).first() or ""

@@ -10,8 +10,18 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from core.errors import ValidationFailed
 from workspaces import agent_cache, crypto
-from workspaces.models import Agent, ApiKey, IdentitySecret, Membership, Workspace, hash_api_key
+from workspaces.models import (
+    Agent,
+    ApiKey,
+    IdentitySecret,
+    Membership,
+    UserSettings,
+    Workspace,
+    hash_api_key,
+)
+from workspaces.timezones import known_zones
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +128,11 @@ def agent_update_settings(*, agent: Agent, name: str, default_phone_region: str)
         raise AgentNameTaken(name) from None
     agent_cache.forget(agent)
     return agent
+
+
+def user_time_zone_set(*, user, time_zone: str) -> UserSettings:
+    """Show this member's times in `time_zone` (an IANA name; "" follows their browser)."""
+    if time_zone and time_zone not in known_zones():
+        raise ValidationFailed({"time_zone": [f"{time_zone!r} is not a time zone."]})
+    found, _ = UserSettings.objects.update_or_create(user=user, defaults={"time_zone": time_zone})
+    return found

@@ -16,16 +16,17 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.ratelimit import client_address
-from workspaces import login_throttle
+from workspaces import login_throttle, timezones
 from workspaces.access import get_agent_access
-from workspaces.forms import AgentSettingsForm, ApiKeyForm
-from workspaces.selectors import agents_for_user, api_keys_for_agent
+from workspaces.forms import AccountForm, AgentSettingsForm, ApiKeyForm
+from workspaces.selectors import agents_for_user, api_keys_for_agent, user_time_zone
 from workspaces.services import (
     AgentNameTaken,
     NewApiKey,
     agent_update_settings,
     api_key_create,
     api_key_revoke,
+    user_time_zone_set,
 )
 
 
@@ -61,6 +62,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         elif form.is_valid():
             login_throttle.succeeded(address, username)
             auth_login(request, form.get_user())
+            remember_time_zone(request, user_time_zone(user=form.get_user()))
             return redirect(next_url or settings.LOGIN_REDIRECT_URL)
         else:
             status = 400
@@ -87,6 +89,33 @@ def admin_login(request: HttpRequest) -> HttpResponse:
             login_throttle.succeeded(address, username)
         return response
     return admin.site.login(request)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's own preferences (the time zone times are shown in)."""
+    form = AccountForm(
+        request.POST or None, initial={"time_zone": user_time_zone(user=request.user)}
+    )
+    if request.method == "POST" and form.is_valid():
+        zone = form.cleaned_data["time_zone"]
+        user_time_zone_set(user=request.user, time_zone=zone)
+        remember_time_zone(request, zone)
+        messages.success(
+            request, f"Times are now shown in {zone}." if zone else "Times now follow your browser."
+        )
+        return redirect("account")
+    context = {"form": form, "browser_zone": request.COOKIES.get("tz", "")}
+    return render(request, "workspaces/account.html", context, status=400 if form.errors else 200)
+
+
+def remember_time_zone(request: HttpRequest, zone: str) -> None:
+    """The member's chosen zone for this session (read by workspaces.timezones)."""
+    if zone:
+        request.session[timezones.SESSION_KEY] = zone
+    else:
+        request.session.pop(timezones.SESSION_KEY, None)
 
 
 @require_POST

@@ -4,6 +4,7 @@ indexes are built on), row-value comparison, and the substring search."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import connection
@@ -61,7 +62,7 @@ def _sqlite_json_value(key: str, output_field) -> Func:
 
 # Sentinels that sort below every real value of the type (SQLite), so a missing value is a
 # value too and keyset pages never skip contacts without the attribute.
-_SQLITE_MISSING = {"number": -1e300, "boolean": -1}
+SQLITE_MISSING = {"number": -1e300, "boolean": -1}
 
 
 def attribute_expression(definition: AttributeDefinition) -> Expression:
@@ -79,9 +80,9 @@ def attribute_expression(definition: AttributeDefinition) -> Expression:
             output_field=JSONField(),
         )
     if definition.type == "number":
-        return Coalesce(_sqlite_json_value(key, FloatField()), Value(_SQLITE_MISSING["number"]))
+        return Coalesce(_sqlite_json_value(key, FloatField()), Value(SQLITE_MISSING["number"]))
     if definition.type == "boolean":
-        return Coalesce(_sqlite_json_value(key, FloatField()), Value(_SQLITE_MISSING["boolean"]))
+        return Coalesce(_sqlite_json_value(key, FloatField()), Value(SQLITE_MISSING["boolean"]))
     return Coalesce(_sqlite_json_value(key, CharField()), Value(""), output_field=CharField())
 
 
@@ -120,6 +121,22 @@ def filter_attribute(
     return qs.filter(Compare([stored], op, [_attribute_literal(definition, value)]))
 
 
+# "+1 (415) 555-0123", "415.555", "0044 20 7946": digits and the signs people write them with.
+PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]+$")
+
+
+def exact_matches(qs: QuerySet, q: str) -> QuerySet:
+    """Those of `qs` whose email (any case) or external id is exactly the search text: what
+    someone who pasted one is looking for, listed first (the lower(email) and external id
+    indexes answer it)."""
+    text = q.strip()
+    if not text:
+        return qs.none()
+    return qs.alias(email_ci=Lower("email")).filter(
+        (Q(email_ci=text.lower()) & ~Q(email="")) | Q(external_id=text)
+    )
+
+
 def search(qs: QuerySet, q: str, *, agent) -> QuerySet:
     """Substring search over name, email, external id and phone digits, and tag names.
 
@@ -128,7 +145,9 @@ def search(qs: QuerySet, q: str, *, agent) -> QuerySet:
     needle = q.lower()
     match = Q(search_text__contains=needle)
     digits = phone_digits(q)
-    if len(digits) >= 3 and digits != needle:
+    # Only a query that is written like a phone number also matches by its digits: the
+    # "251" inside judy.allen251@stark.industries must not find every phone with 251.
+    if len(digits) >= 3 and digits != needle and PHONE_LIKE.match(q.strip()):
         match |= Q(search_text__contains=digits)
     # Tags are few per agent: resolve matching tag ids first, and only then widen the match.
     tag_ids = list(

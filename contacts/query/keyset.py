@@ -23,15 +23,18 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.db.models.functions import Cast
 
 from attributes.models import AttributeDefinition
-from contacts.models import SORT_EXPRESSIONS
-from contacts.query.expressions import Compare, attribute_expression
+from contacts.models import NEVER, SORT_EXPRESSIONS
+from contacts.query.expressions import SQLITE_MISSING, Compare, attribute_expression
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
 from core.keyset import decode_cursor as decode_keyset
 from core.keyset import encode_cursor as encode_keyset
 
 DEFAULT_ORDERING = "-created_at"
+# A sort key every row has a value of (created_at, identity): nothing to move to the end.
+NO_BLANK = object()
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,29 @@ class SortSpec:
     expression: Expression
     descending: bool
     kind: str  # "datetime", "text", "json", "number"
+    # The value the expression takes for "no value" (an empty name, never seen, no such
+    # attribute), always the lowest of its kind; NO_BLANK when every row has a value.
+    blank: Any = NO_BLANK
+
+    @property
+    def blanks_first_in_index(self) -> bool:
+        """Ascending, blanks would lead: the pager moves them to the end (see keyset_page)."""
+        return not self.descending and self.blank is not NO_BLANK
 
 
 _DATETIME_FIELDS = {"created_at", "updated_at", "last_seen_at", "first_seen_at"}
+# What each core sort key is for a contact without that value (see SORT_EXPRESSIONS).
+_BLANKS = {
+    "name": "",
+    "email": "",
+    "company": "",
+    "phone": "",
+    "external_id": "",
+    "last_seen_at": NEVER,
+    "first_seen_at": NEVER,
+}
+# The attribute sort key of a contact without the attribute (attribute_expression).
+_ATTRIBUTE_BLANKS = {"json": None, "number": SQLITE_MISSING["number"], "text": ""}
 
 
 def sort_for(ordering: str, definitions: Mapping[str, AttributeDefinition]) -> SortSpec:
@@ -58,19 +81,27 @@ def sort_for(ordering: str, definitions: Mapping[str, AttributeDefinition]) -> S
             if connection.vendor == "postgresql"
             else ("number" if definition.type in ("number", "boolean") else "text")
         )
-        return SortSpec(ordering, attribute_expression(definition), descending, kind)
+        blank = _ATTRIBUTE_BLANKS[kind]
+        if kind == "number" and definition.type == "boolean":
+            blank = SQLITE_MISSING["boolean"]
+        return SortSpec(ordering, attribute_expression(definition), descending, kind, blank)
     if name not in SORT_EXPRESSIONS:
         raise ValueError(
             f"Cannot sort by {name!r}; use one of {', '.join(SORT_EXPRESSIONS)} or attr.<key>."
         )
     kind = "datetime" if name in _DATETIME_FIELDS else "text"
-    return SortSpec(ordering, SORT_EXPRESSIONS[name], descending, kind)
+    blank = _BLANKS.get(name, NO_BLANK)
+    return SortSpec(ordering, SORT_EXPRESSIONS[name], descending, kind, blank)
 
 
 def order_contacts(qs: QuerySet, spec: SortSpec) -> QuerySet:
+    """`qs` in the table's order: blanks last in both directions, ties broken by id."""
     key = spec.expression
     if spec.descending:
         return qs.alias(_sort=key).order_by(F("_sort").desc(), F("id").desc())
+    if spec.blanks_first_in_index:
+        is_blank = Compare([F("_sort")], "eq", [_literal(spec, spec.blank)])
+        return qs.alias(_sort=key, _blank=is_blank).order_by("_blank", "_sort", "id")
     return qs.alias(_sort=key).order_by(F("_sort").asc(), F("id").asc())
 
 
@@ -116,6 +147,8 @@ def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, uuid.UUID, str]:
 
 def _literal(spec: SortSpec, value: Any) -> Expression:
     if spec.kind == "json":
+        if value is None:  # JSON null, not SQL NULL: what a missing attribute sorts as
+            return Cast(Value("null"), JSONField())
         return Value(value, output_field=JSONField())
     if spec.kind == "number":
         return Value(float(value), output_field=FloatField())
@@ -130,6 +163,8 @@ def keyset_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) 
     The position is a row value (sort key, id), compared in SQL as a tuple, which an index
     on (agent, sort key, id) answers with a range scan whatever the depth.
     """
+    if spec.blanks_first_in_index:
+        return _blanks_last_page(qs, spec, cursor=cursor, size=size)
     direction = "next"
     reverse = False
     if cursor:
@@ -142,6 +177,67 @@ def keyset_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) 
         )
     flipped = SortSpec(spec.ordering, spec.expression, spec.descending != reverse, spec.kind)
     rows = list(order_contacts(qs, flipped).annotate(_sort_value=spec.expression)[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if reverse:
+        rows.reverse()
+    if not rows:
+        return Page(items=[], next_cursor=None, previous_cursor=None)
+    first, last = rows[0], rows[-1]
+    more_after = has_more if not reverse else True
+    more_before = bool(cursor) if not reverse else has_more
+    return Page(
+        items=rows,
+        next_cursor=encode_cursor(spec, last._sort_value, last.pk, "next") if more_after else None,
+        previous_cursor=encode_cursor(spec, first._sort_value, first.pk, "prev")
+        if more_before
+        else None,
+    )
+
+
+def _blanks_last_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) -> Page:
+    """An ascending page with the contacts that have no value last, as people expect (Name
+    ▲ must not open with pages of "Anonymous visitor").
+
+    Blanks are the lowest sort key, so the index holds them first. The page is read in two
+    index range scans instead of one: the rows with a value (sort key above the blank, in
+    key order), then the blank rows (sort key equal to the blank, in id order). A cursor on
+    a blank row continues among the blank rows; the same index answers both.
+    """
+    blank = _literal(spec, spec.blank)
+    base = qs.alias(_sort=spec.expression)
+    valued = base.filter(Compare([F("_sort")], "gt", [blank]))
+    blanks = base.filter(Compare([F("_sort")], "eq", [blank]))
+    at_blank = reverse = False
+    if cursor:
+        value, contact_id, direction = decode_cursor(cursor, spec)
+        reverse = direction == "prev"
+        at_blank = value == spec.blank or (spec.kind == "json" and value is None)
+        op = "lt" if reverse else "gt"
+        if at_blank:
+            blanks = blanks.filter(Compare([F("id")], op, [Value(contact_id)]))
+            valued = valued.none() if not reverse else valued
+        else:
+            valued = valued.filter(
+                Compare([F("_sort"), F("id")], op, [_literal(spec, value), Value(contact_id)])
+            )
+            blanks = blanks if not reverse else blanks.none()
+    # Reading backwards (a "previous" page) visits the two parts in the other order.
+    parts = (
+        [(blanks, ("-id",)), (valued, ("-_sort", "-id"))]
+        if reverse
+        else [
+            (valued, ("_sort", "id")),
+            (blanks, ("id",)),
+        ]
+    )
+    rows: list = []
+    for part, ordering in parts:
+        if len(rows) > size:
+            break
+        rows += list(
+            part.order_by(*ordering).annotate(_sort_value=spec.expression)[: size + 1 - len(rows)]
+        )
     has_more = len(rows) > size
     rows = rows[:size]
     if reverse:

@@ -21,7 +21,7 @@ from contacts.services.lifecycle import (
     contacts_restore_bulk,
     contacts_soft_delete_bulk,
 )
-from contacts.services.merge import contact_merge, contact_merge_preview
+from contacts.services.merge import contact_merge, contact_merge_preview, contacts_mergeable
 from contacts.services.preferences import table_preference_save
 from contacts.services.stripe import (
     stripe_account_add,
@@ -65,6 +65,7 @@ __all__ = [
     "contact_tags_set",
     "contact_update",
     "contact_upsert",
+    "contacts_mergeable",
     "contacts_restore_bulk",
     "contacts_soft_delete_bulk",
     "contacts_tags_add_bulk",

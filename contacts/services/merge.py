@@ -46,6 +46,15 @@ def contact_merge_preview(*, primary: Contact, secondary: Contact) -> dict[str, 
     return changes
 
 
+def contacts_mergeable(primary: Contact, secondary: Contact) -> bool:
+    """Whether a merge of these two can happen (the dashboard only offers those)."""
+    try:
+        _check_mergeable(primary, secondary)
+    except ConflictError:
+        return False
+    return True
+
+
 def _check_mergeable(primary: Contact, secondary: Contact) -> None:
     if primary.pk == secondary.pk:
         raise ConflictError("A contact cannot be merged into itself.")

@@ -38,7 +38,7 @@ from contacts.models import (
 from contacts.services.audit import ContactWrite, audit, check_may_change
 from contacts.services.stripe import apply_stripe_accounts
 from contacts.services.tags import apply_tags
-from core.actors import Actor
+from core.actors import Actor, Channel
 from core.errors import (
     ConflictError,
     ForbiddenError,
@@ -246,6 +246,10 @@ def _prepare(
     return clean
 
 
+# Channels that add people on purpose: an empty record from them is a mistake, never a visitor.
+NAMED_BY_CALLER = {Channel.STAFF, Channel.API}
+
+
 def contact_create(
     *,
     agent: Agent,
@@ -256,10 +260,17 @@ def contact_create(
     unknown_attributes: UnknownPolicy = "error",
     on_forbidden: ForbiddenPolicy = "error",
 ) -> ContactWrite:
-    """Create a contact; an `external_id` in `data` must not exist yet (409 otherwise)."""
+    """Create a contact; an `external_id` in `data` must not exist yet (409 otherwise). A
+    person added by staff or the API needs something to know them by."""
     now = timezone.now()
     with transaction.atomic():
         clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
+        if actor.channel in NAMED_BY_CALLER and not (
+            clean.external_id or any(clean.core.get(f) for f in ("name", "email", "phone"))
+        ):
+            raise ValidationFailed(
+                {"name": ["Give at least a name, an email, a phone number or an external ID."]}
+            )
         try:
             with transaction.atomic():
                 return _insert(

@@ -7,7 +7,7 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
-from contacts.table import ago_text
+from contacts.table import ago_text, display_phone
 
 register = template.Library()
 
@@ -18,3 +18,9 @@ def ago(value: datetime | None) -> str:
     if not value:
         return ""
     return ago_text(value, timezone.now())
+
+
+@register.filter
+def phone(value: str | None) -> str:
+    """A stored E.164 number as people read it: "+1 415-555-2671"."""
+    return display_phone(value or "")

@@ -43,6 +43,7 @@ from contacts.services import (
     contact_tags_add,
     contact_tags_remove,
     contact_update,
+    contacts_mergeable,
     stripe_account_add,
     stripe_account_remove,
     stripe_account_update,
@@ -136,7 +137,11 @@ def _duplicates(access: AgentAccess, contact: Contact) -> list[dict[str, Any]]:
                 "contact": other,
                 "url": detail_url(access.agent, other),
                 "reason": "email" if same_email else "phone",
-                "merge_url": _merge_url(access.agent, contact, other),
+                "merge_url": (
+                    _merge_url(access.agent, contact, other)
+                    if contacts_mergeable(contact, other)
+                    else ""
+                ),
             }
         )
     return rows
@@ -370,6 +375,8 @@ def _contact_form(request: HttpRequest, access: AgentAccess, contact: Contact | 
         "contact": contact,
         "owner": owner,
         "owner_url": detail_url(access.agent, owner) if owner else "",
+        # Offered only when the merge can happen; two external ids are two people.
+        "mergeable": bool(owner and contact and contacts_mergeable(contact, owner)),
         "merge_url": _merge_url(access.agent, contact, owner) if owner and contact else "",
         "merge_other_way_url": (
             _merge_url(access.agent, owner, contact) if owner and contact else ""

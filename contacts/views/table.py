@@ -20,7 +20,8 @@ from django_htmx.http import push_url
 
 from attributes.selectors import attribute_definitions
 from contacts import table as tbl
-from contacts.models import Identity, Tag
+from contacts.models import Contact, Identity, Tag
+from contacts.query.expressions import exact_matches
 from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
 from contacts.selectors import table_count, table_preference_get, tag_names
@@ -44,6 +45,9 @@ from core.errors import DomainError, ValidationFailed
 from core.htmx import render_page_or_fragment, wants_fragment
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
+
+# Exact email / external id matches shown first for a search (more is not an exact match).
+MAX_PINNED = 5
 
 
 def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> dict[str, Any]:
@@ -73,6 +77,12 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         rows_qs = qs.prefetch_related(
             Prefetch("tags", queryset=Tag.objects.order_by(Lower("name"), "id"))
         )
+    pinned: list[Contact] = []
+    if filters.search_text:
+        # A pasted email or external id: its contact leads the first page, whatever the
+        # order, and is not repeated on a later one.
+        pinned = list(exact_matches(rows_qs, filters.search_text).order_by("id")[:MAX_PINNED])
+        rows_qs = rows_qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else rows_qs
     cursor = state.params.get("cursor")
     try:
         page = keyset_page(rows_qs, sort, cursor=cursor, size=state.page_size)
@@ -80,12 +90,13 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         errors = {**errors, "cursor": [str(exc)]}
         page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
         cursor = None
+    items = ([] if cursor else pinned) + page.items
     total, exact = table_count(qs=qs, filters=filters, agent=agent)
     if sort.ordering.lstrip("-").startswith("attr.") and not exact:
         # A large agent sorted by an attribute: have its index built in the background.
         sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]])
 
-    rows = tbl.build_rows(page.items, state.columns, detail_url_for(agent))
+    rows = tbl.build_rows(items, state.columns, detail_url_for(agent))
     chosen = {c.key for c in state.columns}
     export_params = state.params.copy()
     for key in ("cursor", "per_page", "cols"):

@@ -28,4 +28,53 @@
       setTimeout(function () { button.textContent = label; }, 1500);
     });
   });
+
+  // Import mapping: a row's "new attribute type" shows only while it creates that attribute.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[id^='map-']");
+    if (!select) return;
+    var row = select.closest("tr");
+    var type = row && row.querySelector("[data-new-type]");
+    if (type) type.hidden = select.value !== type.getAttribute("data-new-type");
+  });
+
+  // An avatar URL that fails to load shows the initials instead of a broken image.
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (!(img instanceof HTMLImageElement) || !img.closest(".avatar")) return;
+    var avatar = img.closest(".avatar");
+    avatar.textContent = avatar.getAttribute("data-initials") || "?";
+  }, true);
+
+  // Keyboard users keep their place: after an htmx swap, the control that had focus (by
+  // id) gets it back, so sorting with Enter or moving an attribute with ↑/↓ does not send
+  // focus to the top of the page.
+  var focusedId = null;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var active = document.activeElement;
+    focusedId = active && active !== document.body ? active.id || active.getAttribute("data-focus-id") : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusedId) return;
+    var again = document.getElementById(focusedId) ||
+      document.querySelector("[data-focus-id='" + CSS.escape(focusedId) + "']");
+    if (again && again !== document.activeElement) again.focus();
+    focusedId = null;
+    focusFirstError();
+  });
+
+  // A form that comes back with errors puts the cursor on the first field to fix.
+  function focusFirstError() {
+    var field = document.querySelector(".has-error input, .has-error select, .has-error textarea");
+    if (field && !field.contains(document.activeElement)) field.focus();
+  }
+  document.addEventListener("DOMContentLoaded", focusFirstError);
+
+  // Times are shown in the viewer's time zone: tell the server which one the browser uses.
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (e) { /* an old browser: times stay in UTC */ }
 })();

@@ -87,7 +87,9 @@ def test_cell_values_are_escaped_in_text_and_in_attributes(staff_client, agent, 
     escaped = "&quot;&gt;&lt;img src=x onerror=alert(1)&gt; and enough words"
     assert f'<td class="">{escaped}' in html
     assert f'<td class="" title="{escaped}' in html
-    assert '<td><span class="badge badge-verified" title="via API">Verified</span></td>' in html
+    assert (
+        '<td><span class="badge badge-verified" title="via API">Verified by API</span></td>' in html
+    )
 
 
 # --- Search, sort, filters ------------------------------------------------------------------------

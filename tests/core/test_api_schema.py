@@ -114,4 +114,10 @@ def test_the_docs_page_uses_local_assets(db):
     # so searching it for a word like "cdn" would fail by chance).
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert assets
-    assert all(url.startswith("/static/") for url in assets), assets
+    # Its start-up script is served by the docs URL itself (?script=), never inline.
+    assert all(url.startswith(("/static/", "/api/v1/docs/?")) for url in assets), assets
+    assert "<style" not in page
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == []
+    script = Client().get("/api/v1/docs/", {"script": ""})
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "SwaggerUIBundle" in script.content.decode()

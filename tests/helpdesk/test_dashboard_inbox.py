@@ -86,7 +86,8 @@ def test_it_filters_by_status_and_searches_by_contact(agent, staff_client):
     escalated = staff_client.get(_url(agent), {"status": "escalated"})
     closed = staff_client.get(_url(agent), {"status": "closed"})
     by_name = staff_client.get(_url(agent), {"q": "lovelace"})
-    by_email = staff_client.get(_url(agent), {"q": "STONE.TEST"})
+    by_email = staff_client.get(_url(agent), {"q": "STONE.TEST", "status": "all"})
+    active_only = staff_client.get(_url(agent), {"q": "STONE.TEST"})
     both = staff_client.get(_url(agent), {"q": "ada", "status": "open"})
     nothing = staff_client.get(_url(agent), {"q": "nobody"})
     unknown_status = staff_client.get(_url(agent), {"status": "bogus"})
@@ -95,10 +96,26 @@ def test_it_filters_by_status_and_searches_by_contact(agent, staff_client):
     assert _rows(closed) == [str(bob_closed.pk)]
     assert _rows(by_name) == [str(ada_escalated.pk), str(ada_open.pk)]
     assert _rows(by_email) == [str(bob_closed.pk)]
+    assert _rows(active_only) == []  # searches stay within the tab: closed is not in it
     assert _rows(both) == [str(ada_open.pk)]
     assert _rows(nothing) == []
     assert "No conversation matches “nobody”" in nothing.content.decode()
-    assert len(_rows(unknown_status)) == 3
+    assert _rows(unknown_status) == [str(ada_escalated.pk), str(ada_open.pk)]
+
+
+def test_the_default_view_is_what_needs_attention(agent, staff_client):
+    ada = ContactFactory(agent=agent, name="Ada Lovelace")
+    open_one = _conversation(agent, ada, minutes_ago=5)
+    escalated = _conversation(agent, ada, minutes_ago=4, status="escalated")
+    _conversation(agent, ada, minutes_ago=3, status="closed")
+    everything = _conversation(agent, ada, minutes_ago=2, status="closed")
+
+    page = staff_client.get(_url(agent))
+    assert _rows(page) == [str(escalated.pk), str(open_one.pk)]
+    assert 'aria-current="page">Needs attention</a>' in page.content.decode()
+    assert _rows(staff_client.get(_url(agent), {"status": "all"}))[0] == str(everything.pk)
+    nothing_open = staff_client.get(_url(agent), {"status": "active", "q": ""})
+    assert len(_rows(nothing_open)) == 2
 
 
 def test_search_as_you_type_returns_the_list_fragment(agent, staff_client):

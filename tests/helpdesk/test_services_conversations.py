@@ -81,10 +81,11 @@ def test_messages_move_activity_forward_and_only_visitors_are_seen(
     assert conversation.subject == "Yes"  # the first visitor words name an empty conversation
 
 
-def test_only_a_visitor_reopens_a_closed_conversation(agent, verified_contact, staff_user):
+def test_a_visitor_or_staff_reopens_a_closed_conversation_and_the_bot_does_not(
+    agent, verified_contact, staff_user
+):
     conversation = ConversationFactory(agent=agent, contact=verified_contact, status="closed")
 
-    services.staff_reply(conversation=conversation, user=staff_user, body="Closing note")
     services.bot_reply(conversation=conversation, body="Bye")
     conversation.refresh_from_db()
     assert conversation.status == "closed"
@@ -92,6 +93,11 @@ def test_only_a_visitor_reopens_a_closed_conversation(agent, verified_contact, s
     services.message_post(conversation=conversation, role="visitor", body="Wait!")
     conversation.refresh_from_db()
     assert conversation.status == "open"
+
+    services.conversation_set_status(conversation=conversation, status="closed")
+    services.staff_reply(conversation=conversation, user=staff_user, body="One more thing")
+    conversation.refresh_from_db()
+    assert conversation.status == "open"  # a reply starts the conversation again
 
 
 @pytest.mark.parametrize(

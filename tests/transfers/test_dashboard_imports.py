@@ -559,7 +559,7 @@ def test_importing_after_a_dry_run_writes_the_contacts_and_offers_the_failed_row
     assert counts(page) == {"created": 2, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}
     failed_link = re.search(r"<a [^>]*data-failed-rows>([^<]*)</a>", page)
     assert f'href="{job_url(job, "transfers:import_failed_rows")}"' in failed_link.group(0)
-    assert failed_link.group(1) == "Download the 1 rows not imported"
+    assert failed_link.group(1) == "Download the row not imported"
     assert f'href="{list_url(agent)}">See the contacts</a>' in page
     assert 'id="mapping-form"' not in page  # a finished import is not run again
     assert not job.file  # the uploaded file is gone, the failed rows stay
@@ -606,7 +606,7 @@ def test_a_stalled_import_can_be_resumed_and_a_finished_one_cannot(
         "No progress for 6 minutes: the worker may have stopped; the import resumes "
         "automatically when a worker starts. Everything up to row 1 is saved."
     ]
-    assert "Resume after the 1 rows done" in page
+    assert "Resume after the 1 row done" in page
     action(admin_client, job, "resume")
     job.refresh_from_db()
     assert job.status == ContactImport.Status.QUEUED

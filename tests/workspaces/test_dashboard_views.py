@@ -22,6 +22,34 @@ def test_login_page_renders_and_signs_in(admin_user, agent):
     assert home.url == reverse("contacts:list", kwargs={"agent_public_id": agent.public_id})
 
 
+def test_the_email_is_matched_whatever_its_case(admin_user):
+    client = Client()
+    page = client.get(reverse("login")).content.decode()
+    assert 'type="email" name="username"' in page
+    assert 'autocapitalize="off"' in page
+    response = client.post(
+        reverse("login"), {"username": "  Admin@ACME.Test ", "password": "correct horse battery"}
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(admin_user.pk)
+
+
+def test_two_accounts_differing_only_by_case_need_the_exact_spelling(admin_user):
+    from tests.factories import UserFactory
+
+    twin = UserFactory(username="ADMIN@acme.test")
+    client = Client()
+    ambiguous = client.post(
+        reverse("login"), {"username": "Admin@acme.test", "password": "correct horse battery"}
+    )
+    assert ambiguous.status_code == 400
+    exact = client.post(
+        reverse("login"), {"username": "ADMIN@acme.test", "password": "correct horse battery"}
+    )
+    assert exact.status_code == 302
+    assert client.session["_auth_user_id"] == str(twin.pk)
+
+
 def test_a_wrong_password_says_so_without_signing_in(admin_user):
     client = Client()
     response = client.post(reverse("login"), {"username": admin_user.username, "password": "no"})

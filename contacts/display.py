@@ -26,7 +26,7 @@ FIELD_LABELS = {
     "stripe_accounts_added": "Stripe accounts moved in",
     "conversations_moved": "Conversations moved in",
     "conversations_anonymized": "Conversations anonymized",
-    "merged_contact": "Merged contact",
+    "merged_contact": "Merged in",
 }
 ACTION_LABELS = {
     "created": "Created",
@@ -124,6 +124,11 @@ def _change(name: str, value: Any, definitions: Mapping[str, AttributeDefinition
         return Change(label, _show(before).replace("_", "-"), _show(after).replace("_", "-"))
     if name == "deleted_at":
         return Change("Restored from deleted")
+    if name == "merged_contact":
+        merged = before if isinstance(before, dict) else {}
+        who = merged.get("name") or merged.get("email") or "a contact"
+        email = merged.get("email") if merged.get("name") else ""
+        return Change(label, after=f"{who} ({email})" if email else who)
     if name == "phone":
         return Change(label, display_phone(before or ""), display_phone(after or ""))
     return Change(label, _show(before), _show(after))

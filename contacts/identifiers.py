@@ -61,4 +61,9 @@ def _add_changes(found: Identifiers, changes: dict[str, Any], text_keys: set[str
         elif key.startswith("attributes.") and key.split(".", 1)[1] in text_keys:
             found.add(found.values, *strings(change))
         elif key == "merged_contact":
-            found.merged_contact_ids.update(strings(change))
+            for merged in dicts(change):  # {"id", "name", "email"} of the merged-away contact
+                found.merged_contact_ids.add(str(merged.get("id", "")))
+                found.add(found.names, merged.get("name"))
+                found.add(found.emails, merged.get("email"))
+            # Histories written before merges kept names: [id, None].
+            found.merged_contact_ids.update(v for v in change if isinstance(v, str))

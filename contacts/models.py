@@ -263,3 +263,15 @@ class TablePreference(models.Model):
 
     def __str__(self) -> str:
         return f"table of user {self.user_id} for agent {self.agent_id}"
+
+
+class MergedContact(models.Model):
+    """A contact merged away, and the contact it lives on in: its old page redirects there.
+    (Only ids: the merged-away person's name and email are in the survivor's history.)"""
+
+    id = models.UUIDField(primary_key=True)
+    into = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    merged_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.id} merged into {self.into_id}"

@@ -11,7 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.models import AuditEvent, Contact, StripeAccount, Tag
+from contacts.models import AuditEvent, Contact, MergedContact, StripeAccount, Tag
 from contacts.serialization import contact_to_dict
 from contacts.signals import collected, contact_data_requested
 from core.times import iso
@@ -50,6 +50,15 @@ def contact_get(*, agent: Agent, contact_id: Any, include_deleted: bool = True) 
     if pk is None:
         raise Contact.DoesNotExist
     return contact_queryset(agent=agent, deleted=None if include_deleted else False).get(pk=pk)
+
+
+def contact_merged_into(*, agent: Agent, contact_id: Any) -> Contact | None:
+    """The live contact a merged-away contact of this agent now lives on in, if any."""
+    pk = parse_contact_id(contact_id)
+    if pk is None:
+        return None
+    merged = MergedContact.objects.filter(pk=pk, into__agent=agent).select_related("into").first()
+    return merged.into if merged else None
 
 
 def contacts_with_email(

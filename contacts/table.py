@@ -33,7 +33,11 @@ DEFAULT_PAGE_SIZE = 50
 MAX_COLUMNS = 60
 
 # Parameters that make up the table's state; anything else in a URL is dropped from links.
-STATE_KEYS = ("q", "tag", "identity", "seen", "deleted", "ordering", "cursor", "per_page", "cols")
+# `at` is the position of a page's first row (1-based), carried along with the cursor so
+# the footer can say "251–500 of about 3,000" without counting what came before.
+STATE_KEYS = (
+    "q", "tag", "identity", "seen", "deleted", "ordering", "cursor", "at", "per_page", "cols",
+)  # fmt: skip
 FILTER_KEYS = ("q", "tag", "identity", "seen")
 
 SEEN_LABELS = {
@@ -147,8 +151,19 @@ class TableState:
     columns_in_url: bool = False
 
     def url(self, base: str, **changes: Any) -> str:
-        """`base` + this state's query string with `changes` (None removes a key)."""
+        """`base` + this state's query string with `changes` (None removes a key). A new
+        cursor drops the position unless one is given with it."""
+        if "cursor" in changes:
+            changes.setdefault("at", None)
         return base + querystring(self.params, **changes)
+
+    @property
+    def position(self) -> int:
+        """1-based position of the page's first row (1 without a cursor)."""
+        raw = str(self.params.get("at") or "")
+        if not self.params.get("cursor") or not (raw.isascii() and raw.isdigit()):
+            return 1
+        return max(1, min(int(raw[:12]), 10**12))
 
     @property
     def query(self) -> str:
@@ -460,6 +475,7 @@ def with_attribute_filter(raw: Mapping[str, Any]) -> str | None:
         return None
     params = state_params(raw)
     params.pop("cursor", None)
+    params.pop("at", None)
     if value:
         op = str(raw.get("fop") or "eq").strip()
         params.appendlist(attribute_filter_param(key, op), value)

@@ -162,13 +162,16 @@ def _settings_page(
     return response
 
 
+NEW_KEY_SESSION = "new_api_key"
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def agent_settings(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     """The agent's name and default phone region, and its API keys."""
     access = get_agent_access(request, agent_public_id, admin=True)
     if request.method == "GET":
-        return _settings_page(request, access)
+        return _settings_page(request, access, new_key=_pop_new_key(request, access.agent))
     form = AgentSettingsForm(request.POST, agent=access.agent)
     if form.is_valid():
         try:
@@ -181,18 +184,39 @@ def agent_settings(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     return _settings_page(request, access, settings_form=form, status=400)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def api_key_create_view(request: HttpRequest, agent_public_id: str) -> HttpResponse:
-    """Create a key and show it once: only its hash is kept."""
+    """Create a key, then show it once on the settings page (post/redirect/get: a reload
+    creates no second key). Only its hash is kept; the raw key waits in the session for
+    that one page view."""
     access = get_agent_access(request, agent_public_id, admin=True)
+    settings_url = reverse(
+        "workspaces:settings", kwargs={"agent_public_id": access.agent.public_id}
+    )
+    if request.method == "GET":
+        return redirect(settings_url)
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         return _settings_page(request, access, key_form=form, status=400)
     new_key = api_key_create(
         agent=access.agent, name=form.cleaned_data["name"], created_by=request.user
     )
-    return _settings_page(request, access, new_key=new_key)
+    request.session[NEW_KEY_SESSION] = {
+        "agent": access.agent.public_id,
+        "key_id": new_key.api_key.pk,
+        "raw": new_key.raw,
+    }
+    return redirect(settings_url)
+
+
+def _pop_new_key(request: HttpRequest, agent) -> NewApiKey | None:
+    """The key created just before this page view, once; None on any later view."""
+    stashed = request.session.pop(NEW_KEY_SESSION, None)
+    if not stashed or stashed.get("agent") != agent.public_id:
+        return None
+    api_key = api_keys_for_agent(agent=agent).filter(pk=stashed.get("key_id")).first()
+    return NewApiKey(api_key=api_key, raw=stashed["raw"]) if api_key else None
 
 
 @require_POST

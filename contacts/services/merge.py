@@ -16,6 +16,7 @@ from contacts.models import (
     Contact,
     ContactTag,
     Identity,
+    MergedContact,
     StripeAccount,
 )
 from contacts.services.audit import ContactWrite, audit
@@ -94,6 +95,7 @@ def contact_merge(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
             raise ConflictError("The primary contact is deleted; restore it before merging.")
         changes = contact_merge_preview(primary=primary, secondary=secondary)
         now = timezone.now()
+        secondary_id = secondary.pk
 
         # Free the unique keys the secondary holds before the primary takes them over.
         fingerprint = secondary.fingerprint
@@ -148,8 +150,14 @@ def contact_merge(*, primary: Contact, secondary: Contact, actor: Actor) -> Cont
         )
         AuditEvent.objects.filter(contact_id=secondary.pk).update(contact_id=primary.pk)
 
-        changes["merged_contact"] = [str(secondary.pk), None]
+        # Who was merged in stays readable in the history, and the old page leads here.
+        changes["merged_contact"] = [
+            {"id": str(secondary.pk), "name": secondary.name, "email": secondary.email},
+            None,
+        ]
+        MergedContact.objects.filter(into=secondary).update(into=primary)
         secondary.delete()
+        MergedContact.objects.create(id=secondary_id, into=primary, merged_at=now)
         primary.updated_at = now
         primary.save()
         audit(contact=primary, actor=actor, action=AuditEvent.Action.MERGED, changes=changes)

@@ -28,6 +28,7 @@ from contacts.selectors import (
     contact_audit_events,
     contact_export_data,
     contact_get,
+    contact_merged_into,
     contact_possible_duplicates,
     contacts_with_email,
     tag_suggestions,
@@ -151,7 +152,16 @@ def _duplicates(access: AgentAccess, contact: Contact) -> list[dict[str, Any]]:
 @login_required
 @vary_on_headers("HX-Request")
 def contact_detail(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access = get_agent_access(request, agent_public_id)
+    try:
+        contact = contact_get(agent=access.agent, contact_id=contact_id)
+    except Contact.DoesNotExist:
+        # An old link to a contact merged into another leads to the one it lives on in.
+        survivor = contact_merged_into(agent=access.agent, contact_id=contact_id)
+        if survivor is None:
+            raise Http404("No such contact.") from None
+        messages.info(request, "That contact was merged into this one; its page is now here.")
+        return redirect(detail_url(access.agent, survivor))
     context = _detail_context(
         access,
         contact,

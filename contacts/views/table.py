@@ -91,6 +91,8 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
         cursor = None
     items = ([] if cursor else pinned) + page.items
+    first = state.position if cursor else 1
+    last = first + len(items) - 1
     total, exact = table_count(qs=qs, filters=filters, agent=agent)
     if sort.ordering.lstrip("-").startswith("attr.") and not exact:
         # A large agent sorted by an attribute: have its index built in the background.
@@ -99,7 +101,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     rows = tbl.build_rows(items, state.columns, detail_url_for(agent))
     chosen = {c.key for c in state.columns}
     export_params = state.params.copy()
-    for key in ("cursor", "per_page", "cols"):
+    for key in ("cursor", "at", "per_page", "cols"):
         export_params.pop(key, None)
     return {
         "agent": agent,
@@ -110,8 +112,8 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         ),
         "new_url": reverse("contacts:new", kwargs={"agent_public_id": agent.public_id}),
         "export_query": export_params.urlencode(),
-        "form_hidden": _pairs(state.params, skip=("q", "identity", "seen", "cursor")),
-        "builder_hidden": _pairs(state.params, skip=("cursor",)),
+        "form_hidden": _pairs(state.params, skip=("q", "identity", "seen", "cursor", "at")),
+        "builder_hidden": _pairs(state.params, skip=("cursor", "at")),
         "is_admin": access.is_admin,
         "state": state,
         "rows": rows,
@@ -124,10 +126,16 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "filtered": filters.is_filtered,
         "deleted_view": filters.deleted_view,
         "q": filters.search_text,
-        "next_url": state.url(base, cursor=page.next_cursor) if page.next_cursor else "",
-        "previous_url": (
-            state.url(base, cursor=page.previous_cursor) if page.previous_cursor else ""
+        "next_url": (
+            state.url(base, cursor=page.next_cursor, at=last + 1) if page.next_cursor else ""
         ),
+        "previous_url": (
+            state.url(base, cursor=page.previous_cursor, at=max(1, first - state.page_size))
+            if page.previous_cursor
+            else ""
+        ),
+        "position_text": f"{first:,}–{last:,}" if items else "",
+        "last_page": bool(items) and not page.next_cursor,
         "first_url": state.url(base, cursor=None) if cursor else "",
         "clear_url": base
         + tbl.querystring(

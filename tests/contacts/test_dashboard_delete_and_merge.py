@@ -149,6 +149,39 @@ def test_the_merge_preview_shows_the_result_before_anything_changes(staff_client
     assert Conversation.objects.get().contact_id == keep.pk
 
 
+def test_after_a_merge_the_history_names_who_was_merged_in_and_the_old_page_leads_on(
+    staff_client, admin_user, agent
+):
+    keep = ContactFactory(agent=agent, name="Ada", email="ada@example.com")
+    older = ContactFactory(agent=agent, name="A. Lovelace", email="ada@old.example")
+    fold = ContactFactory(agent=agent, name="Ada L.", email="lovelace@example.com")
+    merge = agent_url("contacts:merge", agent)
+    staff_client.post(merge, {"primary": fold.pk, "secondary": older.pk})
+    staff_client.post(merge, {"primary": keep.pk, "secondary": fold.pk})
+
+    page = staff_client.get(contact_url("detail", keep)).content.decode()
+    assert "Merged in" in page
+    assert "Ada L. (lovelace@example.com)" in page
+    # Both old pages lead to where the contact lives now, even after two merges.
+    for gone in (fold, older):
+        response = staff_client.get(contact_url("detail", gone))
+        assert (response.status_code, response.url) == (302, contact_url("detail", keep))
+    followed = staff_client.get(contact_url("detail", fold), follow=True).content.decode()
+    assert "merged into this one" in followed
+    # Another workspace's id still answers 404.
+    foreign = staff_client.get(contact_url("detail", fold, agent=ContactFactory().agent))
+    assert foreign.status_code == 404
+
+    # Erasing the survivor erases the merged-in names and the redirects with it.
+    from contacts.models import MergedContact
+    from contacts.services import contact_erase
+    from core.actors import Actor
+
+    contact_erase(contact=keep, actor=Actor.staff(admin_user, is_admin=True))
+    assert not MergedContact.objects.exists()
+    assert staff_client.get(contact_url("detail", fold)).status_code == 404
+
+
 def test_contacts_with_different_external_ids_cannot_be_merged(staff_client, agent):
     a = ContactFactory(agent=agent, external_id="usr_1")
     b = ContactFactory(agent=agent, external_id="usr_2")

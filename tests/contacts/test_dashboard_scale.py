@@ -45,7 +45,7 @@ def test_a_large_agent_shows_an_estimate_not_an_exact_count(staff_client, agent,
         "contacts.views.table.table_count", lambda qs, filters, agent: (1_234_567, False)
     )
     html = staff_client.get(list_url(agent)).content.decode()
-    assert "Showing 1 of about 1.2M contacts" in html
+    assert "1–1 of about 1.2M contacts" in html
 
 
 def test_headers_sort_ascending_first_except_dates_and_numbers():

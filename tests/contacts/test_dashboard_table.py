@@ -38,7 +38,7 @@ def test_it_renders_the_full_page_with_the_agents_contacts_only(staff_client, ag
     assert b"<html" in response.content
     assert _names(response) == ["Newer Person", "Older Person"]
     assert b"Foreign Person" not in response.content
-    assert "Showing 2 of 2 contacts" in response.content.decode()
+    assert "1–2 of 2 contacts" in response.content.decode()
     assert response["Vary"].count("HX-Request") == 1
 
 
@@ -210,10 +210,17 @@ def test_keyset_pages_move_forward_and_back(staff_client, agent):
     first = staff_client.get(url, {"ordering": "name", "per_page": "25"})
     assert _names(first) == [f"P{i:02d}" for i in range(25)]
     next_url = re.search(r'rel="next" href="([^"]+)"', first.content.decode()).group(1)
+    assert "1–25 of 30 contacts" in first.content.decode()
+    assert "last page" not in first.content.decode()
     second = staff_client.get(next_url.replace("&amp;", "&"))
     assert _names(second) == [f"P{i:02d}" for i in range(25, 30)]
+    # The footer says where the page is, and that it is the last one.
+    assert "26–30 of 30 contacts · last page" in second.content.decode()
+    assert 'aria-disabled="true">Next' in second.content.decode()
     prev_url = re.search(r'rel="prev" href="([^"]+)"', second.content.decode()).group(1)
-    assert _names(staff_client.get(prev_url.replace("&amp;", "&"))) == _names(first)
+    back = staff_client.get(prev_url.replace("&amp;", "&"))
+    assert _names(back) == _names(first)
+    assert "1–25 of 30 contacts" in back.content.decode()
 
 
 # --- Columns and rows per page -------------------------------------------------------------------

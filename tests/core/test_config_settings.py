@@ -71,7 +71,11 @@ def test_bad_settings_are_refused_with_field_errors(admin_client, agent, workspa
 
 
 def test_creating_a_key_shows_it_once_and_stores_only_its_hash(admin_client, admin_user, agent):
-    response = admin_client.post(_url(agent, "workspaces:api_key_create"), {"name": "Zapier"})
+    created = admin_client.post(_url(agent, "workspaces:api_key_create"), {"name": "Zapier"})
+    # Post/redirect/get: reloading the page that shows the key creates no second one.
+    assert created.status_code == 302
+    assert created["Location"] == _url(agent)
+    response = admin_client.get(created["Location"])
     assert response.status_code == 200
     assert "no-store" in response.headers["Cache-Control"]
     key = ApiKey.objects.get(agent=agent, name="Zapier")
@@ -85,6 +89,7 @@ def test_creating_a_key_shows_it_once_and_stores_only_its_hash(admin_client, adm
     again = admin_client.get(_url(agent)).content.decode()
     assert raw not in again
     assert key.prefix in again
+    assert ApiKey.objects.filter(agent=agent, name="Zapier").count() == 1
 
 
 def test_a_key_needs_a_name(admin_client, agent):
@@ -128,8 +133,10 @@ def test_revoke_needs_post_admin_and_the_agents_own_key(
     assert theirs.revoked_at is None
 
 
-def test_key_creation_needs_post(admin_client, agent):
-    assert admin_client.get(_url(agent, "workspaces:api_key_create")).status_code == 405
+def test_opening_the_key_creation_address_leads_to_the_settings_page(admin_client, agent):
+    response = admin_client.get(_url(agent, "workspaces:api_key_create"))
+    assert (response.status_code, response["Location"]) == (302, _url(agent))
+    assert not ApiKey.objects.filter(agent=agent).exists()
 
 
 def test_the_page_escapes_key_names(admin_client, agent):

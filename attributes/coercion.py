@@ -49,6 +49,25 @@ class AttributeValueError(ValueError):
             shown = shown[:77] + "..."
         super().__init__(f"{key}: {reason} (expected {type_}, got {shown})")
 
+    def for_people(self, label: str, options: list[str] | None = None) -> str:
+        """The same refusal as a person at a form reads it: "MRR must be a number"."""
+        expected = {
+            "number": "a number",
+            "boolean": "yes or no",
+            "date": "a date, such as 2024-03-31",
+            "datetime": "a date and time",
+            "url": "a web address starting with https://",
+        }.get(self.type)
+        if self.type == "select" and options:
+            return f"{label} must be one of: {', '.join(options)}."
+        if self.type == "datetime" and "years 1 to 9999" in self.reason:
+            return f"{label} must be a date between the years 1 and 9999."
+        if self.type == "number" and "not a number" not in self.reason:
+            return f"{label}: {self.reason}."  # a number, but one that cannot be kept
+        if expected:
+            return f"{label} must be {expected}."
+        return f"{label}: {self.reason}."
+
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")

@@ -116,10 +116,13 @@ Contacts of the API key's agent, one page at a time. Follow `next` (or `previous
 cursor pages cost the same at any depth and never skip or repeat a contact while others are
 added.
 
-**Attribute filters**: `attr.<key>=value` (equal; text compares ignoring case), and
-`attr.<key>__gt`, `__gte`, `__lt`, `__lte` (numbers compare as numbers, dates and
-date-times as dates), `__contains` (text, url and select attributes). Values are coerced by
-the attribute's type, e.g. `attr.mrr__gte=100&attr.plan=pro&attr.trial_ends__lt=2025-01-01`.
+**Attribute filters**: `attr.<key>=value` (equal; text compares ignoring case);
+`attr.<key>__ne` (not equal, and contacts without the attribute match too: text, url,
+select and number attributes); `attr.<key>__gt`, `__gte`, `__lt`, `__lte` (numbers compare
+as numbers, dates and date-times as dates); `__contains` (text, url and select attributes);
+`__exists=true|false` (has any value, or none). Values are coerced by the attribute's type,
+e.g. `attr.mrr__gte=100&attr.plan__ne=pro&attr.trial_ends__lt=2025-01-01`. An operator that
+does not apply to the attribute's type answers 400 naming the parameter.
 """
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from attributes.coercion import AttributeValueError, coerce_value, infer_type
 from attributes.models import KEY_PATTERN, AttributeDefinition
 from contacts import normalize
-from core.actors import Actor
+from core.actors import Actor, Channel
 from core.errors import ValidationFailed
 
 CORE_FIELDS = ("name", "email", "phone", "avatar_url", "company")
@@ -166,7 +166,13 @@ def _clean_attributes(
                 definition.type, value, key=key, options=definition.options
             )
         except AttributeValueError as exc:
-            errors.setdefault(field_name, []).append(str(exc))
+            # Staff read it beside the field; programs get the value and type back too.
+            message = (
+                exc.for_people(definition.label or key, definition.options)
+                if actor.channel == Channel.STAFF
+                else str(exc)
+            )
+            errors.setdefault(field_name, []).append(message)
 
 
 def _clean_tags(raw: Any, errors: dict[str, list[str]]) -> list[str] | None:

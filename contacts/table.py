@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
-from attributes.coercion import display_value
+from attributes.coercion import AttributeValueError, display_value
 from attributes.models import AttributeDefinition
 from contacts.models import Identity
-from contacts.query.filterset import SEEN_CHOICES
+from contacts.query.filterset import OPERATORS_BY_TYPE, SEEN_CHOICES, attribute_operand
 from contacts.query.keyset import DEFAULT_ORDERING
 
 PAGE_SIZES = (25, 50, 100, 250)
@@ -62,12 +62,23 @@ IDENTITY_SOURCES = {
 
 OPERATOR_LABELS = {
     "eq": "is",
+    "ne": "is not",
     "contains": "contains",
     "gt": ">",
     "gte": "≥",
     "lt": "<",
     "lte": "≤",
 }
+# What the filter builder offers for dates: the same comparisons, in words.
+DATE_OPERATOR_LABELS = {
+    "eq": "on",
+    "gt": "after",
+    "gte": "on or after",
+    "lt": "before",
+    "lte": "on or before",
+}
+# The builder's two conditions that need no value: attr.<key>__exists=true|false.
+PRESENCE_CHOICES = {"exists": "has any value", "empty": "is empty"}
 
 
 @dataclass(frozen=True)
@@ -449,34 +460,90 @@ def active_filter_chips(
         definition = definitions.get(attr_key)
         label = definition.label if definition else attr_key
         for value in params.getlist(key):
-            shown = value
-            if definition is not None and definition.type == "boolean":
-                shown = {"true": "Yes", "false": "No"}.get(value.lower(), value)
             rest = [v for v in params.getlist(key) if v != value]
             chips.append(
                 Chip(
-                    f"{label} {OPERATOR_LABELS.get(op, op)} {shown}",
+                    _condition_text(label, definition, op, value),
                     state.url(base, **{key: rest or None, "cursor": None}),
                 )
             )
     return chips
 
 
+def _condition_text(label: str, definition, op: str, value: str) -> str:
+    """ "Plan is Pro", "Signup after 2024-01-01", "MRR ≥ 100", "Plan is empty"."""
+    if op == "exists":
+        empty = value.lower() in ("false", "0", "no")
+        return f"{label} {PRESENCE_CHOICES['empty' if empty else 'exists']}"
+    shown = value
+    if definition is not None and definition.type == "boolean":
+        shown = {"true": "Yes", "false": "No"}.get(value.lower(), value)
+    dated = definition is not None and definition.type in ("date", "datetime")
+    word = (DATE_OPERATOR_LABELS if dated else OPERATOR_LABELS).get(op, op)
+    return f"{label} {word} {shown}"
+
+
 def attribute_filter_param(key: str, op: str) -> str:
     return f"attr.{key}" if op == "eq" else f"attr.{key}__{op}"
 
 
-def with_attribute_filter(raw: Mapping[str, Any]) -> str | None:
-    """The canonical query string when the filter form's attribute builder was used
-    (fkey/fop/fvalue become attr.<key>[__op]=value); None when it was not."""
+@dataclass(frozen=True)
+class BuilderOperator:
+    value: str
+    label: str
+    types: str  # space-separated attribute types it applies to
+
+
+def builder_operators() -> list[BuilderOperator]:
+    """The filter builder's conditions, each marked with the attribute types it fits
+    (the page's script shows only those; the server refuses the others anyway)."""
+    from_types: dict[str, list[str]] = {}
+    for type_, ops in OPERATORS_BY_TYPE.items():
+        for op in ops:
+            from_types.setdefault(op, []).append(type_)
+    dated = ("date", "datetime")
+    out = []
+    for op, label in OPERATOR_LABELS.items():
+        types = [t for t in from_types.get(op, []) if t not in dated]
+        if types:
+            out.append(BuilderOperator(op, label, " ".join(types)))
+    for op, label in DATE_OPERATOR_LABELS.items():
+        out.append(BuilderOperator(op, label, " ".join(dated)))
+    every = " ".join(OPERATORS_BY_TYPE)
+    out += [BuilderOperator(op, label, every) for op, label in PRESENCE_CHOICES.items()]
+    return out
+
+
+def with_attribute_filter(
+    raw: Mapping[str, Any], definitions: Mapping[str, AttributeDefinition]
+) -> tuple[str | None, str]:
+    """The canonical query string when the filter builder was used (fkey/fop/fvalue become
+    attr.<key>[__op]=value), and what is wrong with the condition ("" when nothing is): a
+    condition that cannot be applied is refused here rather than added as a chip that
+    filters nothing."""
     key = str(raw.get("fkey") or "").strip()
-    value = str(raw.get("fvalue") or "").strip()
     if not key:
-        return None
+        return None, ""
+    op = str(raw.get("fop") or "eq").strip()
+    value = str(raw.get("fvalue") or "").strip()
+    if op in PRESENCE_CHOICES:
+        op, value = "exists", "true" if op == "exists" else "false"
+    definition = definitions.get(key)
+    if definition is None:
+        return None, "Choose an attribute to filter by."
+    if not value:
+        return None, f"Give a value for {definition.label}."
+    try:
+        attribute_operand(definition, op, value)
+    except (AttributeValueError, ValueError) as exc:
+        message = (
+            exc.for_people(definition.label, definition.options)
+            if isinstance(exc, AttributeValueError)
+            else str(exc)
+        )
+        return None, message
     params = state_params(raw)
     params.pop("cursor", None)
     params.pop("at", None)
-    if value:
-        op = str(raw.get("fop") or "eq").strip()
-        params.appendlist(attribute_filter_param(key, op), value)
-    return urlencode(list(params.lists()), doseq=True)
+    params.appendlist(attribute_filter_param(key, op), value)
+    return urlencode(list(params.lists()), doseq=True), ""

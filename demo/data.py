@@ -142,9 +142,15 @@ BOT_LINES_UNVERIFIED = [
     "I've passed this to our support team; someone will reply shortly.",
     "Could you sign in first? Then I can look at your account.",
 ]
-STAFF_LINES = [
+# Staff see the stored name, so they greet by it only when there is one.
+STAFF_LINES_NAMED = [
     "Hi {first}, this is Alex from support. I've fixed it on our side.",
     "Thanks for your patience {first}, the refund is on its way.",
+    "I've escalated this to engineering and will update you tomorrow.",
+]
+STAFF_LINES_UNNAMED = [
+    "Hi, this is Alex from support. I've fixed it on our side.",
+    "Thanks for your patience, the refund is on its way.",
     "I've escalated this to engineering and will update you tomorrow.",
 ]
 SUBJECTS = ["Login problem", "Billing question", "Upgrade", "Bug report", "Data export", ""]
@@ -283,7 +289,7 @@ def generate(
                     batch,
                     agent_id,
                     contact_id,
-                    first,
+                    first if name else "",
                     attributes,
                     last_seen,
                     identity == "verified",
@@ -323,7 +329,8 @@ def _conversation(rng, batch, agent_id, contact_id, first, attributes, last_seen
     bot_lines = BOT_LINES_VERIFIED if verified else BOT_LINES_UNVERIFIED
     lines = [("visitor", rng.choice(VISITOR_LINES)), ("bot", rng.choice(bot_lines))]
     if rng.random() < 0.4:
-        lines += [("visitor", rng.choice(VISITOR_LINES)), ("staff", rng.choice(STAFF_LINES))]
+        staff_lines = STAFF_LINES_NAMED if first else STAFF_LINES_UNNAMED
+        lines += [("visitor", rng.choice(VISITOR_LINES)), ("staff", rng.choice(staff_lines))]
     for role, line in lines:
         at += timedelta(seconds=rng.randrange(5, 600))
         batch.messages.append((conversation_id, role, line.format(**values), at))

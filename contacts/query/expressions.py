@@ -97,9 +97,16 @@ def _attribute_literal(definition: AttributeDefinition, value: Any) -> Expressio
 def filter_attribute(
     qs: QuerySet, definition: AttributeDefinition, op: str, value: Any
 ) -> QuerySet:
-    """Contacts whose value of `definition` compares with `value` by `op` (eq, gt, gte, lt,
-    lte, contains; text compares ignoring case)."""
+    """Contacts whose value of `definition` compares with `value` by `op` (eq, ne, gt, gte,
+    lt, lte, contains, exists; text compares ignoring case). `ne` keeps contacts without
+    the attribute (they are not "Pro"); `exists` is true for any value, false for none."""
     key = definition.key
+    if op == "exists":
+        has = Q(attributes__has_key=key)
+        return qs.filter(has) if value else qs.exclude(has)
+    if op == "ne":
+        matching = filter_attribute(qs.model.objects.all(), definition, "eq", value)
+        return qs.exclude(pk__in=matching.filter(agent_id=definition.agent_id).values("pk"))
     if op == "contains" or (op == "eq" and definition.type in ("text", "url")):
         # Text matches ignore case; contains is a substring match.
         alias = f"_attr_text_{key}"

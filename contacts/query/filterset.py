@@ -34,7 +34,19 @@ from contacts.query.keyset import DEFAULT_ORDERING, SortSpec, sort_for
 from core.errors import ValidationFailed
 from workspaces.models import Agent
 
-ATTRIBUTE_OPERATORS = ("eq", "gt", "gte", "lt", "lte", "contains")
+ATTRIBUTE_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists")
+# The comparisons that mean something for each attribute type (the table's filter builder
+# offers these; any other is refused with a message).
+OPERATORS_BY_TYPE = {
+    "text": ("eq", "ne", "contains", "exists"),
+    "url": ("eq", "ne", "contains", "exists"),
+    "select": ("eq", "ne", "contains", "exists"),
+    "number": ("eq", "ne", "gt", "gte", "lt", "lte", "exists"),
+    "date": ("eq", "gt", "gte", "lt", "lte", "exists"),
+    "datetime": ("eq", "gt", "gte", "lt", "lte", "exists"),
+    "boolean": ("eq", "exists"),
+}
+OPERATOR_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "ne": "is not"}
 DATE_RANGE_FIELDS = ("created", "updated", "last_seen")
 # Dashboard "last seen" windows.
 SEEN_WINDOWS = {
@@ -169,18 +181,25 @@ def parse_moment(text: str, *, end_of_day: bool) -> datetime | None:
 
 
 def attribute_operand(definition: AttributeDefinition, op: str, raw: str) -> Any:
-    """What `attr.<key>__<op>=raw` compares with, or ValueError saying why not."""
+    """What `attr.<key>__<op>=raw` compares with, or ValueError saying why not, in words
+    for the person who typed it."""
     type_ = definition.type
+    label = definition.label or definition.key
+    if op not in OPERATORS_BY_TYPE.get(type_, ATTRIBUTE_OPERATORS):
+        word = OPERATOR_WORDS.get(op, op)
+        kind = definition.get_type_display().lower()
+        if op == "contains":
+            raise ValueError(f"contains works on text attributes; {label} is {kind}.")
+        raise ValueError(f"“{word}” does not apply to {label} ({kind}).")
+    if op == "exists":
+        flag = raw.strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("Use true (has any value) or false (is empty).")
+        return flag in ("true", "1", "yes")
     if op == "contains":
-        if type_ not in ("text", "url", "select"):
-            raise ValueError(f"contains works on text attributes; {definition.key} is {type_}.")
         if not raw.strip():
             raise ValueError("Give some text to look for.")
         return raw.strip().lower()
-    if op in ("gt", "gte", "lt", "lte") and type_ in ("boolean", "select", "url"):
-        raise ValueError(f"{op} does not apply to {type_} attributes.")
-    if type_ == "text" and op in ("gt", "gte", "lt", "lte"):
-        raise ValueError(f"{op} does not apply to text attributes; use contains.")
     value = coerce_value(type_, raw, key=definition.key, options=definition.options)
     if value is None:
         raise ValueError("Give a value to compare with.")

@@ -90,8 +90,10 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         errors = {**errors, "cursor": [str(exc)]}
         page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
         cursor = None
-    items = ([] if cursor else pinned) + page.items
-    first = state.position if cursor else 1
+    # A "previous" page that reaches the start is the first page again, pinned rows included.
+    at_start = not cursor or page.previous_cursor is None
+    items = (pinned if at_start else []) + page.items
+    first = 1 if at_start else state.position
     last = first + len(items) - 1
     total, exact = table_count(qs=qs, filters=filters, agent=agent)
     if sort.ordering.lstrip("-").startswith("attr.") and not exact:
@@ -136,7 +138,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         ),
         "position_text": f"{first:,}–{last:,}" if items else "",
         "last_page": bool(items) and not page.next_cursor,
-        "first_url": state.url(base, cursor=None) if cursor else "",
+        "first_url": "" if at_start else state.url(base, cursor=None),
         "clear_url": base
         + tbl.querystring(
             QueryDict(mutable=True),
@@ -158,7 +160,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "tag_options": tag_names(agent=agent),
         "active_tags": filters.tags,
         "attribute_filters": definitions,
-        "operators": tbl.OPERATOR_LABELS,
+        "operators": tbl.builder_operators(),
         "notice": pop_notice(request, agent),
         "export_url": reverse("transfers:export", kwargs={"agent_public_id": agent.public_id}),
         "import_url": reverse("transfers:import", kwargs={"agent_public_id": agent.public_id}),
@@ -177,10 +179,12 @@ def render_table(
     *,
     pushed: str | None = None,
     chooser_open: bool = False,
+    builder_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
     context = table_context(request, access, raw)
     context["chooser_open"] = chooser_open
+    context["builder_error"] = builder_error
     response = render_page_or_fragment(
         request, "contacts/list.html", "contact-table", context, status=status
     )
@@ -196,7 +200,19 @@ def contact_list(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     access = get_agent_access(request, agent_public_id)
     # The filter form's attribute builder (fkey/fop/fvalue) becomes attr.<key>[__op]=value,
     # so the address bar always shows the canonical state.
-    canonical = tbl.with_attribute_filter(request.GET)
+    definitions = {d.key: d for d in attribute_definitions(agent=access.agent)}
+    canonical, problem = tbl.with_attribute_filter(request.GET, definitions)
+    if problem:
+        # The condition is refused where it was written; the table stays as it was.
+        state = tbl.state_params(request.GET)
+        return render_table(
+            request,
+            access,
+            state,
+            builder_error=problem,
+            status=422,
+            pushed=list_url(access.agent) + tbl.querystring(state),
+        )
     if canonical is not None:
         target = list_url(access.agent) + (f"?{canonical}" if canonical else "")
         if not request.htmx:

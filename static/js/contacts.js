@@ -93,4 +93,56 @@
       if (box) box.innerHTML = "";
     }
   });
+
+  // The attribute filter builder: conditions and a value input that fit the attribute
+  // (a date picker for dates, a number field, the options of a select, yes/no), and no
+  // value at all for "has any value" / "is empty". The server checks the same again.
+  function fitBuilder(form) {
+    var key = form.querySelector("[data-builder-key]");
+    var op = form.querySelector("[data-builder-op]");
+    var holder = form.querySelector("[data-builder-value]");
+    if (!key || !op || !holder) return;
+    var chosen = key.options[key.selectedIndex];
+    var type = chosen ? chosen.getAttribute("data-type") : "text";
+    var firstFit = null;
+    Array.prototype.forEach.call(op.options, function (option) {
+      var fits = (" " + option.getAttribute("data-types") + " ").indexOf(" " + type + " ") >= 0;
+      option.hidden = !fits;
+      option.disabled = !fits;
+      if (fits && !firstFit) firstFit = option;
+    });
+    if (op.selectedOptions[0] && op.selectedOptions[0].disabled && firstFit) firstFit.selected = true;
+    var presence = op.value === "exists" || op.value === "empty";
+    holder.hidden = presence;
+    var old = holder.querySelector("[name=fvalue]");
+    var kept = old ? old.value : "";
+    var control;
+    var options = (chosen && chosen.getAttribute("data-options") || "").split("\n").filter(Boolean);
+    if (type === "boolean" || type === "select") {
+      control = document.createElement("select");
+      var values = type === "boolean" ? [["true", "Yes"], ["false", "No"]] : options.map(function (o) { return [o, o]; });
+      values.forEach(function (pair) {
+        var option = document.createElement("option");
+        option.value = pair[0];
+        option.textContent = pair[1];
+        control.appendChild(option);
+      });
+    } else {
+      control = document.createElement("input");
+      control.type = { number: "number", date: "date", datetime: "datetime-local", url: "text" }[type] || "text";
+      if (type === "number") control.step = "any";
+      control.value = kept;
+    }
+    control.name = "fvalue";
+    control.required = !presence;
+    control.disabled = presence;
+    if (old) old.replaceWith(control); else holder.appendChild(control);
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("[data-filter-builder]");
+    if (form && (event.target.matches("[data-builder-key]") || event.target.matches("[data-builder-op]"))) fitBuilder(form);
+  });
+  function fitAll() { document.querySelectorAll("[data-filter-builder]").forEach(fitBuilder); }
+  document.addEventListener("DOMContentLoaded", fitAll);
+  document.addEventListener("htmx:afterSettle", fitAll);
 })();

@@ -136,12 +136,31 @@ def test_attribute_filters_compare_by_type(api, agent, schema):
     assert names(api.get(f"{URL}?ordering=-attr.mrr")) == ["Hundred", "Ten", "Nine", "Blank"]
 
 
+def test_not_equal_and_presence_filters(api, agent, schema):
+    ContactFactory(agent=agent, name="Pro", attributes={"plan": "Pro", "mrr": 0})
+    ContactFactory(agent=agent, name="Free", attributes={"plan": "Free"})
+    ContactFactory(agent=agent, name="None", attributes={})
+    ordered = "&ordering=name"
+    # "Is not Pro" keeps contacts without a plan: they are not on Pro either.
+    assert names(api.get(f"{URL}?attr.plan__ne=pro{ordered}")) == ["Free", "None"]
+    assert names(api.get(f"{URL}?attr.plan__exists=true{ordered}")) == ["Free", "Pro"]
+    assert names(api.get(f"{URL}?attr.plan__exists=false{ordered}")) == ["None"]
+    # A stored zero is a value.
+    assert names(api.get(f"{URL}?attr.mrr__exists=true{ordered}")) == ["Pro"]
+    assert names(api.get(f"{URL}?attr.mrr__ne=0{ordered}")) == ["Free", "None"]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
         ("attr.mrr__gt=lots", "attr.mrr__gt"),
         ("attr.nope=1", "attr.nope"),
         ("attr.city__gt=a", "attr.city__gt"),
+        ("attr.beta__gt=true", "attr.beta__gt"),
+        ("attr.signup__ne=2024-01-01", "attr.signup__ne"),
+        ("attr.plan__exists=perhaps", "attr.plan__exists"),
+        ("attr.mrr__contains=1", "attr.mrr__contains"),
+        ("attr.plan__ne=Gold", "attr.plan__ne"),
         ("identity=vip", "identity"),
         ("created_after=2024-13-45", "created_after"),
         ("created_before=9999-12-31", None),

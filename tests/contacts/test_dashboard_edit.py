@@ -63,7 +63,12 @@ def test_invalid_input_shows_inline_errors_and_saves_nothing(staff_client, agent
     html = response.content.decode()
     assert response.status_code == 422
     assert html.count('class="field has-error"') == 3
-    assert "mrr: not a number (expected number, got &#x27;lots&#x27;)" in html
+    # Written for people, beside the field: not "mrr: not a number (expected number, …)".
+    assert '<p class="field-error">MRR must be a number.</p>' in html
+    assert "expected number" not in html
+    assert (
+        '<p class="field-error">Website must be a web address starting with https://.</p>' in html
+    )
     assert "Please correct the highlighted fields." in html
     assert 'value="lots"' in html  # what was typed stays in the form
     assert not Contact.objects.exists()

@@ -45,6 +45,11 @@ def _next_link(response) -> str | None:
     return unescape(found.group(1)) if found else None
 
 
+def _previous_link(response) -> str | None:
+    found = re.search(r'rel="prev" href="([^"]+)"', response.content.decode())
+    return unescape(found.group(1)) if found else None
+
+
 def _path(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
@@ -103,6 +108,11 @@ def test_an_exact_email_match_leads_the_first_page_and_is_not_repeated(staff_cli
     second = staff_client.get(_next_link(first))
     assert _names(second) == [f"Other {n:02d}" for n in range(25, 30)]
     assert _next_link(second) is None
+    # Back to the start: the first page again, exact match included, and no way further back.
+    back = staff_client.get(_previous_link(second))
+    assert _names(back) == names
+    assert _previous_link(back) is None
+    assert "1–26" in back.content.decode()
 
 
 def test_an_exact_external_id_match_leads_whatever_the_order(staff_client, agent):

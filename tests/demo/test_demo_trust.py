@@ -42,3 +42,25 @@ def test_the_demo_bot_personalizes_only_for_verified_visitors():
         re.search(rf"\b{re.escape(m.conversation.contact.name.split()[0])}\b", m.body)
         for m in verified
     )
+
+
+def test_demo_staff_greet_by_name_only_contacts_that_have_one():
+    call_command(
+        "seed_demo", workspace="Demo", agent="Support", contacts=2000, seed=7, stdout=io.StringIO()
+    )
+    agent = Agent.objects.get(name="Support")
+    staff_messages = list(
+        Message.objects.filter(conversation__agent=agent, role=Message.Role.STAFF).select_related(
+            "conversation__contact"
+        )
+    )
+    unnamed = [m for m in staff_messages if not m.conversation.contact.name]
+    named = [m for m in staff_messages if m.conversation.contact.name]
+    assert unnamed, "the seed gives no staff reply to a contact without a name"
+    for message in unnamed:
+        assert not ANY_FIRST_NAME.search(message.body), message.body
+    # Not vacuous: contacts with a stored name are greeted by it.
+    assert any(
+        re.search(rf"\b{re.escape(m.conversation.contact.name.split()[0])}\b", m.body)
+        for m in named
+    )

@@ -42,7 +42,12 @@ run: install
 	  $(PY) manage.py worker --no-reload --no-startup-delay & worker=$$!; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install
+# axe-core (package.json) for the browser suite's accessibility checks; without npm they skip.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	  else echo "npm not found: the accessibility checks will skip (install Node.js to run them)"; fi
+
+test: install node_modules/.package-lock.json
 	$(BIN)/pytest
 
 lint: install

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact
-from tests.factories import ConversationFactory, MembershipFactory, MessageFactory, UserFactory
-from workspaces.models import Agent, Membership
+from tests.browser import DESKTOP, demo_workspace, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,50 +34,20 @@ SCREENSHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "rapport-screenshots"
 )
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+    return {**browser_context_args, "viewport": DESKTOP}
 
 
 @pytest.fixture
 def demo(db) -> dict:
-    """A workspace like a real one: demo contacts plus Ada, whom the tests look for."""
-    call_command("seed_demo", workspace="Acme", agent="Support", contacts=60, seed=7)
-    agent = Agent.objects.get(name="Support")
-    user = UserFactory(username="lead@acme.test", password=PASSWORD)
-    MembershipFactory(user=user, workspace=agent.workspace, role=Membership.Role.ADMIN)
-    from contacts.services import contact_create
-    from core.actors import Actor
-
-    actor = Actor.staff(user, is_admin=True)
-    ada = contact_create(
-        agent=agent,
-        actor=actor,
-        data={
-            "name": "Ada Lovelace",
-            "email": "ada@analytical.example",
-            "phone": "+44 20 7946 0958",
-            "company": "Analytical Engines",
-            "external_id": "usr_ada",
-            "attributes": {"plan": "Pro", "mrr": 120, "signup_date": "2024-02-01"},
-            "tags": ["vip"],
-            "stripe_accounts": [{"label": "Main", "stripe_id": "cus_Ada1815", "stripe_email": ""}],
-        },
-    ).contact
-    conversation = ConversationFactory(agent=agent, contact=ada, subject="Invoice for March")
-    MessageFactory(conversation=conversation, body="Hi, this is Ada Lovelace. Where is my invoice?")
-    Contact.objects.filter(pk=ada.pk).update(conversation_count=1)
-    return {"agent": agent, "user": user, "ada": ada}
+    return demo_workspace()
 
 
 def _sign_in(page: Page, live_server, demo) -> str:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", demo["user"].username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, demo["user"].username)
     contacts = f"{live_server.url}/a/{demo['agent'].public_id}/contacts/"
     expect(page).to_have_url(contacts)
     return contacts

@@ -69,14 +69,14 @@ def _screens(base: str, demo: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _check(page: Page, name: str, problems: list[str]) -> None:
+def _check(page: Page, name: str, problems: list[str], ignore: tuple[str, ...] = ()) -> None:
     if folder := os.environ.get("SCREENS_DIR"):  # to look at every screen: SCREENS_DIR=/tmp/s
         width = page.viewport_size["width"]
         page.screenshot(path=f"{folder}/{width}-{name.replace(' ', '-')}.png")
     overflow = page_overflow(page)
     if overflow:
         problems.append(f"{name}: the page scrolls sideways {overflow}")
-    problems.extend(f"{name}: {v}" for v in serious_axe_violations(page))
+    problems.extend(f"{name}: {v}" for v in serious_axe_violations(page, ignore=ignore))
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -93,6 +93,12 @@ def test_every_screen_fits_the_width_and_passes_axe(live_server, browser, demo, 
         response = page.goto(url)
         assert response.status == (404 if name == "not found" else 200), (name, url)
         _check(page, name, problems)
+
+    # The API docs are Swagger UI's markup: its operation headers nest a button in a button
+    # ("nested-interactive"), which only Swagger UI can change; the rest is checked.
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15000)
+    _check(page, "API docs", problems, ignore=("nested-interactive",))
 
     # States only reached by acting: a refused form, and an uploaded file's column mapping.
     page.goto(f"{live_server.url}/a/{demo['agent'].public_id}/contacts/new/")

@@ -3,8 +3,10 @@ and racing threads against each other."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
+from html import unescape
 from typing import Any
 
 from django.db import connections
@@ -37,6 +39,19 @@ def contact_url(name: str, contact, agent=None, **kwargs) -> str:
 
 def agent_url(name: str, agent, **kwargs) -> str:
     return reverse(name, kwargs={"agent_public_id": agent.public_id, **kwargs})
+
+
+def table_names(response) -> list[str]:
+    """Contact names in the dashboard table's order, read from the row links."""
+    html = response.content.decode()
+    return [
+        unescape(name)
+        for name in re.findall(
+            r'class="contact-link"[^>]*>.*?<span class="long-name"[^>]*>([^<]*)</span></a>',
+            html,
+            re.S,
+        )
+    ]
 
 
 # --- The REST API ----------------------------------------------------------------------------

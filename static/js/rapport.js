@@ -39,12 +39,19 @@
   });
 
   // An avatar URL that fails to load shows the initials instead of a broken image.
-  document.addEventListener("error", function (event) {
-    var img = event.target;
-    if (!(img instanceof HTMLImageElement) || !img.closest(".avatar")) return;
+  function initialsFor(img) {
     var avatar = img.closest(".avatar");
-    avatar.textContent = avatar.getAttribute("data-initials") || "?";
+    if (avatar) avatar.textContent = avatar.getAttribute("data-initials") || "?";
+  }
+  document.addEventListener("error", function (event) {
+    if (event.target instanceof HTMLImageElement) initialsFor(event.target);
   }, true);
+  // One that failed before this script ran (it is deferred) is found by its empty size.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".avatar img").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0) initialsFor(img);
+    });
+  });
 
   // Keyboard users keep their place: after an htmx swap, the control that had focus (by
   // id) gets it back, so sorting with Enter or moving an attribute with ↑/↓ does not send
@@ -58,6 +65,9 @@
     if (!focusedId) return;
     var again = document.getElementById(focusedId) ||
       document.querySelector("[data-focus-id='" + CSS.escape(focusedId) + "']");
+    // A button that became disabled (moved to the top: no more "up") hands focus to its
+    // enabled neighbour.
+    if (again && again.disabled) again = again.parentElement.querySelector("button:not([disabled])");
     if (again && again !== document.activeElement) again.focus();
     focusedId = null;
     focusFirstError();

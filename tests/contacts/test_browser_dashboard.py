@@ -232,3 +232,62 @@ def test_the_attribute_schema_page(live_server, page: Page, demo):
     assert saved.value.status == 200
     expect(rows.first).to_have_attribute("data-key", "city")
     assert keys()[0] == "city"
+
+
+def _expect_focus(page: Page, focus_id: str) -> None:
+    """Wait (htmx settles after the swap) until the control marked `focus_id` has focus."""
+    page.wait_for_function(
+        "id => document.activeElement?.getAttribute('data-focus-id') === id",
+        arg=focus_id,
+        timeout=5000,
+    )
+
+
+def test_keyboard_users_reach_the_rows_and_keep_their_place(live_server, page: Page, demo):
+    contacts = _sign_in(page, live_server, demo)
+    # The first Tab offers a way past the top bar and the filters, straight to the rows.
+    page.keyboard.press("Tab")
+    skip = page.locator(".skip-link")
+    expect(skip).to_be_focused()
+    expect(skip).to_have_text("Skip to the contact table")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    first_row_box = _rows(page).first.locator("input[type=checkbox]")
+    expect(first_row_box).to_be_focused()
+
+    # Sorting with Enter keeps focus on the header that was used.
+    page.get_by_role("link", name="Email").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Email")
+    expect(page).to_have_url(re.compile(r"ordering=email"))
+    _expect_focus(page, "sort-email")
+    page.keyboard.press("Enter")
+    expect(page.locator('th[aria-sort="descending"]')).to_contain_text("Email")
+    _expect_focus(page, "sort-email")
+    assert contacts in page.url
+
+    # Moving an attribute with its ↓ button keeps focus on that button.
+    page.goto(f"{live_server.url}/a/{demo['agent'].public_id}/attributes/")
+    rows = page.locator("#attribute-table tr[data-key]")
+    first_key = rows.first.get_attribute("data-key")
+    page.locator(f'[data-focus-id="move-{first_key}-down"]').focus()
+    page.keyboard.press("Enter")
+    expect(rows.nth(1)).to_have_attribute("data-key", first_key)
+    _expect_focus(page, f"move-{first_key}-down")
+    # Back to the top: "up" is disabled there, so focus goes to its neighbour.
+    page.locator(f'[data-focus-id="move-{first_key}-up"]').focus()
+    page.keyboard.press("Enter")
+    expect(rows.first).to_have_attribute("data-key", first_key)
+    _expect_focus(page, f"move-{first_key}-down")
+
+
+def test_an_avatar_that_fails_to_load_shows_the_initials(live_server, page: Page, demo):
+    ada = demo["ada"]
+    Contact.objects.filter(pk=ada.pk).update(
+        avatar_url=f"{live_server.url}/static/no-such-avatar.png"
+    )
+    contacts = _sign_in(page, live_server, demo)
+    page.goto(f"{contacts}{ada.pk}/")
+    avatar = page.locator(".contact-head .avatar")
+    expect(avatar).to_have_text("AL")
+    expect(avatar.locator("img")).to_have_count(0)

@@ -9,14 +9,9 @@ from html import unescape
 import pytest
 
 from tests.factories import ContactFactory
-from tests.helpers import HX, list_url
+from tests.helpers import HX, list_url, table_names
 
 pytestmark = pytest.mark.django_db
-
-
-def _names(response) -> list[str]:
-    html = response.content.decode()
-    return re.findall(r'class="contact-link"[^>]*>.*?<span>([^<]*)</span></a>', html, re.S)
 
 
 def _chips(response) -> list[str]:
@@ -66,7 +61,7 @@ def test_a_condition_that_cannot_apply_is_refused_beside_the_builder(
     assert f'id="builder-error">{message}<' in html
     # The table stays as it was: no chip that filters nothing, the same rows, the same URL.
     assert _chips(response) == []
-    assert _names(response) == ["Still Listed"]
+    assert table_names(response) == ["Still Listed"]
     assert response["HX-Push-Url"] == url
 
 
@@ -82,21 +77,21 @@ def test_not_equal_and_presence_conditions_filter_and_read_as_sentences(
     assert not_pro.status_code == 302
     assert not_pro.url == f"{url}?attr.plan__ne=Pro"
     page = staff_client.get(f"{not_pro.url}&ordering=name")
-    assert _names(page) == ["No Plan", "On Free"]
+    assert table_names(page) == ["No Plan", "On Free"]
     assert _chips(page) == ["Plan is not Pro"]
 
     empty = staff_client.get(url, {"fkey": "plan", "fop": "empty", "fvalue": ""})
     assert empty.url == f"{url}?attr.plan__exists=false"
     page = staff_client.get(empty.url)
-    assert _names(page) == ["No Plan"]
+    assert table_names(page) == ["No Plan"]
     assert _chips(page) == ["Plan is empty"]
 
     has = staff_client.get(url, {"fkey": "signup", "fop": "exists"})
     page = staff_client.get(has.url)
-    assert _names(page) == ["On Pro"]
+    assert table_names(page) == ["On Pro"]
     assert _chips(page) == ["Signup date has any value"]
 
     after = staff_client.get(url, {"fkey": "signup", "fop": "gt", "fvalue": "2024-01-15"})
     page = staff_client.get(after.url)
-    assert _names(page) == ["On Pro"]
+    assert table_names(page) == ["On Pro"]
     assert _chips(page) == ["Signup date after 2024-01-15"]

@@ -8,15 +8,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, Identity, TablePreference
 from tests.factories import AttributeFactory, ContactFactory, TagFactory
-from tests.helpers import HX, agent_url, list_url
+from tests.helpers import HX, agent_url, list_url, table_names
 
 pytestmark = pytest.mark.django_db
-
-
-def _names(response) -> list[str]:
-    """Contact names in table order, read from the row links."""
-    html = response.content.decode()
-    return re.findall(r'class="contact-link"[^>]*>.*?<span>([^<]*)</span></a>', html, re.S)
 
 
 def _headers(response) -> list[str]:
@@ -36,7 +30,7 @@ def test_it_renders_the_full_page_with_the_agents_contacts_only(staff_client, ag
     response = staff_client.get(list_url(agent))
     assert response.status_code == 200
     assert b"<html" in response.content
-    assert _names(response) == ["Newer Person", "Older Person"]
+    assert table_names(response) == ["Newer Person", "Older Person"]
     assert b"Foreign Person" not in response.content
     assert "1–2 of 2 contacts" in response.content.decode()
     assert response["Vary"].count("HX-Request") == 1
@@ -49,7 +43,7 @@ def test_an_htmx_request_gets_only_the_table_fragment(staff_client, agent):
     assert response.status_code == 200
     assert "<html" not in html
     assert html.lstrip().startswith('<div id="contact-table"')
-    assert _names(response) == ["Grace Hopper"]
+    assert table_names(response) == ["Grace Hopper"]
     # The form's empty fields stay out of the address bar.
     form = staff_client.get(list_url(agent), {"q": "grace", "identity": "", "seen": ""}, **HX)
     assert form["HX-Push-Url"] == f"{list_url(agent)}?q=grace"
@@ -103,11 +97,11 @@ def test_search_narrows_by_name_email_phone_digits_external_id_and_tag(staff_cli
         TagFactory(agent=agent, name="Enterprise")
     )
     url = list_url(agent)
-    assert _names(staff_client.get(url, {"q": "LOVE"})) == ["Ada Lovelace"]
-    assert _names(staff_client.get(url, {"q": "math.org"})) == ["Ada Lovelace"]
-    assert _names(staff_client.get(url, {"q": "crm-7"})) == ["Bob"]
-    assert _names(staff_client.get(url, {"q": "(415) 555"})) == ["Cy"]
-    assert _names(staff_client.get(url, {"q": "enterp"})) == ["Dee"]
+    assert table_names(staff_client.get(url, {"q": "LOVE"})) == ["Ada Lovelace"]
+    assert table_names(staff_client.get(url, {"q": "math.org"})) == ["Ada Lovelace"]
+    assert table_names(staff_client.get(url, {"q": "crm-7"})) == ["Bob"]
+    assert table_names(staff_client.get(url, {"q": "(415) 555"})) == ["Cy"]
+    assert table_names(staff_client.get(url, {"q": "enterp"})) == ["Dee"]
     empty = staff_client.get(url, {"q": "nobody-matches"}).content.decode()
     assert "No contacts match" in empty
 
@@ -117,19 +111,19 @@ def test_sorting_by_a_column_header_toggles_the_direction(staff_client, agent):
         ContactFactory(agent=agent, name=name, email=email)
     url = list_url(agent)
     ascending = staff_client.get(url, {"ordering": "email"})
-    assert _names(ascending) == ["C", "B", "A"]  # a@, b@, C@: case does not matter
+    assert table_names(ascending) == ["C", "B", "A"]  # a@, b@, C@: case does not matter
     html = ascending.content.decode()
     assert 'aria-sort="ascending"' in html
     assert "ordering=-email" in html  # clicking again sorts descending
-    assert _names(staff_client.get(url, {"ordering": "-email"})) == ["A", "B", "C"]
-    assert _names(staff_client.get(url, {"ordering": "name"})) == ["A", "B", "C"]
+    assert table_names(staff_client.get(url, {"ordering": "-email"})) == ["A", "B", "C"]
+    assert table_names(staff_client.get(url, {"ordering": "name"})) == ["A", "B", "C"]
 
 
 def test_it_sorts_by_an_attribute_column(staff_client, agent, schema):
     for name, mrr in [("Mid", 50), ("High", 900), ("None", None), ("Low", 5)]:
         ContactFactory(agent=agent, name=name, attributes={} if mrr is None else {"mrr": mrr})
     response = staff_client.get(list_url(agent), {"ordering": "-attr.mrr", "cols": "attr.mrr"})
-    assert _names(response) == ["High", "Mid", "Low", "None"]
+    assert table_names(response) == ["High", "Mid", "Low", "None"]
     assert "MRR" in _headers(response)
 
 
@@ -147,12 +141,12 @@ def test_filters_by_tag_identity_last_seen_and_attribute(staff_client, agent, sc
     )
     ContactFactory(agent=agent, name="Old", last_seen_at=now - timedelta(days=200))
     url = list_url(agent)
-    assert _names(staff_client.get(url, {"tag": "VIP"})) == ["Verified VIP"]
-    assert _names(staff_client.get(url, {"identity": "self_reported"})) == ["Self reported"]
-    assert _names(staff_client.get(url, {"seen": "7d"})) == ["Self reported"]
-    assert _names(staff_client.get(url, {"seen": "over90d"})) == ["Old"]
-    assert _names(staff_client.get(url, {"attr.plan": "pro"})) == ["Verified VIP"]
-    assert _names(staff_client.get(url, {"attr.mrr__gt": "100"})) == ["Verified VIP"]
+    assert table_names(staff_client.get(url, {"tag": "VIP"})) == ["Verified VIP"]
+    assert table_names(staff_client.get(url, {"identity": "self_reported"})) == ["Self reported"]
+    assert table_names(staff_client.get(url, {"seen": "7d"})) == ["Self reported"]
+    assert table_names(staff_client.get(url, {"seen": "over90d"})) == ["Old"]
+    assert table_names(staff_client.get(url, {"attr.plan": "pro"})) == ["Verified VIP"]
+    assert table_names(staff_client.get(url, {"attr.mrr__gt": "100"})) == ["Verified VIP"]
     chips = staff_client.get(url, {"tag": "vip", "attr.mrr__gt": "100"}).content.decode()
     assert "Tag: vip" in chips
     assert "MRR &gt; 100" in chips
@@ -167,7 +161,7 @@ def test_the_attribute_filter_builder_becomes_a_canonical_url(staff_client, agen
     assert response.url == f"{url}?attr.mrr__gte=100"
     fragment = staff_client.get(url, {"fkey": "mrr", "fop": "gte", "fvalue": "100"}, **HX)
     assert fragment["HX-Push-Url"] == f"{url}?attr.mrr__gte=100"
-    assert _names(fragment) == ["Rich"]
+    assert table_names(fragment) == ["Rich"]
 
 
 def test_bad_parameters_are_reported_and_ignored_not_a_500(staff_client, agent, schema):
@@ -182,15 +176,15 @@ def test_bad_parameters_are_reported_and_ignored_not_a_500(staff_client, agent, 
     assert "not an identity level" in html
     assert "not a number" in html
     assert "cursor" in html
-    assert _names(response) == ["Still Listed"]
+    assert table_names(response) == ["Still Listed"]
 
 
 def test_the_deleted_view_lists_only_soft_deleted_contacts(staff_client, agent):
     ContactFactory(agent=agent, name="Alive")
     ContactFactory(agent=agent, name="Gone", deleted_at=timezone.now())
-    assert _names(staff_client.get(list_url(agent))) == ["Alive"]
+    assert table_names(staff_client.get(list_url(agent))) == ["Alive"]
     deleted = staff_client.get(list_url(agent), {"deleted": "true"})
-    assert _names(deleted) == ["Gone"]
+    assert table_names(deleted) == ["Gone"]
     assert 'value="restore"' in deleted.content.decode()
 
 
@@ -208,18 +202,18 @@ def test_keyset_pages_move_forward_and_back(staff_client, agent):
         ContactFactory(agent=agent, name=f"P{i:02d}")
     url = list_url(agent)
     first = staff_client.get(url, {"ordering": "name", "per_page": "25"})
-    assert _names(first) == [f"P{i:02d}" for i in range(25)]
+    assert table_names(first) == [f"P{i:02d}" for i in range(25)]
     next_url = re.search(r'rel="next" href="([^"]+)"', first.content.decode()).group(1)
     assert "1–25 of 30 contacts" in first.content.decode()
     assert "last page" not in first.content.decode()
     second = staff_client.get(next_url.replace("&amp;", "&"))
-    assert _names(second) == [f"P{i:02d}" for i in range(25, 30)]
+    assert table_names(second) == [f"P{i:02d}" for i in range(25, 30)]
     # The footer says where the page is, and that it is the last one.
     assert "26–30 of 30 contacts · last page" in second.content.decode()
     assert 'aria-disabled="true">Next' in second.content.decode()
     prev_url = re.search(r'rel="prev" href="([^"]+)"', second.content.decode()).group(1)
     back = staff_client.get(prev_url.replace("&amp;", "&"))
-    assert _names(back) == _names(first)
+    assert table_names(back) == table_names(first)
     assert "1–25 of 30 contacts" in back.content.decode()
 
 
@@ -285,8 +279,8 @@ def test_rows_per_page_is_remembered(staff_client, agent, staff_user):
     url = agent_url("contacts:table_settings", agent)
     assert staff_client.post(url, {"per_page": "25", "query": ""}).status_code == 302
     assert TablePreference.objects.get(user=staff_user, agent=agent).page_size == 25
-    assert len(_names(staff_client.get(list_url(agent)))) == 25
-    assert len(_names(staff_client.get(list_url(agent), {"per_page": "100"}))) == 30
+    assert len(table_names(staff_client.get(list_url(agent)))) == 25
+    assert len(table_names(staff_client.get(list_url(agent), {"per_page": "100"}))) == 30
 
 
 def test_table_settings_refuse_bad_input_and_the_wrong_method(staff_client, agent, other_agent):
@@ -324,7 +318,7 @@ def test_the_query_count_is_flat_as_rows_and_attribute_columns_grow(
     wide = {"cols": ",".join(["email", "tags", *[f"attr.{k}" for k in keys]]), "per_page": "100"}
     with django_assert_num_queries(len(baseline.captured_queries)):
         response = staff_client.get(url, wide)
-    assert len(_names(response)) == 63
+    assert len(table_names(response)) == 63
 
 
 # --- Bulk actions --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact
-from tests.browser import DESKTOP, demo_workspace, sign_in
+from tests.browser import DESKTOP, PHONE, demo_workspace, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -291,3 +291,20 @@ def test_an_avatar_that_fails_to_load_shows_the_initials(live_server, page: Page
     avatar = page.locator(".contact-head .avatar")
     expect(avatar).to_have_text("AL")
     expect(avatar.locator("img")).to_have_count(0)
+
+
+def test_on_a_phone_the_table_scrolls_in_its_box_and_a_contact_opens(live_server, page: Page, demo):
+    page.set_viewport_size(PHONE)
+    _sign_in(page, live_server, demo)
+    wrap = page.locator("table.contacts").locator(
+        "xpath=ancestor::div[contains(@class,'table-wrap')]"
+    )
+    # The page itself stays at the screen's width; the wide table scrolls inside its box.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")
+    _shot(page, "phone-contacts.png")
+    page.fill("#contact-search", "lovelace")
+    expect(_rows(page)).to_have_count(1)
+    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.locator("h1")).to_have_text("Ada Lovelace")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]

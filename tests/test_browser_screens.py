@@ -105,6 +105,8 @@ def test_every_screen_fits_the_width_and_passes_axe(live_server, browser, demo, 
     page.get_by_label("Email").fill("not an email")
     page.get_by_role("button", name="Add contact").click()
     expect(page.locator(".field.has-error").first).to_be_visible()
+    # The cursor waits in the first field to fix, with the reason beside it.
+    expect(page.get_by_label("Email")).to_be_focused()
     _check(page, "new contact with errors", problems)
 
     page.goto(f"{live_server.url}/a/{demo['agent'].public_id}/contacts/import/")

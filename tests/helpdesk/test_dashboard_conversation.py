@@ -355,3 +355,23 @@ def test_a_soft_deleted_contact_is_shown_as_deleted(agent, staff_client, verifie
 
     assert "Ada Lovelace" in content
     assert '<span class="badge badge-deleted">Deleted</span>' in content
+
+
+def test_a_staff_reply_to_a_closed_conversation_reopens_it(agent, staff_client, verified_contact):
+    conversation = ConversationFactory(agent=agent, contact=verified_contact, status="closed")
+    response = staff_client.post(_url(agent, conversation, "reply/"), {"body": "One more thing"})
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.status == "open"
+    assert conversation.messages.get().body == "One more thing"
+    page = staff_client.get(response["Location"]).content.decode()
+    assert 'id="conversation-status">Open<' in page
+
+
+def test_the_sidebar_formats_the_phone_as_the_table_does(agent, staff_client, verified_contact):
+    verified_contact.phone = "+12125550199"
+    verified_contact.save()
+    conversation = ConversationFactory(agent=agent, contact=verified_contact)
+    page = staff_client.get(_url(agent, conversation)).content.decode()
+    assert "<dt>Phone</dt><dd>+1 212-555-0199</dd>" in page
+    assert "+12125550199" not in page

@@ -177,6 +177,12 @@ def keyset_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size: int) 
         )
     flipped = SortSpec(spec.ordering, spec.expression, spec.descending != reverse, spec.kind)
     rows = list(order_contacts(qs, flipped).annotate(_sort_value=spec.expression)[: size + 1])
+    return _page(rows, spec, cursor=cursor, size=size, reverse=reverse)
+
+
+def _page(rows: list, spec: SortSpec, *, cursor: str | None, size: int, reverse: bool) -> Page:
+    """The page from up to size + 1 rows read in reading order (backwards for "prev"): one
+    row more than the page tells that there is more beyond it."""
     has_more = len(rows) > size
     rows = rows[:size]
     if reverse:
@@ -238,19 +244,4 @@ def _blanks_last_page(qs: QuerySet, spec: SortSpec, *, cursor: str | None, size:
         rows += list(
             part.order_by(*ordering).annotate(_sort_value=spec.expression)[: size + 1 - len(rows)]
         )
-    has_more = len(rows) > size
-    rows = rows[:size]
-    if reverse:
-        rows.reverse()
-    if not rows:
-        return Page(items=[], next_cursor=None, previous_cursor=None)
-    first, last = rows[0], rows[-1]
-    more_after = has_more if not reverse else True
-    more_before = bool(cursor) if not reverse else has_more
-    return Page(
-        items=rows,
-        next_cursor=encode_cursor(spec, last._sort_value, last.pk, "next") if more_after else None,
-        previous_cursor=encode_cursor(spec, first._sort_value, first.pk, "prev")
-        if more_before
-        else None,
-    )
+    return _page(rows, spec, cursor=cursor, size=size, reverse=reverse)

@@ -19,16 +19,26 @@ pytestmark = pytest.mark.django_db
 ANY_FIRST_NAME = re.compile(r"\b(" + "|".join(map(re.escape, FIRST_NAMES)) + r")\b")
 
 
-def test_the_demo_bot_personalizes_only_for_verified_visitors():
+def _demo_messages(contacts: int, role: str) -> list[Message]:
+    """Seed a demo agent of `contacts` and return its messages written by `role`."""
     call_command(
-        "seed_demo", workspace="Demo", agent="Support", contacts=60, seed=7, stdout=io.StringIO()
+        "seed_demo",
+        workspace="Demo",
+        agent="Support",
+        contacts=contacts,
+        seed=7,
+        stdout=io.StringIO(),
     )
     agent = Agent.objects.get(name="Support")
-    bot_messages = list(
-        Message.objects.filter(conversation__agent=agent, role=Message.Role.BOT).select_related(
+    return list(
+        Message.objects.filter(conversation__agent=agent, role=role).select_related(
             "conversation__contact"
         )
     )
+
+
+def test_the_demo_bot_personalizes_only_for_verified_visitors():
+    bot_messages = _demo_messages(60, Message.Role.BOT)
     unverified = [m for m in bot_messages if m.conversation.contact.identity != Identity.VERIFIED]
     verified = [m for m in bot_messages if m.conversation.contact.identity == Identity.VERIFIED]
     assert unverified, "the seed gives no conversation of an unverified contact to check"
@@ -45,15 +55,7 @@ def test_the_demo_bot_personalizes_only_for_verified_visitors():
 
 
 def test_demo_staff_greet_by_name_only_contacts_that_have_one():
-    call_command(
-        "seed_demo", workspace="Demo", agent="Support", contacts=2000, seed=7, stdout=io.StringIO()
-    )
-    agent = Agent.objects.get(name="Support")
-    staff_messages = list(
-        Message.objects.filter(conversation__agent=agent, role=Message.Role.STAFF).select_related(
-            "conversation__contact"
-        )
-    )
+    staff_messages = _demo_messages(2000, Message.Role.STAFF)
     unnamed = [m for m in staff_messages if not m.conversation.contact.name]
     named = [m for m in staff_messages if m.conversation.contact.name]
     assert unnamed, "the seed gives no staff reply to a contact without a name"

@@ -132,16 +132,21 @@ def filter_attribute(
 PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]+$")
 
 
-def exact_matches(qs: QuerySet, q: str) -> QuerySet:
-    """Those of `qs` whose email (any case) or external id is exactly the search text: what
-    someone who pasted one is looking for, listed first (the lower(email) and external id
-    indexes answer it)."""
+def exact_matches(qs: QuerySet, q: str, *, limit: int) -> list:
+    """Up to `limit` of `qs` whose email (any case) or external id is exactly the search
+    text, in id order: what someone who pasted one is looking for, listed first.
+
+    The lower(email) and external id indexes answer it. The query has no ORDER BY: with
+    one, PostgreSQL walks the primary key of a million contacts looking for the match
+    (0.35 s instead of 0.1 ms); the few rows are put in order here.
+    """
     text = q.strip()
     if not text:
-        return qs.none()
-    return qs.alias(email_ci=Lower("email")).filter(
+        return []
+    found = qs.alias(email_ci=Lower("email")).filter(
         (Q(email_ci=text.lower()) & ~Q(email="")) | Q(external_id=text)
     )
+    return sorted(found.order_by()[:limit], key=lambda contact: contact.pk)
 
 
 def search(qs: QuerySet, q: str, *, agent) -> QuerySet:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from attributes.selectors import attribute_definition_map
 from contacts.models import Contact, Identity
+from contacts.query.expressions import exact_matches
 from contacts.query.filterset import ContactFilterSet
 from contacts.query.keyset import keyset_page, order_contacts
 from core.errors import ValidationFailed
@@ -211,3 +212,21 @@ def test_sorted_pages_are_index_scans(agent, schema, ordering):
             plan = "\n".join(row[0] for row in c.fetchall())
         assert f"contact_sort_{field}" in plan, plan
         assert "Sort" not in plan.replace("Sort Key", ""), plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
+def test_the_exact_match_lookup_uses_the_email_and_external_id_indexes(agent, schema):
+    ContactFactory.create_batch(5, agent=agent)
+    qs = Contact.objects.filter(agent=agent, deleted_at__isnull=True)
+    with connection.cursor() as c:
+        # As on a big table: reading in id order would mean walking the primary key.
+        c.execute("SET LOCAL enable_seqscan = off")
+        c.execute("SET LOCAL enable_sort = off")
+    with CaptureQueriesContext(connection) as ran:
+        exact_matches(qs, "Someone@Example.com", limit=5)
+    (query,) = ran.captured_queries
+    with connection.cursor() as c:
+        c.execute(f"EXPLAIN {query['sql']}")
+        plan = "\n".join(row[0] for row in c.fetchall())
+    # Not a walk of the primary key in id order, filtering a million rows on the way.
+    assert "contacts_contact_pkey" not in plan, plan

@@ -19,6 +19,7 @@ FIELD_LABELS = {
     "avatar_url": "Avatar URL",
     "external_id": "External ID",
     "identity": "Identity",
+    "identity_source": "Verified by",
     "deleted_at": "Deleted",
     "tags": "Tags",
     "tags_added": "Tags added",
@@ -122,6 +123,12 @@ def _change(name: str, value: Any, definitions: Mapping[str, AttributeDefinition
         )
     if name == "identity":
         return Change(label, _show(before).replace("_", "-"), _show(after).replace("_", "-"))
+    if name == "identity_source":
+        return Change(
+            label,
+            IDENTITY_SOURCES.get(before or "", _show(before)),
+            IDENTITY_SOURCES.get(after or "", _show(after)),
+        )
     if name == "deleted_at":
         return Change("Restored from deleted")
     if name == "merged_contact":

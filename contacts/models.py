@@ -55,6 +55,10 @@ def _sort_index(field: str) -> models.Index:
     )
 
 
+# The channels whose contacts a signed identify may adopt by email (SPEC 6): a team made
+# them (API, import, dashboard), so the signed-in person is who they were made for.
+ADOPTABLE_SOURCES = ("api", "import", "staff")
+
 # Who made a contact verified, as its badge says it (SPEC 2: a trusted channel).
 VERIFIED_LABELS = {
     "jwt": "Verified",

@@ -5,7 +5,7 @@ tests/contacts/test_hot_statements.py."""
 
 from __future__ import annotations
 
-from contacts.models import Contact
+from contacts.models import ADOPTABLE_SOURCES, Contact
 
 TABLE = Contact._meta.db_table
 
@@ -14,6 +14,15 @@ LOCKED_BY = {
     column: f"SELECT * FROM {TABLE} WHERE agent_id = %s AND {column} = %s LIMIT 1"
     for column in ("external_id", "fingerprint")
 }
+
+# The contacts a signed identify may adopt by email (SPEC 6): live, verified by a trusted
+# channel (API, import, staff), no external id yet; two rows are enough to know "several".
+ADOPTION_CANDIDATES = (
+    f"SELECT id FROM {TABLE} WHERE agent_id = %s AND lower(email) = %s"
+    " AND deleted_at IS NULL AND external_id IS NULL AND identity = 'verified'"
+    f" AND identity_source IN ({', '.join(repr(s) for s in ADOPTABLE_SOURCES)})"
+    " ORDER BY created_at, id LIMIT 2"
+)
 
 # Activity: last_seen_at only moves forward, first_seen_at is set once.
 MARK_SEEN = (

@@ -232,6 +232,7 @@ def _identify_trusted(
                 definitions=definitions,
                 unknown_attributes=_unknown_policy(agent),
                 on_forbidden="ignore",
+                adopt=True,
             )
         except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None

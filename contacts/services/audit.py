@@ -30,6 +30,9 @@ class ContactWrite:
     created: bool = False
     changes: dict[str, list[Any]] = field(default_factory=dict)
     ignored: dict[str, str] = field(default_factory=dict)
+    # Upsert by a signed identify: "adopted" (an existing contact took the external id),
+    # "several" (more than one could have been: none was), or "".
+    adoption: str = ""
 
     @property
     def changed(self) -> bool:

@@ -317,12 +317,17 @@ def contact_upsert(
     unknown_attributes: UnknownPolicy = "error",
     on_forbidden: ForbiddenPolicy = "error",
     merge_related: bool = False,
+    adopt: bool = False,
 ) -> ContactWrite:
     """Create or update the contact with this external_id; a soft-deleted one is restored.
 
     Race-free on both databases: two callers that both find nothing both try to INSERT;
     the unique (agent, external_id) constraint lets one win, and the loser's savepoint
     rolls back and it updates the winner's row instead.
+
+    `adopt` (a signed identify): when no contact has this external id and `data` carries an
+    email, the one contact the team already has with that email is adopted instead of
+    creating a second person (see `_adopt`). `ContactWrite.adoption` says what happened.
     """
     try:
         ext = normalize.normalize_external_id(external_id)
@@ -337,10 +342,13 @@ def contact_upsert(
     with transaction.atomic():
         clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
         contact = _locked_by(agent, external_id=ext)
+        adoption = ""
+        if contact is None and adopt and clean.core.get("email"):
+            contact, adoption = _adopt(agent, actor, ext, clean.core["email"], now)
         if contact is None:
             try:
                 with transaction.atomic():
-                    return _insert(
+                    write = _insert(
                         agent=agent,
                         actor=actor,
                         clean=clean,
@@ -348,11 +356,13 @@ def contact_upsert(
                         now=now,
                         external_id=ext,
                     )
+                    write.adoption = adoption
+                    return write
             except IntegrityError:
                 contact = _locked_by(agent, external_id=ext)
                 if contact is None:
                     raise
-        return _update_locked(
+        write = _update_locked(
             contact,
             actor=actor,
             clean=clean,
@@ -361,6 +371,59 @@ def contact_upsert(
             now=now,
             merge_related=merge_related,
         )
+        write.adoption = adoption
+        return write
+
+
+def _adopt(
+    agent: Agent, actor: Actor, external_id: str, email: str, now: datetime
+) -> tuple[Contact | None, str]:
+    """SPEC 6, adoption: a signed identify for a user id no contact has yet, carrying an
+    email, takes over the contact the team already made for that person (through the API,
+    an import or the dashboard: live, verified, no external id, that email) instead of
+    creating a second one. It gets the external id and keeps its history, conversations
+    and tags; from now on the signature vouches for it.
+
+    Exactly one candidate is adopted; with several, none is (the caller creates a new
+    contact, and its page lists the others as possible duplicates). Returns the adopted
+    contact, locked, or None, and "adopted", "several" or "".
+
+    Two identifies racing for the same contact: the candidate row is locked, then checked
+    again, so only the first adopts it; the other finds it taken and goes on without it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql_text.ADOPTION_CANDIDATES, [agent.pk, email.strip().lower()])
+        ids = [row[0] for row in cursor.fetchall()]
+    if len(ids) != 1:
+        return None, "several" if ids else ""
+    candidate = Contact.objects.select_for_update().filter(pk=ids[0]).first()
+    if (
+        candidate is None
+        or candidate.external_id is not None
+        or candidate.deleted_at is not None
+        or candidate.identity != Identity.VERIFIED
+    ):
+        return None, ""
+    candidate.agent = agent
+    before_source = candidate.identity_source
+    candidate.external_id = external_id
+    candidate.identity_source = actor.channel
+    candidate.verified_at = now
+    candidate.fingerprint = None
+    candidate.updated_at = now
+    candidate.save(
+        update_fields=["external_id", "identity_source", "verified_at", "fingerprint", "updated_at"]
+    )
+    audit(
+        contact=candidate,
+        actor=actor,
+        action=AuditEvent.Action.UPDATED,
+        changes={
+            "external_id": [None, external_id],
+            "identity_source": [before_source, actor.channel],
+        },
+    )
+    return candidate, "adopted"
 
 
 def contact_update(

@@ -22,7 +22,7 @@ from django.views.decorators.vary import vary_on_headers
 from attributes.selectors import attribute_definitions
 from contacts import display, normalize
 from contacts.forms import ContactForm, EraseForm, StripeAccountForm
-from contacts.models import Contact, StripeAccount
+from contacts.models import ADOPTABLE_SOURCES, Contact, StripeAccount
 from contacts.panels import panels_for
 from contacts.selectors import (
     contact_audit_events,
@@ -148,6 +148,21 @@ def _duplicates(access: AgentAccess, contact: Contact) -> list[dict[str, Any]]:
     return rows
 
 
+def _unadopted_count(contact: Contact, duplicates: list[dict[str, Any]]) -> int:
+    """How many same-email contacts a signed identify could not choose between (SPEC 6
+    adoption needs exactly one): shown so staff merge the right one."""
+    if contact.identity_source not in ("jwt", "hmac"):
+        return 0
+    count = sum(
+        1
+        for dup in duplicates
+        if dup["reason"] == "email"
+        and dup["contact"].external_id is None
+        and dup["contact"].identity_source in ADOPTABLE_SOURCES
+    )
+    return count if count > 1 else 0
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request")
@@ -162,11 +177,13 @@ def contact_detail(request: HttpRequest, agent_public_id: str, contact_id: Any) 
             raise Http404("No such contact.") from None
         messages.info(request, "That contact was merged into this one; its page is now here.")
         return redirect(detail_url(access.agent, survivor))
+    duplicates = _duplicates(access, contact)
     context = _detail_context(
         access,
         contact,
         panels=panels_for(access.agent, contact),
-        duplicates=_duplicates(access, contact),
+        duplicates=duplicates,
+        unadopted_count=_unadopted_count(contact, duplicates),
     )
     return render(request, "contacts/detail.html", context)
 

@@ -90,3 +90,48 @@ def test_visitors_typing_the_same_email_at_once_share_one_self_reported_contact(
 
     race(worker, 10, timeout=300)
     assert Contact.objects.filter(agent=agent).count() == 1
+
+
+def _known_contact(agent) -> Contact:
+    from contacts.services import contact_create
+    from core.actors import Actor
+
+    return contact_create(
+        agent=agent, actor=Actor.importer("crm.csv"), data={"email": "known@example.com"}
+    ).contact
+
+
+def _identify_signed(agent, user_id: str) -> str:
+    url = reverse("identity:identify", kwargs={"agent_public_id": agent.public_id})
+    token = make_jwt(agent, user_id=user_id, contact_attributes={"email": "Known@example.com"})
+    response = Client().post(
+        url,
+        json.dumps({"visitor_id": str(uuid.uuid4()), "token": token}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["contact"]["id"]
+
+
+def test_the_same_user_signing_in_everywhere_at_once_adopts_the_known_contact_once(agent):
+    known = _known_contact(agent)
+    ids = set(race(lambda index: _identify_signed(agent, "u-1"), 12, timeout=300))
+    assert ids == {str(known.pk)}
+    assert Contact.objects.filter(agent=agent).count() == 1
+    known.refresh_from_db()
+    assert known.external_id == "u-1"
+
+
+def test_two_users_racing_for_one_known_email_adopt_it_once(agent):
+    known = _known_contact(agent)
+    results = race(lambda index: (index % 2, _identify_signed(agent, f"u-{index % 2}")), 12)
+    by_user: dict[int, set[str]] = {}
+    for user, contact_id in results:
+        by_user.setdefault(user, set()).add(contact_id)
+    # Each user is one contact, and exactly one of them is the contact the team made.
+    assert all(len(ids) == 1 for ids in by_user.values())
+    assert [ids for ids in by_user.values() if str(known.pk) in ids] != []
+    assert by_user[0] != by_user[1]
+    assert Contact.objects.filter(agent=agent).count() == 2
+    known.refresh_from_db()
+    assert known.external_id in ("u-0", "u-1")

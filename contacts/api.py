@@ -105,7 +105,8 @@ LIST_PARAMETERS = [
         {"type": "string", "pattern": r"^(-?([a-z_]+|attr\.[a-z][a-z0-9_]{0,62}))?$"},
         description=(
             f"Sort by a core field ({', '.join(SORTABLE_FIELDS)}) or attr.<key>; prefix - for "
-            "descending. Default -created_at. Ties are broken by id, so pages are stable."
+            "descending (-conversation_count: most conversations first). Default -created_at. "
+            "Ties are broken by id, so pages are stable."
         ),
     ),
     INCLUDE_ARCHIVED,

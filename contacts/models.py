@@ -29,6 +29,8 @@ IDENTITY_RANK = {Identity.ANONYMOUS: 0, Identity.SELF_REPORTED: 1, Identity.VERI
 # that stops after one page, and the id tie-breaker keeps pages stable.
 # Nullable columns sort through a stand-in ("never seen" as the epoch, no external id as "")
 # so every sort key is a plain value and keyset pagination needs no NULL special cases.
+# Conversations are counted on the contact (conversation_count, kept by the help desk), so
+# "most conversations first" reads an index like any other column instead of counting.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 SORT_EXPRESSIONS = {
     "name": Lower("name"),
@@ -41,6 +43,7 @@ SORT_EXPRESSIONS = {
     "updated_at": F("updated_at"),
     "last_seen_at": Coalesce("last_seen_at", Value(NEVER)),
     "first_seen_at": Coalesce("first_seen_at", Value(NEVER)),
+    "conversation_count": F("conversation_count"),
 }
 SORTABLE_FIELDS = tuple(SORT_EXPRESSIONS)
 

@@ -19,6 +19,7 @@ from django.db.models import (
     Expression,
     F,
     FloatField,
+    IntegerField,
     JSONField,
     QuerySet,
     Value,
@@ -42,7 +43,7 @@ class SortSpec:
     ordering: str  # as given, e.g. "-last_seen_at" or "attr.plan"
     expression: Expression
     descending: bool
-    kind: str  # "datetime", "text", "json", "number"
+    kind: str  # "datetime", "text", "json", "number" (an attribute), "integer" (a count)
     # The value the expression takes for "no value" (an empty name, never seen, no such
     # attribute), always the lowest of its kind; NO_BLANK when every row has a value.
     blank: Any = NO_BLANK
@@ -54,6 +55,10 @@ class SortSpec:
 
 
 _DATETIME_FIELDS = {"created_at", "updated_at", "last_seen_at", "first_seen_at"}
+# Counts compared as integers (a float literal would keep PostgreSQL off the integer index).
+_INTEGER_FIELDS = {"conversation_count"}
+# What an integer sort key can hold (PostgreSQL's integer); a cursor beyond it is not ours.
+_INTEGER_RANGE = range(-(2**31), 2**31)
 # What each core sort key is for a contact without that value (see SORT_EXPRESSIONS).
 _BLANKS = {
     "name": "",
@@ -89,7 +94,12 @@ def sort_for(ordering: str, definitions: Mapping[str, AttributeDefinition]) -> S
         raise ValueError(
             f"Cannot sort by {name!r}; use one of {', '.join(SORT_EXPRESSIONS)} or attr.<key>."
         )
-    kind = "datetime" if name in _DATETIME_FIELDS else "text"
+    if name in _DATETIME_FIELDS:
+        kind = "datetime"
+    elif name in _INTEGER_FIELDS:
+        kind = "integer"
+    else:
+        kind = "text"
     blank = _BLANKS.get(name, NO_BLANK)
     return SortSpec(ordering, SORT_EXPRESSIONS[name], descending, kind, blank)
 
@@ -135,6 +145,9 @@ def decode_cursor(cursor: str, spec: SortSpec) -> tuple[Any, uuid.UUID, str]:
         value = cursor_moment(value)
     elif spec.kind == "text" and not isinstance(value, str):
         raise InvalidCursor
+    elif spec.kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int) or value not in _INTEGER_RANGE:
+            raise InvalidCursor
     elif spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidCursor
@@ -152,6 +165,8 @@ def _literal(spec: SortSpec, value: Any) -> Expression:
         return Value(value, output_field=JSONField())
     if spec.kind == "number":
         return Value(float(value), output_field=FloatField())
+    if spec.kind == "integer":
+        return Value(int(value), output_field=IntegerField())
     if spec.kind == "datetime":
         return Value(value, output_field=DateTimeField())
     return Value(value, output_field=CharField())

@@ -51,12 +51,16 @@ MODE_LABELS = {
     "anonymous": "anonymous",
 }
 
+# Why a key matching no attribute was not stored, by kind of identify.
+UNKNOWN_ATTRIBUTE = {
+    True: "No attribute has this key, and new attributes from signed identifies are turned off "
+    "(Settings → Identity verification).",
+    False: "No attribute has this key; unsigned custom_data does not create attributes unless "
+    "that is turned on (Settings → Identity verification).",
+}
 # Reasons the contact cleaner gives for keys it skipped -> (code, explanation).
 CLEAN_REASONS = {
-    "unknown attribute": (
-        "unknown_attribute",
-        "No attribute has this key; turn on “Create attributes from identify” to store new keys.",
-    ),
+    "unknown attribute": ("unknown_attribute", ""),
     "secure attribute": (
         "secure_attribute",
         "Secure attribute: only a signed token's contact_attributes may write it.",
@@ -168,12 +172,14 @@ def _reserved(key: str) -> dict[str, str]:
     return ignored_entry(key, "reserved", "Identify does not set this field; use the API.")
 
 
-def clean_ignored(reasons: Mapping[str, str]) -> list[dict[str, str]]:
+def clean_ignored(reasons: Mapping[str, str], *, signed: bool) -> list[dict[str, str]]:
     """The contact cleaner's skipped keys as ignored_keys entries."""
     out = []
     for key, reason in reasons.items():
         code, explanation = CLEAN_REASONS.get(reason, ("not_written", reason))
-        if code == "attribute_limit":
+        if code == "unknown_attribute":
+            explanation = UNKNOWN_ATTRIBUTE[signed]
+        elif code == "attribute_limit":
             explanation = (
                 f"The agent already has {settings.MAX_ATTRIBUTES_PER_AGENT} attributes, the limit."
             )

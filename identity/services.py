@@ -221,7 +221,7 @@ def _identify_trusted(
     data = payload.contact_data(fields, ignored=ignored)
     with transaction.atomic():
         _relax_commit_durability()
-        definitions = _definitions_for_write(agent, data)
+        definitions = _definitions_for_write(agent, data, signed=True)
         try:
             write = contact_upsert(
                 agent=agent,
@@ -230,13 +230,13 @@ def _identify_trusted(
                 data=data,
                 identity=Identity.VERIFIED,
                 definitions=definitions,
-                unknown_attributes=_unknown_policy(agent),
+                unknown_attributes=_unknown_policy(agent, signed=True),
                 on_forbidden="ignore",
                 adopt=True,
             )
         except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None
-        ignored += payload.clean_ignored(write.ignored)
+        ignored += payload.clean_ignored(write.ignored, signed=True)
         session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
         contact = visitor_history_absorb(session=session, target=write.contact, actor=actor)
         contact = same_email_absorb(agent=agent, target=contact, actor=actor)
@@ -311,14 +311,14 @@ def identify_self_reported(
     actor = Actor.widget()
     ignored: list[dict[str, str]] = []
     raw = payload.self_reported_data(data, ignored=ignored)
-    policy = _unknown_policy(agent)
+    policy = _unknown_policy(agent, signed=False)
     with transaction.atomic():
         _relax_commit_durability()
-        definitions = _definitions_for_write(agent, raw)
+        definitions = _definitions_for_write(agent, raw, signed=False)
         if definitions is None:
             definitions = attribute_definition_map(agent=agent)
         clean = _preview(agent, actor, raw, definitions)
-        ignored += payload.clean_ignored(clean.ignored)
+        ignored += payload.clean_ignored(clean.ignored, signed=False)
         session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
         current = _current_contact(agent, session, session_token)
 
@@ -494,16 +494,24 @@ def _kept_values(clean: CleanInput, contact: Contact) -> list[dict[str, str]]:
 # --- Input shaping --------------------------------------------------------------------------------
 
 
-def _unknown_policy(agent: Agent) -> str:
-    return "create" if agent.create_attributes_from_identify else "ignore"
+def _creates_attributes(agent: Agent, *, signed: bool) -> bool:
+    """Whether keys matching no attribute become new ones: by default for a signed identify
+    (the customer's server sent them), only on request for unsigned custom_data."""
+    if signed:
+        return agent.create_attributes_from_signed
+    return agent.create_attributes_from_unsigned
+
+
+def _unknown_policy(agent: Agent, *, signed: bool) -> str:
+    return "create" if _creates_attributes(agent, signed=signed) else "ignore"
 
 
 def _definitions_for_write(
-    agent: Agent, data: Mapping[str, Any]
+    agent: Agent, data: Mapping[str, Any], *, signed: bool
 ) -> dict[str, AttributeDefinition] | None:
     """The attribute schema for this write. When new keys may become attributes, the agent
     row is locked first so concurrent identifies cannot together pass the attribute cap."""
-    if not agent.create_attributes_from_identify:
+    if not _creates_attributes(agent, signed=signed) or not data.get("attributes"):
         return None
     definitions = attribute_definition_map(agent=agent)
     if any(key not in definitions for key in data.get("attributes") or {}):
@@ -516,7 +524,7 @@ def _preview(
     agent: Agent, actor: Actor, raw: Mapping[str, Any], definitions: Mapping
 ) -> CleanInput:
     """Validate and normalize unsigned input before choosing a contact (writes nothing)."""
-    policy = _unknown_policy(agent)
+    policy = _unknown_policy(agent, signed=False)
     try:
         return clean_contact_input(
             raw,
@@ -538,11 +546,13 @@ def _has_values(clean: CleanInput) -> bool:
 # --- Settings ----------------------------------------------------------------------------------
 
 
-def identity_settings_update(*, agent: Agent, create_attributes_from_identify: bool) -> Agent:
-    """Whether unknown identify keys become new attributes (type inferred, capped)."""
+def identity_settings_update(*, agent: Agent, from_signed: bool, from_unsigned: bool) -> Agent:
+    """Whether unknown identify keys become new attributes (type inferred, capped), for
+    signed payloads and for unsigned custom_data."""
     Agent.objects.filter(pk=agent.pk).update(
-        create_attributes_from_identify=create_attributes_from_identify
+        create_attributes_from_signed=from_signed, create_attributes_from_unsigned=from_unsigned
     )
-    agent.create_attributes_from_identify = create_attributes_from_identify
+    agent.create_attributes_from_signed = from_signed
+    agent.create_attributes_from_unsigned = from_unsigned
     agent_cache.forget(agent)
     return agent

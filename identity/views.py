@@ -105,13 +105,19 @@ def identity_settings(request: HttpRequest, agent_public_id: str) -> HttpRespons
             )
             return redirect(url)
         if action == "settings":
-            enabled = request.POST.get("create_attributes_from_identify") == "on"
-            services.identity_settings_update(agent=agent, create_attributes_from_identify=enabled)
+            signed = request.POST.get("create_attributes_from_signed") == "on"
+            unsigned = request.POST.get("create_attributes_from_unsigned") == "on"
+            services.identity_settings_update(
+                agent=agent, from_signed=signed, from_unsigned=unsigned
+            )
+            chosen = (("signed identifies", signed), ("custom_data", unsigned))
+            kinds = [kind for kind, on in chosen if on]
             messages.success(
                 request,
-                "Unknown identify keys now become attributes."
-                if enabled
-                else "Unknown identify keys are now ignored (and listed in ignored_keys).",
+                f"New keys from {' and '.join(kinds)} now become attributes; others are listed "
+                "in ignored_keys."
+                if kinds
+                else "New identify keys are now ignored (and listed in ignored_keys).",
             )
             return redirect(url)
         if action == "reveal":
@@ -156,6 +162,7 @@ def _context(agent: Agent, extra: dict[str, Any], request: HttpRequest) -> dict:
         "algorithm": JWT_ALGORITHM,
         "handoff_param": HANDOFF_PARAM,
         "demo_enabled": settings.WIDGET_DEMO_ENABLED,
+        "max_attributes": settings.MAX_ATTRIBUTES_PER_AGENT,
         **extra,
     }
     widget_url = request.build_absolute_uri(static("widget/rapport.js"))

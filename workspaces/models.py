@@ -69,9 +69,16 @@ class Agent(models.Model):
         validators=[validate_phone_region],
         help_text="Region assumed for phone numbers typed without a country code.",
     )
-    create_attributes_from_identify = models.BooleanField(
+    # Keys of a signed identify (JWT contact_attributes, HMAC user_metadata) that match no
+    # attribute become new attributes (type inferred, up to the per-agent cap): the
+    # customer's own server sent them. Unsigned custom_data does so only when asked.
+    create_attributes_from_signed = models.BooleanField(
+        default=True,
+        help_text="Unknown keys in a signed identify become new attributes (type inferred).",
+    )
+    create_attributes_from_unsigned = models.BooleanField(
         default=False,
-        help_text="Unknown keys in identify metadata become new attributes (type inferred).",
+        help_text="Unknown keys in unsigned custom_data become new attributes (type inferred).",
     )
     created_at = models.DateTimeField(default=timezone.now)
 

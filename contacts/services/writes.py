@@ -231,7 +231,9 @@ def _prepare(
     if definitions is None:
         # The schema is only read when there are attribute values to check against it.
         definitions = attribute_definition_map(agent=agent) if attributes else {}
-    room = attribute_room(agent=agent) if attributes and unknown_attributes == "create" else 0
+    # How many attributes may still be created: asked only when a key is new to the schema.
+    unknown = attributes and any(key not in definitions for key in attributes)
+    room = attribute_room(agent=agent) if unknown and unknown_attributes == "create" else 0
     clean = clean_contact_input(
         data,
         actor=actor,

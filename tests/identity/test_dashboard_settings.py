@@ -33,7 +33,8 @@ def test_admins_see_the_masked_secret_snippets_and_options(admin_client, agent):
     assert "jwt.encode(payload, os.environ[&quot;RAPPORT_IDENTITY_SECRET&quot;]" in content
     assert "crypto\n    .createHmac(&quot;sha256&quot;" in content
     assert f"data-agent=&quot;{agent.public_id}&quot;" in content
-    assert 'name="create_attributes_from_identify"' in content
+    assert 'name="create_attributes_from_signed" checked' in content
+    assert 'name="create_attributes_from_unsigned">' in content
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -111,13 +112,28 @@ def test_rotate_makes_a_new_secret_and_keeps_the_old_one_verifying(admin_client,
     assert Widget(agent).identify({"token": old_token}).status_code == 200
 
 
-def test_the_toggle_turns_attribute_creation_on_and_off(admin_client, agent):
-    admin_client.post(_url(agent), {"action": "settings", "create_attributes_from_identify": "on"})
+def test_attribute_creation_is_set_for_signed_and_unsigned_data_apart(admin_client, agent):
+    assert (agent.create_attributes_from_signed, agent.create_attributes_from_unsigned) == (
+        True,
+        False,
+    )
+    response = admin_client.post(
+        _url(agent), {"action": "settings", "create_attributes_from_unsigned": "on"}
+    )
     agent.refresh_from_db()
-    assert agent.create_attributes_from_identify is True
+    assert (agent.create_attributes_from_signed, agent.create_attributes_from_unsigned) == (
+        False,
+        True,
+    )
+    assert "New keys from custom_data now become attributes" in (
+        admin_client.get(response.url).content.decode()
+    )
     admin_client.post(_url(agent), {"action": "settings"})
     agent.refresh_from_db()
-    assert agent.create_attributes_from_identify is False
+    assert (agent.create_attributes_from_signed, agent.create_attributes_from_unsigned) == (
+        False,
+        False,
+    )
 
 
 def test_the_checker_explains_a_token_or_a_hash_without_writing(admin_client, agent):

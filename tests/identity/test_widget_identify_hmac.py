@@ -156,7 +156,7 @@ def test_a_hash_made_with_the_previous_secret_works_until_the_grace_period_ends(
     assert response.json()["error"]["code"] == "invalid_signature"
 
 
-# --- Unknown keys: the "create attributes from identify" toggle and the cap ----------------------
+# --- Unknown keys: new attributes from signed identifies (on by default) and the cap -----------
 
 
 def _hmac_identify(widget, agent, metadata):
@@ -165,23 +165,23 @@ def _hmac_identify(widget, agent, metadata):
     )
 
 
-def test_unknown_keys_are_ignored_and_listed_while_the_toggle_is_off(widget, agent):
+def test_unknown_keys_are_ignored_and_listed_when_the_agent_turned_creation_off(widget, agent):
+    agent.create_attributes_from_signed = False
+    agent.save()
     response = _hmac_identify(widget, agent, {"name": "Ada", "favourite_color": "teal"})
     assert response.json()["ignored_keys"] == [
         {
             "key": "favourite_color",
             "code": "unknown_attribute",
-            "reason": "No attribute has this key; turn on “Create attributes from identify” "
-            "to store new keys.",
+            "reason": "No attribute has this key, and new attributes from signed identifies "
+            "are turned off (Settings → Identity verification).",
         }
     ]
     assert not AttributeDefinition.objects.filter(agent=agent).exists()
     assert Contact.objects.get(agent=agent).attributes == {}
 
 
-def test_with_the_toggle_on_unknown_keys_become_attributes_of_the_inferred_type(widget, agent):
-    agent.create_attributes_from_identify = True
-    agent.save()
+def test_by_default_unknown_signed_keys_become_attributes_of_the_inferred_type(widget, agent):
     response = _hmac_identify(
         widget,
         agent,
@@ -217,8 +217,6 @@ def test_with_the_toggle_on_unknown_keys_become_attributes_of_the_inferred_type(
 
 def test_new_attributes_stop_at_the_cap_of_attributes_per_agent(widget, agent, settings):
     assert settings.MAX_ATTRIBUTES_PER_AGENT == 100
-    agent.create_attributes_from_identify = True
-    agent.save()
     for index in range(98):
         AttributeFactory(agent=agent, key=f"existing_{index}")
     response = _hmac_identify(widget, agent, {"alpha": "a", "beta": "b", "gamma": "c"})
@@ -234,9 +232,22 @@ def test_new_attributes_stop_at_the_cap_of_attributes_per_agent(widget, agent, s
     ]
 
 
-def test_unknown_keys_in_a_signed_token_follow_the_same_toggle(widget, agent):
-    agent.create_attributes_from_identify = True
-    agent.save()
+def test_unknown_keys_in_a_signed_token_become_attributes_too(widget, agent):
     response = widget.jwt(user_id="u-1", contact_attributes={"tier": "gold"})
     assert response.json()["ignored_keys"] == []
     assert Contact.objects.get(agent=agent).attributes == {"tier": "gold"}
+    assert AttributeDefinition.objects.filter(agent=agent, key="tier", type="text").exists()
+
+
+def test_unsigned_custom_data_does_not_create_attributes_by_default(widget, agent):
+    response = widget.identify({"email": "sam@example.com", "custom_data": {"tier": "gold"}})
+    assert response.json()["ignored_keys"] == [
+        {
+            "key": "tier",
+            "code": "unknown_attribute",
+            "reason": "No attribute has this key; unsigned custom_data does not create "
+            "attributes unless that is turned on (Settings → Identity verification).",
+        }
+    ]
+    assert not AttributeDefinition.objects.filter(agent=agent).exists()
+    assert Contact.objects.get(agent=agent).attributes == {}

@@ -228,21 +228,25 @@ def test_contact_attributes_must_be_an_object(widget, agent, value):
     _nothing_written(agent)
 
 
-def test_reserved_fields_and_unknown_keys_are_listed_not_written(widget, agent):
+def test_reserved_fields_are_listed_not_written_and_new_keys_become_attributes(widget, agent):
     response = widget.jwt(
         user_id="u-1",
         contact_attributes={"external_id": "someone-else", "tags": ["vip"], "shoe_size": 44},
     )
     body = response.json()
     codes = {entry["key"]: entry["code"] for entry in body["ignored_keys"]}
-    assert codes == {
-        "external_id": "reserved",
-        "tags": "reserved",
-        "shoe_size": "unknown_attribute",
-    }
+    assert codes == {"external_id": "reserved", "tags": "reserved"}
     contact = Contact.objects.get(agent=agent)
     assert contact.external_id == "u-1"
-    assert contact.attributes == {}
+    assert contact.attributes == {"shoe_size": 44}
+
+
+def test_with_creation_turned_off_new_keys_are_listed_not_written(widget, agent):
+    agent.create_attributes_from_signed = False
+    agent.save()
+    response = widget.jwt(user_id="u-1", contact_attributes={"shoe_size": 44})
+    assert [e["code"] for e in response.json()["ignored_keys"]] == ["unknown_attribute"]
+    assert Contact.objects.get(agent=agent).attributes == {}
 
 
 def test_a_soft_deleted_contact_comes_back_when_its_user_identifies(widget, agent):

@@ -140,7 +140,7 @@ def test_secure_and_misplaced_keys_in_custom_data_are_ignored_and_listed(widget,
 
 
 def test_secure_attributes_stay_out_even_with_the_toggle_on(widget, agent):
-    agent.create_attributes_from_identify = True
+    agent.create_attributes_from_unsigned = True
     agent.save()
     AttributeFactory(agent=agent, key="plan", type="text", secure=True)
     response = widget.identify({"name": "Sam", "custom_data": {"plan": "gold", "pet": "cat"}})

@@ -54,8 +54,8 @@ def test_zero_seconds_keeps_nothing(agent, settings, django_assert_num_queries):
 
 def test_changes_made_through_this_process_are_seen_at_once(agent):
     agent_cache.cached_agent(public_id=agent.public_id)
-    identity_settings_update(agent=agent, create_attributes_from_identify=True)
-    assert agent_cache.cached_agent(public_id=agent.public_id).create_attributes_from_identify
+    identity_settings_update(agent=agent, from_signed=True, from_unsigned=True)
+    assert agent_cache.cached_agent(public_id=agent.public_id).create_attributes_from_unsigned
     agent_update_settings(agent=agent, name="Help", default_phone_region="DE")
     assert agent_cache.cached_agent(public_id=agent.public_id).default_phone_region == "DE"
     old = secret_of(agent)

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from attributes import api as attributes_api
 from contacts import api as contacts_api
 from helpdesk import api as helpdesk_api
+from identity import api as identity_api
 from transfers import api as transfers_api
 from workspaces import api_views
 
@@ -48,6 +49,11 @@ urlpatterns = [
         "contacts/<uuid:contact_id>/conversations/",
         helpdesk_api.ContactConversations.as_view(),
         name="contact-conversations",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/identity-token",
+        identity_api.ContactIdentityToken.as_view(),
+        name="contact-identity-token",
     ),
     path("tags/", contacts_api.TagCollection.as_view(), name="tags"),
     # Imports (background jobs).

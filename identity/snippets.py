@@ -86,8 +86,16 @@ def server_snippets() -> list[Snippet]:
 
 
 def page_snippet(*, widget_url: str, agent_public_id: str) -> str:
-    """The script tag and the identify call for the customer's pages."""
-    return f"""<script src="{widget_url}" data-agent="{agent_public_id}" async></script>
+    """The script tag (with its optional attributes) and the identify call for the
+    customer's pages."""
+    return f"""<script src="{widget_url}" data-agent="{agent_public_id}"
+        data-help-center="help.example.com" async></script>
+<!-- data-help-center: your help center's hosts instead of help.example.com, separated by
+     spaces; each matches exactly, ignoring case (list subdomains too). A verified visitor's
+     clicks on links to them carry their identity there, no code needed.
+     Optional, for a visitor you know but have not signed in (say, from a sign-up form);
+     self-reported, and never over a signed identify:
+       data-user-email="…" data-user-name="…" data-user-phone="…" -->
 
 // In your own script file, once you know who is signed in:
 window.addEventListener("rapportLoaded", function () {{

@@ -80,6 +80,29 @@
     window.Rapport.identify(data).then(show);
   }
 
+  // What the shop's server would put on the script tag for a guest it knows from a form:
+  // the page reloads with data-user-* set, and the widget identifies them on load.
+  function reloadWithScriptTagUser() {
+    var here = new URL(window.location.href);
+    ["email", "name", "phone"].forEach(function (field) {
+      var value = $("demo-" + field).value.trim();
+      if (value) here.searchParams.set("user_" + field, value);
+      else here.searchParams.delete("user_" + field);
+    });
+    window.location.assign(here.toString());
+  }
+
+  // The widget's tag as a customer would write it (the nonce is this page's own business).
+  function showScriptTag() {
+    var tag = document.querySelector("script[data-agent][src*='rapport.js']");
+    if (!tag) return;
+    var parts = ["<script src=\"" + tag.getAttribute("src") + "\""];
+    ["data-agent", "data-help-center", "data-user-email", "data-user-name", "data-user-phone"].forEach(function (name) {
+      if (tag.hasAttribute(name)) parts.push(name + "=\"" + tag.getAttribute(name) + "\"");
+    });
+    $("demo-tag").textContent = parts.join("\n        ") + " async></script>";
+  }
+
   function renderMessages(messages) {
     var list = $("demo-messages");
     messages.forEach(function (message) {
@@ -143,10 +166,18 @@
     $("demo-jwt").addEventListener("click", identifyWithJwt);
     $("demo-hmac").addEventListener("click", identifyWithHmac);
     $("demo-self").addEventListener("click", identifySelfReported);
+    $("demo-self-tag").addEventListener("click", reloadWithScriptTagUser);
     $("demo-send").addEventListener("click", send);
     $("demo-handoff").addEventListener("click", handoff);
     $("demo-reset").addEventListener("click", reset);
     window.addEventListener("rapport:identified", refreshVisitor);
+    showScriptTag();
+    var params = new URLSearchParams(window.location.search);
+    $("demo-arrived").hidden = !params.get("article");
+    ["email", "name", "phone"].forEach(function (field) {
+      var value = params.get("user_" + field);
+      if (value) $("demo-" + field).value = value;
+    });
     window.Rapport.ready.then(function () {
       refreshVisitor();
       root.setAttribute("data-ready", "true");

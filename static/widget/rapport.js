@@ -3,6 +3,25 @@
  *
  *   <script src="https://YOUR-RAPPORT/static/widget/rapport.js" data-agent="ag_…" async></script>
  *
+ * Optional attributes on the same tag:
+ *
+ *   data-help-center="help.example.com docs.example.com"
+ *       Links (<a href>) to these hosts carry a verified visitor's identity: when such a visitor
+ *       clicks one, the widget adds a single-use ?rapport_identity=… token to it, and the widget
+ *       on the help center identifies the visitor with it. Hosts are separated by spaces and
+ *       matched exactly, ignoring case (help.example.com does not cover www.help.example.com;
+ *       list each host); "host:port" matches that port only. Links added later count too.
+ *       Anonymous and self-reported visitors' links, and links elsewhere, are left as they are.
+ *       If the token does not come within 1.5 s the link opens without it. Ctrl/⌘/Shift-click
+ *       and target="_blank" open the carrying link in a new tab; other targets, middle clicks
+ *       and download links are left to the browser, as they are.
+ *   data-user-email="…" data-user-name="…" data-user-phone="…"
+ *       Who the visitor says they are (say, from your sign-up form), sent on load as a
+ *       self-reported identify, like Rapport.identify({ email, name, phone }). Values are
+ *       trimmed and empty ones ignored. It is sent before anything your page calls, so a
+ *       signed identify of yours always comes last and wins; and a visitor this browser has
+ *       already verified stays verified (unsigned data never changes a verified contact).
+ *
  * Once loaded it defines window.Rapport and fires a `rapportLoaded` event on window:
  *
  *   Rapport.identify({ token })                                 signed JWT (best)
@@ -11,6 +30,10 @@
  *   Rapport.startConversation(message)  Rapport.sendMessage(conversationId, body)
  *   Rapport.getMessages(conversationId, afterId)
  *   Rapport.linkWithIdentity(url)   a help-center link that keeps a verified visitor known
+ *                                   (resolves to the URL with the token; data-help-center does
+ *                                   this for you on click)
+ *   Rapport.ready                   resolves once the load-time identifies (a help-center
+ *                                   token in the address, data-user-*) are done
  *   Rapport.reset()                 forget this visitor (call it when your user signs out)
  *
  * Every call returns a Promise that always resolves (it never rejects and never throws into
@@ -24,13 +47,44 @@
     return; // the script tag was included twice
   }
 
-  var VERSION = "1.0";
+  var VERSION = "1.1";
   var HANDOFF_PARAM = "rapport_identity";
+  // How long a help-center click waits for its token before the link opens without one.
+  var HANDOFF_WAIT_MS = 1500;
 
   var script = document.currentScript || document.querySelector("script[data-agent][src*='rapport.js']");
   var agentId = (script && script.getAttribute("data-agent")) || "";
   var apiBase = (script && script.getAttribute("data-api")) || originOf(script && script.src) || window.location.origin;
   var storageKey = "rapport:" + agentId;
+  var helpCenterHosts = parseHosts(script && script.getAttribute("data-help-center"));
+
+  // "help.example.com Docs.Example.com:8443" -> [{ hostname, port }]; a port only when given.
+  function parseHosts(value) {
+    var hosts = [];
+    String(value || "").split(/[\s,]+/).forEach(function (entry) {
+      if (!entry) return;
+      try {
+        var url = new URL(entry.indexOf("://") === -1 ? "http://" + entry : entry);
+        hosts.push({ hostname: url.hostname, port: url.port });
+      } catch (e) {
+        if (window.console && window.console.warn) {
+          window.console.warn("Rapport: data-help-center: " + entry + " is not a host name.");
+        }
+      }
+    });
+    return hosts;
+  }
+
+  // The visitor's self-reported details from data-user-*: trimmed, empty ones left out.
+  function scriptTagUser() {
+    var user = {};
+    ["email", "name", "phone"].forEach(function (field) {
+      var value = script && script.getAttribute("data-user-" + field);
+      value = value == null ? "" : String(value).trim();
+      if (value) user[field] = value;
+    });
+    return user;
+  }
 
   function originOf(src) {
     try {
@@ -183,12 +237,18 @@
     });
   }
 
+  var pendingIdentifies = 0; // queued or running: a help-center click waits for them
+
   function identify(params) {
     if (params === undefined || params === null) params = {};
     if (typeof params !== "object" || Array.isArray(params)) {
       return Promise.resolve(report(failure("invalid_arguments", "Rapport.identify takes an object, e.g. { token: \"…\" }.")));
     }
-    return enqueue(function () { return doIdentify(params); });
+    pendingIdentifies += 1;
+    return enqueue(function () { return doIdentify(params); }).then(function (result) {
+      pendingIdentifies -= 1;
+      return result;
+    });
   }
 
   function ensureSession() {
@@ -236,6 +296,10 @@
 
   // --- Help-center hand-off -------------------------------------------------------------------
 
+  function isVerified() {
+    return !!(state.contact && state.contact.identity === "verified");
+  }
+
   function identityToken() {
     return enqueue(function () {
       if (!state.sessionToken) return report(failure("not_verified", "Identify the visitor first."));
@@ -243,18 +307,95 @@
     });
   }
 
+  function withToken(url, result) {
+    var target;
+    try {
+      target = new URL(String(url), window.location.href);
+    } catch (e) {
+      return String(url);
+    }
+    if (result.ok) target.searchParams.set(result.param || HANDOFF_PARAM, result.token);
+    return target.toString();
+  }
+
   function linkWithIdentity(url) {
-    return identityToken().then(function (result) {
-      var target;
+    return identityToken().then(function (result) { return withToken(url, result); });
+  }
+
+  // --- Help-center links (data-help-center) ---------------------------------------------------
+
+  function isHelpCenter(url) {
+    if (url.protocol !== "https:" && url.protocol !== "http:") return false;
+    for (var i = 0; i < helpCenterHosts.length; i++) {
+      var host = helpCenterHosts[i];
+      if (url.hostname === host.hostname && (!host.port || url.port === host.port)) return true;
+    }
+    return false;
+  }
+
+  function clickedLink(event) {
+    var path = typeof event.composedPath === "function" ? event.composedPath() : [];
+    for (var i = 0; i < path.length; i++) {
+      var node = path[i];
+      if (node && node.tagName === "A" && typeof node.href === "string" && node.hasAttribute("href")) return node;
+    }
+    var start = event.target && event.target.closest ? event.target : null;
+    var link = start ? start.closest("a[href]") : null;
+    return link && typeof link.href === "string" ? link : null;
+  }
+
+  // The link with a fresh token, or as it is when the visitor turns out not to be verified,
+  // the token is refused, or it takes longer than HANDOFF_WAIT_MS. Queued behind identifies
+  // in flight, so a click right after sign-in carries the new identity. Quiet: a visitor who
+  // is not verified is the usual case, not an error to report.
+  function helpCenterHref(url) {
+    var token = enqueue(function () {
+      if (!state.sessionToken || !isVerified()) return failure("not_verified", "Not verified.");
+      return request("GET", "/identity-token");
+    });
+    var timeout = new Promise(function (resolve) {
+      window.setTimeout(function () { resolve(failure("timeout", "No token in time.")); }, HANDOFF_WAIT_MS);
+    });
+    return Promise.race([token, timeout]).then(function (result) { return withToken(url, result); });
+  }
+
+  function onLinkClick(event) {
+    if (event.defaultPrevented || event.button !== 0 || event.altKey) return;
+    var link = clickedLink(event);
+    if (!link || link.hasAttribute("download")) return;
+    var url;
+    try {
+      url = new URL(link.href);
+    } catch (e) {
+      return;
+    }
+    if (!isHelpCenter(url)) return;
+    // Only a verified visitor carries an identity; an identify in flight may make one.
+    if (!isVerified() && pendingIdentifies === 0) return;
+    var target = (link.getAttribute("target") || "").toLowerCase();
+    var newTab = event.ctrlKey || event.metaKey || event.shiftKey || target === "_blank";
+    if (!newTab && target && target !== "_self") return; // a named frame, _top, _parent
+    var opened = null;
+    if (newTab) {
+      // Opened now, while the click still counts as the user's: a tab opened after waiting
+      // for the token could be stopped by a pop-up blocker. Blocked anyway: the browser
+      // follows the link itself, without the token.
+      opened = window.open("", "_blank");
+      if (!opened) return;
       try {
-        target = new URL(String(url), window.location.href);
+        opened.opener = null; // the help center gets no handle on this page
       } catch (e) {
-        return String(url);
+        /* already detached */
       }
-      if (result.ok) target.searchParams.set(result.param || HANDOFF_PARAM, result.token);
-      return target.toString();
+    }
+    event.preventDefault();
+    helpCenterHref(url.toString()).then(function (href) {
+      if (opened) opened.location.replace(href);
+      else window.location.assign(href);
     });
   }
+
+  if (helpCenterHosts.length) document.addEventListener("click", onLinkClick, false);
 
   function restoreFromLink() {
     var token = null;
@@ -285,7 +426,13 @@
     });
   }
 
-  var ready = restoreFromLink();
+  // Load-time identifies are queued now, before the page can call anything: a signed
+  // identify the page makes on rapportLoaded runs after them and has the last word.
+  var user = scriptTagUser();
+  var ready = Promise.all([
+    restoreFromLink(),
+    Object.keys(user).length ? identify(user) : Promise.resolve(null),
+  ]);
 
   window.Rapport = Object.freeze({
     version: VERSION,

@@ -14,8 +14,9 @@ from identity.verification import IdentifyError
 
 # Contact fields a signed identify may set; everything else in the object is an attribute key.
 CORE_KEYS = ("name", "email", "phone", "company", "avatar_url")
-# What an unsigned identify may say at the top level (SPEC 6, mode 3).
-SELF_REPORTED_KEYS = ("email", "name", "phone")
+# What an unsigned identify may say at the top level (SPEC 6, mode 3): self-reported values,
+# written like name/email/phone (a contact of someone else's only has its blanks filled).
+SELF_REPORTED_KEYS = ("email", "name", "phone", "company", "avatar_url")
 # Contact fields that identify never writes from a payload, whatever the channel.
 RESERVED_KEYS = {
     "id",
@@ -142,7 +143,7 @@ def contact_data(fields: Mapping[str, Any], *, ignored: list[dict[str, str]]) ->
 
 
 def self_reported_data(data: Mapping[str, Any], *, ignored: list[dict[str, str]]) -> dict[str, Any]:
-    """Contact-service input from an unsigned body: email/name/phone and custom_data."""
+    """Contact-service input from an unsigned body: its contact fields and custom_data."""
     raw: dict[str, Any] = {key: data[key] for key in SELF_REPORTED_KEYS if key in data}
     custom = object_or_none(data.get("custom_data"), "custom_data") or {}
     attributes: dict[str, Any] = {}

@@ -253,3 +253,63 @@ def test_a_forged_or_foreign_session_token_is_no_proof(widget, agent, other_agen
         {}, keep_token=False, HTTP_AUTHORIZATION=f"Bearer {foreign.session_token}"
     )
     assert response.json()["contact"] is None
+
+
+def test_company_and_avatar_are_self_reported_values(widget, agent):
+    response = widget.identify(
+        {
+            "email": "sam@example.com",
+            "company": "  Acme Inc ",
+            "avatar_url": "https://cdn.example.com/sam.png",
+        }
+    )
+    assert response.status_code == 200
+    assert response.json()["ignored_keys"] == []
+    contact = Contact.objects.get(agent=agent)
+    assert (contact.company, contact.avatar_url, contact.identity) == (
+        "Acme Inc",
+        "https://cdn.example.com/sam.png",
+        Identity.SELF_REPORTED,
+    )
+    # The visitor that created the contact may correct them, like its name.
+    widget.identify({"email": "sam@example.com", "company": "Acme"})
+    assert Contact.objects.get(agent=agent).company == "Acme"
+
+
+def test_company_and_avatar_only_fill_blanks_on_someone_elses_contact(widget_factory, agent):
+    widget_factory().identify({"email": "sam@example.com", "company": "Acme"})
+    response = widget_factory().identify(
+        {
+            "email": "sam@example.com",
+            "company": "Mallory Ltd",
+            "avatar_url": "https://cdn.example.com/sam.png",
+        }
+    )
+    contact = Contact.objects.get(agent=agent)
+    assert (contact.company, contact.avatar_url) == ("Acme", "https://cdn.example.com/sam.png")
+    assert [(e["key"], e["code"]) for e in response.json()["ignored_keys"]] == [
+        ("company", "kept_saved_value")
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "data:image/png;base64,AAAA", "/relative.png", "nope"]
+)
+def test_an_avatar_that_is_not_an_http_url_is_a_400_and_writes_nothing(widget, agent, url):
+    response = widget.identify({"email": "sam@example.com", "avatar_url": url})
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"avatar_url"}
+    assert not Contact.objects.filter(agent=agent).exists()
+
+
+def test_unsigned_company_never_changes_a_verified_contact(widget, agent):
+    ContactFactory(
+        agent=agent,
+        external_id="u-1",
+        email="sam@example.com",
+        company="Acme",
+        identity=Identity.VERIFIED,
+    )
+    widget.identify({"email": "sam@example.com", "company": "Mallory Ltd", "avatar_url": ""})
+    verified = Contact.objects.get(agent=agent, external_id="u-1")
+    assert (verified.company, verified.avatar_url) == ("Acme", "")

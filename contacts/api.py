@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from contacts import services
-from contacts.models import SORTABLE_FIELDS, Contact, Identity
+from contacts.models import IDENTITY_RANK, SORTABLE_FIELDS, Contact, Identity
 from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
 from contacts.selectors import (
@@ -49,7 +49,7 @@ from core.api.errors import api_exception_handler
 from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
 from core.api.request import query_flag, refuse_nul, validated
 from core.api.schema import BODY_ERRORS, errors
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 from core.keyset import InvalidCursor
 from workspaces.api import api_actor, api_agent
 from workspaces.models import Agent
@@ -198,6 +198,31 @@ def upsert_one(
     return services.contact_create(
         agent=agent, actor=actor, data=data, identity=identity, definitions=definitions
     )
+
+
+LOWERING = (
+    "A contact's identity only goes up (anonymous → self-reported → verified): it records how "
+    "the person was identified, and the widget trusts it. To stop trusting this contact, "
+    "delete it (or erase it); a new one starts from scratch."
+)
+
+
+def refuse_identity_lowering(contact: Contact, body: Any) -> None:
+    """A PATCH that would lower the contact's identity or clear its verification is refused
+    as a whole (400 `identity_cannot_be_lowered`) instead of half applied."""
+    if not isinstance(body, Mapping):
+        return  # the serializer explains what a body must be
+    problems: dict[str, list[str]] = {}
+    wanted = body.get("identity")
+    if wanted in IDENTITY_RANK and IDENTITY_RANK[wanted] < IDENTITY_RANK[contact.identity]:
+        current = contact.identity.replace("_", "-")
+        problems["identity"] = [f"This contact is {current}. {LOWERING}"]
+    if "verified_at" in body:
+        problems["verified_at"] = [
+            f"verified_at is set by a verification and cannot be sent or cleared. {LOWERING}"
+        ]
+    if problems:
+        raise ValidationFailed(problems, code="identity_cannot_be_lowered")
 
 
 def error_of(exc: Exception) -> dict[str, Any]:
@@ -417,18 +442,32 @@ class ContactDetail(APIView):
         description=(
             "Only the fields sent change. `attributes` merge key by key and `null` clears a "
             "key; `tags` and `stripe_accounts` replace the whole set. `external_id` can be set "
-            "once and never changed (merge instead); `identity` can only go up."
+            "once and never changed (merge instead). `identity` can only go up (anonymous → "
+            "self-reported → verified): asking for a lower level than the contact has, or "
+            "sending `verified_at` at all, answers 400 `identity_cannot_be_lowered` and "
+            "changes nothing. Sending the level it already has is accepted."
         ),
         parameters=[CONTACT_ID],
         request=ContactPatchSerializer,
         responses={
             200: ContactSerializer,
-            **errors(*BODY_ERRORS, 404, 409, e409="Another contact already has this external_id."),
+            **errors(
+                *BODY_ERRORS,
+                404,
+                409,
+                e400=(
+                    "Invalid JSON or field values (`validation_error`), or a request to lower "
+                    "the contact's identity or clear `verified_at` "
+                    "(`identity_cannot_be_lowered`)."
+                ),
+                e409="Another contact already has this external_id.",
+            ),
         },
     )
     def patch(self, request: Request, contact_id: uuid.UUID) -> Response:
         agent = api_agent(request)
         contact = contact_or_404(agent, contact_id)
+        refuse_identity_lowering(contact, request.data)
         data = validated(ContactPatchSerializer, request.data)
         identity = data.pop("identity", None)
         definitions = attribute_definition_map(agent=agent)

@@ -111,6 +111,47 @@ def test_the_identity_of_a_new_contact_can_be_chosen_but_never_lowered(api, agen
 
 
 @pytest.mark.parametrize(
+    ("identity", "body", "fields"),
+    [
+        (Identity.VERIFIED, {"identity": "self_reported", "name": "New"}, {"identity"}),
+        (Identity.VERIFIED, {"identity": "anonymous"}, {"identity"}),
+        (Identity.SELF_REPORTED, {"identity": "anonymous"}, {"identity"}),
+        (Identity.VERIFIED, {"verified_at": None, "name": "New"}, {"verified_at"}),
+        (
+            Identity.VERIFIED,
+            {"identity": "anonymous", "verified_at": None},
+            {"identity", "verified_at"},
+        ),
+    ],
+)
+def test_a_patch_that_lowers_identity_is_refused_and_changes_nothing(
+    api, agent, identity, body, fields
+):
+    contact = ContactFactory(agent=agent, name="Old", identity=identity)
+    before = (contact.identity, contact.verified_at, contact.updated_at)
+    response = api.patch(f"{URL}{contact.pk}/", body)
+    assert response.status_code == 400
+    problem = error(response)
+    assert problem["code"] == "identity_cannot_be_lowered"
+    assert set(problem["fields"]) == fields
+    assert "only goes up" in problem["message"]
+    contact.refresh_from_db()
+    assert (contact.identity, contact.verified_at, contact.updated_at) == before
+    assert contact.name == "Old"
+    assert not AuditEvent.objects.filter(contact_id=contact.pk, action="updated").exists()
+
+
+def test_a_patch_may_repeat_or_raise_the_identity(api, agent):
+    contact = ContactFactory(agent=agent, identity=Identity.SELF_REPORTED)
+    url = f"{URL}{contact.pk}/"
+    assert api.patch(url, {"identity": "self_reported"}).json()["identity"] == "self_reported"
+    raised = api.patch(url, {"identity": "verified"}).json()
+    assert raised["identity"] == "verified"
+    assert raised["verified_at"] is not None
+    assert api.patch(url, {"identity": "verified"}).status_code == 200
+
+
+@pytest.mark.parametrize(
     ("body", "field", "message"),
     [
         ({"name": 42}, "name", "Must be a string."),

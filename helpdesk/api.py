@@ -31,7 +31,11 @@ from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor
 from core.times import iso
 from helpdesk import selectors, services
 from helpdesk.models import Conversation
-from helpdesk.personalization import personalization_contact, render_action_template
+from helpdesk.personalization import (
+    conversation_session_context,
+    personalization_contact,
+    render_action_template,
+)
 from helpdesk.selectors import contact_conversations_page
 from helpdesk.serializers import (
     BotMessageCreateSerializer,
@@ -79,7 +83,10 @@ def _conversation(request: Request, conversation_id: str) -> Conversation:
         "For a conversation whose contact is **verified**: the contact's fields, tags, Stripe "
         "accounts and non-archived attributes. For any other conversation (anonymous or "
         "self-reported contact, or none): an anonymous context with `contact: null`. An "
-        "unverified contact's details are never returned: anyone can type an email in a chat."
+        "unverified contact's details are never returned: anyone can type an email in a chat. "
+        "`session_context` carries the `user_metadata` the visitor's page sent beside its "
+        "signed token (the page, the cart…), marked `verified: false`: the browser's word, "
+        "for tailoring answers, never for deciding who the person is."
     ),
     parameters=[CONVERSATION_ID],
     responses={200: ConversationContextSerializer, **ERRORS},
@@ -103,6 +110,7 @@ def conversation_context(request: Request, conversation_id: str) -> Response:
         "conversation": {"id": conversation.pk, "status": conversation.status},
         "verified": contact_data is not None,
         "contact": contact_data,
+        "session_context": conversation_session_context(conversation, contact),
     }
     return Response(ConversationContextSerializer(body).data)
 

@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 from attributes.models import KEY_PATTERN, AttributeDefinition
 from contacts.models import Contact, Identity
+from core.times import iso
 from helpdesk.models import Conversation
+from identity.models import VisitorSession
 
 CORE_PLACEHOLDERS = ("name", "email", "phone", "external_id")
 ESCAPES = ("none", "url", "json", "html")
@@ -36,6 +38,35 @@ def personalization_contact(conversation: Conversation) -> Contact | None:
     if contact is None or contact.identity != Identity.VERIFIED or contact.deleted_at:
         return None
     return contact
+
+
+def conversation_session_context(
+    conversation: Conversation, contact: Contact | None
+) -> dict[str, Any] | None:
+    """The session context (a signed-token identify's `user_metadata`) of the visitor session
+    the conversation came from, for the bot: only while that session is still the one that
+    signed in as this verified contact. It is the browser's word, not the signature's, so
+    it is marked unverified; it never reaches the contact or its attributes."""
+    if contact is None or conversation.visitor_session_id is None:
+        return None
+    row = (
+        VisitorSession.objects.filter(
+            pk=conversation.visitor_session_id,
+            contact_id=contact.pk,
+            signed=True,
+            context__isnull=False,
+        )
+        .values("context", "context_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "data": row["context"],
+        "verified": False,
+        "source": "user_metadata",
+        "updated_at": iso(row["context_at"]),
+    }
 
 
 @dataclass

@@ -63,6 +63,21 @@ class ContextContactSerializer(serializers.Serializer):
     deleted_at = serializers.DateTimeField(allow_null=True)
 
 
+class SessionContextSerializer(serializers.Serializer):
+    """What the visitor's page said beside its signed token: unverified session data."""
+
+    data = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="The `user_metadata` object of the session's latest signed-token identify.",
+    )
+    verified = serializers.BooleanField(
+        help_text="Always false: the signature covers the token, not this object. Use it to "
+        "tailor answers (the page, the cart), never to decide who the person is."
+    )
+    source = serializers.ChoiceField(choices=["user_metadata"])
+    updated_at = serializers.DateTimeField(help_text="When the widget last sent it.")
+
+
 class ConversationContextSerializer(serializers.Serializer):
     conversation = ConversationRefSerializer()
     verified = serializers.BooleanField(
@@ -71,6 +86,15 @@ class ConversationContextSerializer(serializers.Serializer):
     contact = ContextContactSerializer(
         allow_null=True,
         help_text="The verified contact, or null: an unverified contact is never revealed.",
+    )
+    session_context = SessionContextSerializer(
+        allow_null=True,
+        help_text=(
+            "Session context of the visitor session this conversation came from: the "
+            "`user_metadata` sent beside its signed token (JWT identify). Null when none was "
+            "sent, or when that session is no longer signed in as this verified contact. "
+            "Never stored on the contact."
+        ),
     )
 
 

@@ -21,7 +21,7 @@ def sessions_follow_merge(
     if primary.identity == Identity.VERIFIED:
         VisitorSession.objects.filter(
             contact_id__in=[primary.pk, secondary.pk], signed=False
-        ).update(contact=None, created_contact=False)
+        ).update(contact=None, created_contact=False, context=None, context_at=None)
     VisitorSession.objects.filter(contact=secondary).update(contact=primary, created_contact=False)
 
 
@@ -33,7 +33,12 @@ def sessions_forget(sender: Any, *, contact: Contact, **kwargs: Any) -> None:
 def sessions_export(sender: Any, *, contact: Contact, **kwargs: Any) -> dict[str, Any]:
     return {
         "visitor_sessions": [
-            {"visitor_id": s.visitor_id, "created_at": iso(s.created_at)}
+            {
+                "visitor_id": s.visitor_id,
+                "created_at": iso(s.created_at),
+                # What the customer's page said beside its signed token, kept for the bot.
+                "session_context": s.context,
+            }
             for s in VisitorSession.objects.filter(contact=contact).order_by("created_at")
         ]
     }

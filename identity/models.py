@@ -29,6 +29,11 @@ class VisitorSession(models.Model):
     # for a verified contact only when this is true. Merges, adoptions, imports and staff
     # edits can make a session's contact verified, but never set this flag.
     signed = models.BooleanField(default=False)
+    # The `user_metadata` sent beside the signed token of this session's latest JWT identify:
+    # session context for the bot (the page, the cart…). It is not covered by the signature,
+    # so it is unverified and never written to the contact; a change of contact clears it.
+    context = models.JSONField(null=True, blank=True)
+    context_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
 

@@ -4,6 +4,7 @@ carries. Pure helpers (no database); every problem is an `IdentifyError` naming 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,8 @@ RESERVED_KEYS = {
     "deleted_at",
 }
 MAX_VISITOR_ID = 128
+# The most session context (a signed-token identify's user_metadata) kept for the bot, as JSON.
+MAX_SESSION_CONTEXT_BYTES = 16 * 1024
 
 # The keys each mode reads; anything else in the body is listed in ignored_keys.
 MODE_KEYS = {
@@ -161,6 +164,21 @@ def self_reported_data(data: Mapping[str, Any], *, ignored: list[dict[str, str]]
     if attributes:
         raw["attributes"] = attributes
     return raw
+
+
+def session_context_ignored(context: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Why this user_metadata cannot be kept as session context (empty when it can)."""
+    if context is None:
+        return []
+    size = len(json.dumps(context, ensure_ascii=False, separators=(",", ":")).encode())
+    if size <= MAX_SESSION_CONTEXT_BYTES:
+        return []
+    limit = MAX_SESSION_CONTEXT_BYTES // 1024
+    reason = (
+        f"Session context is kept for the bot up to {limit} KB of JSON; this was {size:,} "
+        "bytes, so the bot does not see it (the browser still gets it back)."
+    )
+    return [ignored_entry("user_metadata", "too_large", reason)]
 
 
 def supplied_keys(raw: Mapping[str, Any]) -> list[str]:

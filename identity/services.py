@@ -41,6 +41,7 @@ from identity import payload
 from identity.merging import merge_quietly, same_email_absorb, visitor_history_absorb
 from identity.models import HandoffTokenUse, VisitorSession
 from identity.sessions import (
+    KEEP,
     session_token_proves,
     visitor_session_attach,
     visitor_session_detach,
@@ -156,11 +157,14 @@ def identify_verified(
     *, agent: Agent, visitor_id: str, token: Any, user_metadata: Any = None
 ) -> Identified:
     """Signed JWT (HS256): upsert the verified contact `user_id` with `contact_attributes`
-    (secure keys included); `user_metadata` beside the token is returned, never stored."""
+    (secure keys included). `user_metadata` beside the token is session context for the bot:
+    kept on the visitor session (replacing the previous one; none sent clears it) and
+    returned, never written to the contact."""
     claims = _signed(agent, lambda secrets: jwt_verify(token=token, secrets=secrets))
     user_id = user_id_from_claim(claims.get("user_id"))
     attributes = payload.object_or_none(claims.get("contact_attributes"), "contact_attributes")
     context = payload.object_or_none(user_metadata, "user_metadata")
+    ignored = payload.session_context_ignored(context)
     result = _identify_trusted(
         agent=agent,
         visitor_id=visitor_id,
@@ -169,7 +173,9 @@ def identify_verified(
         container="contact_attributes",
         actor=Actor.jwt(),
         mode="jwt",
+        context=None if ignored else context,
     )
+    result.ignored += ignored
     result.session_context = context
     return result
 
@@ -216,6 +222,7 @@ def _identify_trusted(
     container: str,
     actor: Actor,
     mode: str,
+    context: Any = KEEP,
 ) -> Identified:
     ignored: list[dict[str, str]] = []
     data = payload.contact_data(fields, ignored=ignored)
@@ -240,7 +247,9 @@ def _identify_trusted(
         session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
         contact = visitor_history_absorb(session=session, target=write.contact, actor=actor)
         contact = same_email_absorb(agent=agent, target=contact, actor=actor)
-        visitor_session_attach(session=session, contact=contact, own=False, signed=True)
+        visitor_session_attach(
+            session=session, contact=contact, own=False, signed=True, context=context
+        )
         contact_mark_seen(contact=contact)
     return Identified(
         session=session, contact=contact, mode=mode, ignored=ignored, display_name=contact.name

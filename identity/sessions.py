@@ -110,28 +110,40 @@ def session_token_proves(*, token: str, agent: Agent, session: VisitorSession) -
     )
 
 
+KEEP = object()  # visitor_session_attach: leave the session context as it is
+
+
 def visitor_session_attach(
-    *, session: VisitorSession, contact, own: bool, signed: bool = False
+    *, session: VisitorSession, contact, own: bool, signed: bool = False, context=KEEP
 ) -> None:
     """Point the session at `contact`; `own` records that this session created it, `signed`
-    that it presented a valid signature for it just now. (A returning visitor already
-    points there: nothing to write.)"""
+    that it presented a valid signature for it just now. `context` (a signed-token
+    identify's `user_metadata`, or None) replaces the session context; otherwise it stays
+    while the contact does, and goes when the session changes contact. (A returning
+    visitor already pointing there with the same context: nothing to write.)"""
     if contact.identity == Identity.VERIFIED and not signed:
         raise ValueError("only a signed session may attach to a verified contact")
-    if (
-        session.contact_id != contact.pk
-        or session.created_contact != own
-        or session.signed != signed
-    ):
-        VisitorSession.objects.filter(pk=session.pk).update(
-            contact=contact, created_contact=own, signed=signed
-        )
-    session.contact, session.created_contact, session.signed = contact, own, signed
+    changes = {}
+    if session.contact_id != contact.pk:
+        changes.update(contact=contact)
+    if session.created_contact != own:
+        changes.update(created_contact=own)
+    if session.signed != signed:
+        changes.update(signed=signed)
+    if context is KEEP:
+        context = session.context if session.contact_id == contact.pk else None
+    if context != session.context:
+        changes.update(context=context, context_at=timezone.now() if context is not None else None)
+    if changes:
+        VisitorSession.objects.filter(pk=session.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(session, name, value)
 
 
 def visitor_session_detach(*, session: VisitorSession) -> None:
     """Forget the session's contact: the visitor goes on as a new anonymous one."""
     VisitorSession.objects.filter(pk=session.pk).update(
-        contact=None, created_contact=False, signed=False
+        contact=None, created_contact=False, signed=False, context=None, context_at=None
     )
     session.contact, session.created_contact, session.signed = None, False, False
+    session.context = session.context_at = None

@@ -82,6 +82,7 @@ def test_context_of_an_unverified_contact_reveals_nothing(agent, api_client, ide
         "conversation": {"id": str(conversation.pk), "status": "open"},
         "verified": False,
         "contact": None,
+        "session_context": None,
     }
     for secret in (str(contact.pk), "Claimed", "claimed@example.com", "4155550199", "pro"):
         assert secret.encode() not in response.content

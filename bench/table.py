@@ -28,6 +28,7 @@ SCENARIOS = [
     ("sort by company", {"ordering": "company"}, None),
     ("sort by last seen", {"ordering": "-last_seen_at"}, None),
     ("sort by updated", {"ordering": "-updated_at"}, None),
+    ("sort by conversations", {"ordering": "-conversation_count"}, None),
     ("sort by a number attribute", {"ordering": "-attr.mrr"}, None),
     ("search a 4-letter substring", {"q": "mart"}, {"q": "mart"}),
     ("tag filter", {"tag": "vip"}, None),

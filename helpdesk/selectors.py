@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Lower, Substr
 
 from attributes.coercion import display_value
 from attributes.selectors import attribute_definitions
-from contacts.models import Contact, StripeAccount, Tag
+from contacts.models import Contact, ContactTag, StripeAccount, Tag
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
 from helpdesk.models import Conversation, Message
 from workspaces.models import Agent
@@ -23,6 +24,9 @@ WIDGET_MESSAGES_LIMIT = 500
 SIDEBAR_OTHER_CONVERSATIONS = 10
 PREVIEW_LENGTH = 160
 MAX_SEARCH = 200
+# Tags one inbox view can be narrowed by (the picker offers the agent's tags; a longer
+# list only comes from a hand-made URL).
+MAX_INBOX_TAGS = 20
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -65,10 +69,41 @@ ACTIVE_STATUSES = (Conversation.Status.OPEN, Conversation.Status.ESCALATED)
 ALL = "all"
 
 
-def inbox_queryset(*, agent: Agent, status: str = "", q: str = "") -> QuerySet[Conversation]:
+@dataclass
+class InboxTags:
+    chosen: list[Tag] = field(default_factory=list)  # the agent's tags named, in that order
+    unknown: list[str] = field(default_factory=list)  # names that are none of its tags
+
+
+def inbox_tags_resolve(*, agent: Agent, names: Sequence[str]) -> InboxTags:
+    """The agent's tags named in `names` (ignoring case) and the names that are not one of
+    them. Looked up within the agent only: another workspace's tag is simply unknown here."""
+    wanted: dict[str, str] = {}  # lower-cased -> as written, first spelling wins
+    for raw in names:
+        name = raw.strip()
+        if name and len(wanted) < MAX_INBOX_TAGS:
+            wanted.setdefault(name.lower(), name)
+    # NUL cannot reach PostgreSQL and no tag holds one; a longer name than a tag's cannot be.
+    max_length = Tag._meta.get_field("name").max_length
+    lookup = [n for n in wanted.values() if "\x00" not in n and len(n) <= max_length]
+    found: dict[str, Tag] = {}
+    if lookup:
+        # The exact spelling as well: SQLite's LOWER() leaves non-ASCII letters alone.
+        match = Q(lname__in=[n.lower() for n in lookup]) | Q(name__in=lookup)
+        for tag in Tag.objects.alias(lname=Lower("name")).filter(match, agent=agent):
+            found[tag.name.lower()] = tag
+    return InboxTags(
+        chosen=[found[key] for key in wanted if key in found],
+        unknown=[name for key, name in wanted.items() if key not in found],
+    )
+
+
+def inbox_queryset(
+    *, agent: Agent, status: str = "", q: str = "", tag_ids: Sequence[int] = ()
+) -> QuerySet[Conversation]:
     """The agent's conversations of one status (`active`: open and escalated; `all` or ""
-    for every one) and of contacts matching `q` (name, email, external id or phone), with
-    the contact and the latest message loaded."""
+    for every one), of contacts matching `q` (name, email, external id or phone) and
+    carrying any of the tags `tag_ids`, with the contact and the latest message loaded."""
     qs = Conversation.objects.filter(agent=agent)
     if status == ACTIVE:
         qs = qs.filter(status__in=ACTIVE_STATUSES)
@@ -79,6 +114,14 @@ def inbox_queryset(*, agent: Agent, status: str = "", q: str = "") -> QuerySet[C
         # The contact's lower-cased search haystack. Its trigram index on PostgreSQL covers
         # live contacts only, so search (like every default view) leaves soft-deleted ones out.
         qs = qs.filter(contact__search_text__contains=q.lower(), contact__deleted_at__isnull=True)
+    if tag_ids:
+        # Any of the tags: one semi-join probe of the (contact, tag) unique index per
+        # conversation, so a contact with two of the tags still lists each conversation once.
+        # The ids are literals (resolved by inbox_tags_resolve), which lets the planner read
+        # how common each tag is, as the contacts table's tag filter does.
+        qs = qs.filter(
+            Exists(ContactTag.objects.filter(contact_id=OuterRef("contact_id"), tag_id__in=tag_ids))
+        )
     latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
     return qs.select_related("contact").annotate(
         last_message_body=Subquery(
@@ -93,6 +136,7 @@ def inbox_page(
     agent: Agent,
     status: str = "",
     q: str = "",
+    tag_ids: Sequence[int] = (),
     cursor: str | None = None,
     size: int = INBOX_PAGE_SIZE,
 ) -> InboxPage:
@@ -102,7 +146,7 @@ def inbox_page(
     boundary is an index range condition (`last_message_at <= t`) plus a tie-break on id,
     so a deep page costs what the first one does. ValueError for a bad cursor.
     """
-    qs = inbox_queryset(agent=agent, status=status, q=q)
+    qs = inbox_queryset(agent=agent, status=status, q=q, tag_ids=tag_ids)
     reverse = False
     if cursor:
         moment, pk, direction = decode_inbox_cursor(cursor)

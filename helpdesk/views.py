@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from contacts.selectors import tag_names
 from core.errors import ValidationFailed
-from core.htmx import render_page_or_fragment
+from core.htmx import render_page_or_fragment, wants_fragment
 from helpdesk import selectors, services
 from helpdesk.models import Conversation, Message
 from workspaces.access import get_agent_access
@@ -44,6 +45,12 @@ def _preview(conversation: Conversation) -> str:
     return "" if text == conversation.subject else text
 
 
+def _quoted(names: list[str], joiner: str) -> str:
+    """“a”, “b” or “c”, each cut to a tag name's length (64): a URL can hold anything."""
+    quoted = [f"“{name[:64]}”" for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {joiner} {quoted[-1]}"
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request", "HX-Target")
@@ -52,28 +59,56 @@ def inbox(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     status = request.GET.get("status", "") or selectors.ACTIVE
     if status not in {value for value, _ in STATUS_TABS}:
         status = selectors.ACTIVE
-    q = request.GET.get("q", "").strip()[: selectors.MAX_SEARCH]
-    notice = ""
+    q = request.GET.get("q", "").replace("\x00", "").strip()[: selectors.MAX_SEARCH]
+    # Tags by name, like the contacts table (?tag=vip&tag=trial); a conversation matches
+    # when its contact has any of them. Names that are not this agent's tags are left out.
+    names = request.GET.getlist("tag")
+    tags = selectors.inbox_tags_resolve(agent=access.agent, names=names) if names else None
+    chosen = tags.chosen if tags else []
+    tag_ids = [tag.pk for tag in chosen]
+    notices = []
+    if tags and tags.unknown:
+        label = "No tag named" if len(tags.unknown) == 1 else "No tags named"
+        notices.append(
+            f"{label} {_quoted(tags.unknown, 'or')} here; "
+            f"{'the list is narrowed by the other tags' if chosen else 'showing every tag'}."
+        )
     try:
         page = selectors.inbox_page(
-            agent=access.agent, status=status, q=q, cursor=request.GET.get("cursor") or None
+            agent=access.agent,
+            status=status,
+            q=q,
+            tag_ids=tag_ids,
+            cursor=request.GET.get("cursor") or None,
         )
     except ValueError as exc:
-        notice = str(exc)
-        page = selectors.inbox_page(agent=access.agent, status=status, q=q)
+        notices.insert(0, str(exc))
+        page = selectors.inbox_page(agent=access.agent, status=status, q=q, tag_ids=tag_ids)
     for conversation in page.items:
         conversation.preview = _preview(conversation)
+    chosen_names = [tag.name for tag in chosen]
     context = {
         "agent": access.agent,
         "page": page,
         "status": status,
         "q": q,
-        "notice": notice,
+        "notices": notices,
         "tabs": [{"value": v, "label": label, "active": v == status} for v, label in STATUS_TABS],
-        "filtered": bool(status != selectors.ALL or q),
+        "filtered": bool(status != selectors.ALL or q or chosen),
+        "chosen_tags": chosen_names,
+        "chosen_text": _quoted(chosen_names, "or") if chosen else "",
+        # Links keep the tags that exist (under their own spelling), not what the URL said.
+        "tag_params": chosen_names,
     }
+    if not wants_fragment(request, "inbox-list"):
+        # The picker: a fragment leaves it (and what is ticked in it) as it is.
+        chosen_keys = {name.lower() for name in chosen_names}
+        context["tag_options"] = [
+            {"name": name, "checked": name.lower() in chosen_keys}
+            for name in tag_names(agent=access.agent)
+        ]
     return render_page_or_fragment(
-        request, "helpdesk/inbox.html", "inbox-list", context, target="inbox-list"
+        request, "helpdesk/inbox.html", "inbox-update", context, target="inbox-list"
     )
 
 

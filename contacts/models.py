@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Concat, Lower
+from django.db.models.functions import Coalesce, Concat, Length, Lower
+from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from contacts.ids import uuid7
@@ -282,3 +283,44 @@ class MergedContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} merged into {self.into_id}"
+
+
+# The longest note a team member may write (a note is a remark, not a document).
+NOTE_MAX_LENGTH = 5000
+
+
+class Note(models.Model):
+    """A team member's note on a contact: plain text, shown newest first on its page."""
+
+    # The (contact, -created_at, -id) index below serves every read by contact.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="notes", db_index=False
+    )
+    # The agent again, so an erasure looks through one agent's notes for the person.
+    agent = models.ForeignKey("workspaces.Agent", on_delete=models.CASCADE, related_name="+")
+    # The author's name is kept: the note still says who wrote it after they leave.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=255, blank=True, default="")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(LessThanOrEqual(Length("body"), NOTE_MAX_LENGTH)) & ~Q(body=""),
+                name="note_body_length",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "-created_at", "-id"], name="note_contact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.contact_id}"
+
+    @property
+    def edited(self) -> bool:
+        return self.updated_at > self.created_at

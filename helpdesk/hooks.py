@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
 from django.utils import timezone
 
 from contacts import panels, signals
@@ -17,7 +16,7 @@ from core.actors import Actor
 from core.times import iso
 from helpdesk import erasure
 from helpdesk.models import Conversation
-from helpdesk.selectors import contact_conversations
+from helpdesk.views import contact_history_panel
 from identity.models import VisitorSession
 from identity.signals import visitor_history_moving
 from workspaces.models import Agent
@@ -86,18 +85,13 @@ def conversations_export(sender: Any, *, contact: Contact, **kwargs: Any) -> dic
 
 
 def conversations_panel(agent: Agent, contact: Contact) -> Panel:
-    """The contact page's list of conversations, each linking to the conversation page."""
-    rows = [
-        {
-            "conversation": conversation,
-            "url": reverse(
-                "helpdesk:conversation",
-                kwargs={"agent_public_id": agent.public_id, "conversation_id": conversation.pk},
-            ),
-        }
-        for conversation in contact_conversations(contact=contact)
-    ]
-    return Panel(template="helpdesk/_contact_conversations.html", context={"conversations": rows})
+    """The contact page's Conversations panel: the first page of the history, most recent
+    activity first, each linking to the conversation page; its own links page and re-sort
+    it in place (helpdesk:contact_conversations)."""
+    return Panel(
+        template="helpdesk/_contact_conversations.html",
+        context=contact_history_panel(agent, contact),
+    )
 
 
 def connect() -> None:

@@ -46,7 +46,11 @@ class Conversation(models.Model):
             models.Index(
                 fields=["agent", "status", "-last_message_at", "id"], name="conv_agent_status"
             ),
-            models.Index(fields=["contact", "-last_message_at"], name="conv_contact_activity"),
+            # A contact's history, newest or oldest first (read backwards), ties by id: the
+            # keyset pages of the contact page and the API start their range here.
+            models.Index(
+                fields=["contact", "-last_message_at", "-id"], name="conv_contact_activity_id"
+            ),
         ]
 
     def __str__(self) -> str:

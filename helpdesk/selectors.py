@@ -27,6 +27,7 @@ MAX_SEARCH = 200
 # Tags one inbox view can be narrowed by (the picker offers the agent's tags; a longer
 # list only comes from a hand-made URL).
 MAX_INBOX_TAGS = 20
+CONTACT_CONVERSATIONS_PAGE_SIZE = 20
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -276,21 +277,120 @@ def contact_sidebar(*, contact: Contact, conversation: Conversation) -> ContactS
 
 # --- A contact's conversations ------------------------------------------------------------
 
-
-def contact_conversations(*, contact: Contact, limit: int = 100):
-    return list(
-        Conversation.objects.filter(contact=contact).order_by("-last_message_at", "id")[:limit]
-    )
+# The two orders of a contact's conversation history (the API's `ordering` values). Ties on
+# the time are broken by id in the same direction, so one (contact, -last_message_at, -id)
+# index serves both: read forwards for newest first, backwards for oldest first.
+NEWEST_FIRST = "-last_message_at"
+OLDEST_FIRST = "last_message_at"
+CONTACT_CONVERSATION_ORDERINGS = (NEWEST_FIRST, OLDEST_FIRST)
 
 
 def contact_conversations_page(
-    *, contact: Contact, after: tuple[Any, uuid.UUID] | None = None, size: int = 50
-) -> tuple[list, bool]:
-    """One page of the contact's conversations, most recent activity first, and whether more
-    follow. `after` is the (last_message_at, id) of the previous page's last row (keyset)."""
+    *,
+    contact: Contact,
+    after: tuple[Any, uuid.UUID] | None = None,
+    size: int = 50,
+    ordering: str = NEWEST_FIRST,
+    backwards: bool = False,
+) -> tuple[list[Conversation], bool]:
+    """One page of the contact's conversations in `ordering` and whether more follow.
+
+    `after` is the (last_message_at, id) of the row the page continues from (keyset);
+    `backwards` reads the rows before that one instead, still returned in `ordering`.
+    """
+    if ordering not in CONTACT_CONVERSATION_ORDERINGS:
+        raise ValueError(f"Unknown ordering {ordering!r}.")
+    ascending = (ordering == OLDEST_FIRST) != backwards
     qs = Conversation.objects.filter(contact=contact)
     if after is not None:
         moment, pk = after
-        qs = qs.filter(Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk))
-    rows = list(qs.order_by("-last_message_at", "-id")[: size + 1])
-    return rows[:size], len(rows) > size
+        # The extra bound on the time alone is an index range condition; the OR picks the
+        # id tie-break within the boundary time.
+        if ascending:
+            qs = qs.filter(
+                Q(last_message_at__gt=moment) | Q(last_message_at=moment, id__gt=pk),
+                last_message_at__gte=moment,
+            )
+        else:
+            qs = qs.filter(
+                Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk),
+                last_message_at__lte=moment,
+            )
+    order = ("last_message_at", "id") if ascending else ("-last_message_at", "-id")
+    rows = list(qs.order_by(*order)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    return rows, more
+
+
+def contact_conversations_cursor(
+    conversation: Conversation, *, ordering: str, direction: str = "next"
+) -> str:
+    """The cursor continuing `ordering` after (`next`) or before (`prev`) `conversation`."""
+    return encode_cursor(
+        {"t": conversation.last_message_at, "i": conversation.pk, "o": ordering, "d": direction}
+    )
+
+
+def contact_conversations_cursor_decode(
+    cursor: str, *, ordering: str
+) -> tuple[datetime, uuid.UUID, str]:
+    """(last activity, id, direction) of a cursor made for `ordering`; InvalidCursor for
+    anything else. Cursors from before orderings existed (no "o", no "d") continue the
+    default order forwards."""
+    payload = decode_cursor(cursor, keys=("t", "i"))
+    moment, pk = cursor_moment(payload["t"]), cursor_uuid(payload["i"])
+    direction = payload.get("d", "next")
+    if direction not in ("next", "prev"):
+        raise InvalidCursor
+    if payload.get("o", NEWEST_FIRST) != ordering:
+        raise InvalidCursor(
+            "The cursor was made for another ordering; start again from the first page."
+        )
+    return moment, pk, direction
+
+
+@dataclass
+class ContactConversations:
+    items: list[Conversation]
+    ordering: str = NEWEST_FIRST
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+def contact_conversation_history(
+    *,
+    contact: Contact,
+    ordering: str = NEWEST_FIRST,
+    cursor: str | None = None,
+    size: int = CONTACT_CONVERSATIONS_PAGE_SIZE,
+) -> ContactConversations:
+    """A page of the contact page's conversation history, paged both ways (one query).
+    ValueError (its message for people) for a cursor that is not one of this ordering's."""
+    after, backwards = None, False
+    if cursor:
+        try:
+            moment, pk, direction = contact_conversations_cursor_decode(cursor, ordering=ordering)
+        except InvalidCursor:
+            raise ValueError("The page link is not valid; showing the first page.") from None
+        after, backwards = (moment, pk), direction == "prev"
+    rows, more = contact_conversations_page(
+        contact=contact, after=after, size=size, ordering=ordering, backwards=backwards
+    )
+    if not rows and cursor:
+        # Nothing left on that side (conversations moved away by a merge): start over.
+        return contact_conversation_history(contact=contact, ordering=ordering, size=size)
+    page = ContactConversations(items=rows, ordering=ordering)
+    if not rows:
+        return page
+    more_after = True if backwards else more
+    more_before = more if backwards else bool(cursor)
+    if more_after:
+        page.next_cursor = contact_conversations_cursor(rows[-1], ordering=ordering)
+    if more_before:
+        page.previous_cursor = contact_conversations_cursor(
+            rows[0], ordering=ordering, direction="prev"
+        )
+    return page

@@ -21,6 +21,11 @@ urlpatterns = [
         views.conversation_status,
         name="status",
     ),
+    path(
+        "a/<str:agent_public_id>/contacts/<uuid:contact_id>/conversations/",
+        views.contact_conversations,
+        name="contact_conversations",
+    ),
     # Widget (public, CORS): paths exactly as in docs/ARCHITECTURE.md, without a trailing slash.
     path(
         "widget/v1/<str:agent_public_id>/conversations",

@@ -1,26 +1,31 @@
-"""The inbox and the conversation page (dashboard, htmx).
+"""The inbox, the conversation page and a contact's conversation history (dashboard, htmx).
 
 Every view re-checks the user's access to the agent (`get_agent_access`: 404 for an agent
-of another workspace) and looks the conversation up inside that agent, so another
-workspace's conversation id is a 404 as well.
+of another workspace) and looks the conversation or contact up inside that agent, so
+another workspace's conversation or contact id is a 404 as well.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from contacts.selectors import tag_names
+from contacts.models import Contact
+from contacts.selectors import parse_contact_id, tag_names
 from core.errors import ValidationFailed
 from core.htmx import render_page_or_fragment, wants_fragment
 from helpdesk import selectors, services
 from helpdesk.models import Conversation, Message
 from workspaces.access import get_agent_access
+from workspaces.models import Agent
 from workspaces.selectors import AgentAccess
 
 OPEN, ESCALATED, CLOSED = Conversation.Status
@@ -37,6 +42,12 @@ STATUS_ACTIONS = {
     CLOSED: ((OPEN, "Reopen"),),
 }
 STATUS_DONE = {OPEN: "reopened", ESCALATED: "escalated", CLOSED: "closed"}
+# A contact's conversation history: (ordering, label, its first page, where "next" and
+# "previous" lead).
+HISTORY_ORDERS = (
+    (selectors.NEWEST_FIRST, "Newest first", "Newest", "Older", "Newer"),
+    (selectors.OLDEST_FIRST, "Oldest first", "Oldest", "Newer", "Older"),
+)
 
 
 def _preview(conversation: Conversation) -> str:
@@ -223,3 +234,106 @@ def conversation_status(
         messages.error(request, exc.fields["status"][0])
         return render(request, "helpdesk/conversation.html", context, status=400)
     return _after_write(request, access, conversation, f"Conversation {STATUS_DONE[status]}.")
+
+
+# --- A contact's conversation history (a panel of the contact page) -------------------------
+
+
+def contact_history_panel(
+    agent: Agent,
+    contact: Contact,
+    *,
+    ordering: str = selectors.NEWEST_FIRST,
+    cursor: str | None = None,
+) -> dict:
+    """What the contact page's Conversations panel shows: a page of the history in
+    `ordering`, the links to the other order and to the next and previous pages (one query).
+    """
+    notice = ""
+    try:
+        page = selectors.contact_conversation_history(
+            contact=contact, ordering=ordering, cursor=cursor
+        )
+    except ValueError as exc:
+        notice = str(exc)
+        page = selectors.contact_conversation_history(contact=contact, ordering=ordering)
+    base = reverse(
+        "helpdesk:contact_conversations",
+        kwargs={"agent_public_id": agent.public_id, "contact_id": contact.pk},
+    )
+
+    def url(order: str, at: str | None = None) -> str:
+        params = {"ordering": order} if order != selectors.NEWEST_FIRST else {}
+        if at:
+            params["cursor"] = at
+        return f"{base}?{urlencode(params)}" if params else base
+
+    first_label, next_label, previous_label = next(
+        (first, n, p) for value, _, first, n, p in HISTORY_ORDERS if value == ordering
+    )
+    return {
+        "conversations": [
+            {
+                "conversation": conversation,
+                "url": reverse(
+                    "helpdesk:conversation",
+                    kwargs={"agent_public_id": agent.public_id, "conversation_id": conversation.pk},
+                ),
+            }
+            for conversation in page.items
+        ],
+        # The contact's counter, kept by every write that adds or moves a conversation: the
+        # whole history, not this page.
+        "count": contact.conversation_count,
+        "orders": [
+            {"label": text, "url": url(value), "current": value == ordering}
+            for value, text, *_ in HISTORY_ORDERS
+        ],
+        "next_url": url(ordering, page.next_cursor) if page.next_cursor else "",
+        "next_label": next_label,
+        "previous_url": url(ordering, page.previous_cursor) if page.previous_cursor else "",
+        "previous_label": previous_label,
+        "first_url": url(ordering) if page.previous_cursor else "",
+        "first_label": first_label,
+        "notice": notice,
+        "push_url": False,
+    }
+
+
+def _path(url: str | None) -> str:
+    return urlsplit(url or "").path
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request", "HX-Target", "HX-Current-URL")
+def contact_conversations(request: HttpRequest, agent_public_id: str, contact_id) -> HttpResponse:
+    """The contact's conversation history: the contact page's panel for htmx, else a page of
+    its own (every link of the panel works without JavaScript)."""
+    access = get_agent_access(request, agent_public_id)
+    try:
+        contact = Contact.objects.get(agent=access.agent, pk=parse_contact_id(contact_id))
+    except Contact.DoesNotExist:
+        raise Http404("No such contact.") from None
+    ordering = request.GET.get("ordering", "")
+    if ordering not in selectors.CONTACT_CONVERSATION_ORDERINGS:
+        ordering = selectors.NEWEST_FIRST
+    panel = contact_history_panel(
+        access.agent, contact, ordering=ordering, cursor=request.GET.get("cursor") or None
+    )
+    fragment = wants_fragment(request, "contact-conversations")
+    # On this page of its own the address follows the panel; on the contact page it stays
+    # the contact's (the panel's links carry their own state).
+    panel["push_url"] = not fragment or _path(request.htmx.current_url) == request.path
+    context = {
+        "agent": access.agent,
+        "contact": contact,
+        "panel": panel,
+        "contact_url": reverse(
+            "contacts:detail",
+            kwargs={"agent_public_id": access.agent.public_id, "contact_id": contact.pk},
+        ),
+    }
+    if fragment:
+        return render(request, "helpdesk/_contact_conversations.html", context)
+    return render(request, "helpdesk/contact_conversations.html", context)

@@ -27,7 +27,7 @@ from core.api.fields import ErrorSerializer
 from core.api.paging import CURSOR, PAGE_SIZE, page_url, query_page_size
 from core.api.request import refuse_nul
 from core.api.schema import errors
-from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
+from core.keyset import InvalidCursor
 from core.times import iso
 from helpdesk import selectors, services
 from helpdesk.models import Conversation
@@ -187,17 +187,38 @@ def conversation_status(request: Request, conversation_id: str) -> Response:
 
 # --- A contact's conversations (GET /api/v1/contacts/{id}/conversations/) --------------------
 
+CONVERSATION_ORDERING = OpenApiParameter(
+    "ordering",
+    str,
+    enum=list(selectors.CONTACT_CONVERSATION_ORDERINGS),
+    default=selectors.NEWEST_FIRST,
+    description=(
+        "`-last_message_at` (default): most recent activity first. `last_message_at`: oldest "
+        "activity first. Ties are broken by id in the same direction, so pages are stable. A "
+        "`next` URL keeps the ordering; a cursor used with another ordering answers 400."
+    ),
+)
 
-def _encode_conversation_cursor(moment, pk) -> str:
-    return encode_cursor({"t": moment, "i": pk})
+
+def _conversation_ordering(params) -> str:
+    ordering = (params.get("ordering") or selectors.NEWEST_FIRST).strip()
+    if ordering not in selectors.CONTACT_CONVERSATION_ORDERINGS:
+        choices = " or ".join(selectors.CONTACT_CONVERSATION_ORDERINGS)
+        raise ValidationError({"ordering": [f"Use {choices}."]})
+    return ordering
 
 
-def _decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_conversation_cursor(cursor: str, ordering: str) -> tuple[datetime, uuid.UUID]:
+    """The (last_message_at, id) a page continues after; the cursor carries its ordering."""
     try:
-        payload = decode_cursor(cursor, keys=("t", "i"))
-        return cursor_moment(payload["t"]), cursor_uuid(payload["i"])
+        moment, pk, direction = selectors.contact_conversations_cursor_decode(
+            cursor, ordering=ordering
+        )
     except InvalidCursor as exc:
         raise ValidationError({"cursor": [str(exc)]}) from None
+    if direction != "next":  # the dashboard's way back; the API only follows `next`
+        raise ValidationError({"cursor": [str(InvalidCursor())]})
+    return moment, pk
 
 
 class ContactConversations(APIView):
@@ -205,8 +226,11 @@ class ContactConversations(APIView):
         operation_id="contacts_conversations",
         tags=["contacts"],
         summary="A contact's conversations",
-        description="Most recent activity first; follow `next` for older ones.",
-        parameters=[CONTACT_ID, CURSOR, PAGE_SIZE],
+        description=(
+            "Most recent activity first (or oldest first with `ordering=last_message_at`); "
+            "follow `next` for the following page."
+        ),
+        parameters=[CONTACT_ID, CONVERSATION_ORDERING, CURSOR, PAGE_SIZE],
         responses={200: ConversationPageSerializer, **errors(400, 404)},
     )
     def get(self, request: Request, contact_id: uuid.UUID) -> Response:
@@ -214,12 +238,15 @@ class ContactConversations(APIView):
         params = request.query_params
         refuse_nul(params)
         size = query_page_size(params)
+        ordering = _conversation_ordering(params)
         cursor = (params.get("cursor") or "").strip()
-        after = _decode_conversation_cursor(cursor) if cursor else None
+        after = _decode_conversation_cursor(cursor, ordering) if cursor else None
         contact = contact_or_404(agent, contact_id)
-        rows, more = contact_conversations_page(contact=contact, after=after, size=size)
+        rows, more = contact_conversations_page(
+            contact=contact, after=after, size=size, ordering=ordering
+        )
         next_cursor = (
-            _encode_conversation_cursor(rows[-1].last_message_at, rows[-1].pk)
+            selectors.contact_conversations_cursor(rows[-1], ordering=ordering)
             if more and rows
             else None
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
@@ -11,9 +12,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.models import AuditEvent, Contact, MergedContact, StripeAccount, Tag
+from contacts.models import AuditEvent, Contact, MergedContact, Note, StripeAccount, Tag
+from contacts.query.expressions import exact_matches
+from contacts.query.filterset import ContactFilterSet
+from contacts.query.keyset import keyset_page
 from contacts.serialization import contact_to_dict
 from contacts.signals import collected, contact_data_requested
+from core.keyset import InvalidCursor, cursor_moment, decode_cursor, encode_cursor
 from core.times import iso
 from workspaces.models import Agent
 
@@ -110,6 +115,20 @@ def contact_possible_duplicates(*, contact: Contact, limit: int = 10) -> list[Co
         .exclude(pk=contact.pk)
         .order_by("-updated_at", "id")[:limit]
     )
+
+
+def merge_candidates(*, agent: Agent, contact: Contact, q: str, limit: int = 10) -> list[Contact]:
+    """Live contacts of the agent, other than `contact`, found by the table's search (name,
+    email, external id, phone, tag); a pasted email or external id's exact match first."""
+    filters = ContactFilterSet({"q": q}, agent=agent, definitions={})
+    if not filters.search_text:
+        return []
+    qs = filters.qs.filter(deleted_at__isnull=True).exclude(pk=contact.pk)
+    pinned = exact_matches(qs, filters.search_text, limit=limit)
+    if len(pinned) >= limit:
+        return pinned[:limit]
+    rest = qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else qs
+    return pinned + keyset_page(rest, filters.sort(), cursor=None, size=limit - len(pinned)).items
 
 
 def contact_audit_events(*, contact: Contact, limit: int = 200) -> list[AuditEvent]:
@@ -233,6 +252,15 @@ def contact_export_data(*, contact: Contact) -> dict[str, Any]:
             key: definitions[key].label for key in contact.attributes if key in definitions
         },
         "identity_source": contact.identity_source,
+        "notes": [
+            {
+                "author": note.author_name,
+                "body": note.body,
+                "created_at": iso(note.created_at),
+                "updated_at": iso(note.updated_at),
+            }
+            for note in Note.objects.filter(contact_id=contact.pk).order_by("created_at", "id")
+        ],
         **collected(contact_data_requested.send(sender=Contact, contact=contact)),
         "history": [
             {
@@ -245,3 +273,47 @@ def contact_export_data(*, contact: Contact) -> dict[str, Any]:
             for e in AuditEvent.objects.filter(contact_id=contact.pk)
         ],
     }
+
+
+# --- Notes ----------------------------------------------------------------------------------
+
+NOTES_PAGE_SIZE = 10
+
+
+@dataclass
+class NotesPage:
+    """A page of a contact's notes, newest first, and where the next (older) one starts."""
+
+    items: list[Note] = field(default_factory=list)
+    total: int = 0
+    older_cursor: str | None = None
+    first: bool = True
+
+
+def contact_notes_page(
+    *, contact: Contact, cursor: str | None = None, size: int = NOTES_PAGE_SIZE
+) -> NotesPage:
+    """The notes of `contact` newest first, from `cursor` on (two queries on the
+    note_contact_time index: the page and the count). ValueError for a cursor that is not
+    one of ours."""
+    notes = Note.objects.filter(contact_id=contact.pk)
+    page = NotesPage(total=notes.count(), first=not cursor)
+    if cursor:
+        try:
+            at = decode_cursor(cursor, keys=("t", "id"))
+            moment, pk = cursor_moment(at["t"]), at["id"]
+            if not isinstance(pk, int) or isinstance(pk, bool):
+                raise InvalidCursor
+        except InvalidCursor:
+            raise ValueError("That page of notes does not exist; showing the newest.") from None
+        notes = notes.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
+    rows = list(notes.order_by("-created_at", "-id")[: size + 1])
+    page.items = rows[:size]
+    if len(rows) > size:
+        last = page.items[-1]
+        page.older_cursor = encode_cursor({"t": last.created_at, "id": last.pk})
+    return page
+
+
+def contact_note_count(*, contact: Contact) -> int:
+    return Note.objects.filter(contact_id=contact.pk).count()

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from contacts.views import contact as contact_views
+from contacts.views import notes as note_views
 from contacts.views import table as views
 
 app_name = "contacts"
@@ -24,4 +25,7 @@ urlpatterns = [
     path(C + "restore/", contact_views.contact_restore_view, name="restore"),
     path(C + "erase/", contact_views.contact_erase_view, name="erase"),
     path(C + "data/", contact_views.contact_data, name="data"),
+    path(C + "notes/", note_views.note_add, name="notes"),
+    path(C + "notes/<int:note_id>/", note_views.note_change, name="note"),
+    path(C + "merge-with/", contact_views.contact_merge_with, name="merge_with"),
 ]

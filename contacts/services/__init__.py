@@ -9,6 +9,7 @@ identify. One module per topic; import from here.
 | `lifecycle` | soft delete and restore, one or many |
 | `merge` | two contacts into one |
 | `erasure` | GDPR erasure |
+| `notes` | notes on a contact (they follow merges and go with erasures) |
 | `preferences` | a person's table layout |
 | `audit` | the result of a write and the history it leaves |
 """
@@ -22,6 +23,7 @@ from contacts.services.lifecycle import (
     contacts_soft_delete_bulk,
 )
 from contacts.services.merge import contact_merge, contact_merge_preview, contacts_mergeable
+from contacts.services.notes import note_create, note_delete, note_update
 from contacts.services.preferences import table_preference_save
 from contacts.services.stripe import (
     stripe_account_add,
@@ -71,6 +73,9 @@ __all__ = [
     "contacts_tags_add_bulk",
     "creation_changes",
     "fingerprint_for",
+    "note_create",
+    "note_delete",
+    "note_update",
     "stripe_account_add",
     "stripe_account_remove",
     "stripe_account_update",

@@ -1,7 +1,8 @@
 """The contact page and what changes one contact: edit, tags, Stripe accounts, delete,
-restore, erase, download data, merge.
+restore, erase, download data, merge (and "Merge with…", which finds the other contact).
+Notes are written through `contacts.views.notes`.
 
-Every view re-checks the workspace and role (`_contact_for`) and writes through the
+Every view re-checks the workspace and role (`contact_for`) and writes through the
 services; htmx requests get back the partial they replace, plain forms a redirect.
 """
 
@@ -24,13 +25,16 @@ from contacts import display, normalize
 from contacts.forms import ContactForm, EraseForm, StripeAccountForm
 from contacts.models import ADOPTABLE_SOURCES, Contact, StripeAccount
 from contacts.panels import panels_for
+from contacts.query.filterset import MAX_SEARCH
 from contacts.selectors import (
     contact_audit_events,
     contact_export_data,
     contact_get,
     contact_merged_into,
+    contact_note_count,
     contact_possible_duplicates,
     contacts_with_email,
+    merge_candidates,
     tag_suggestions,
 )
 from contacts.services import (
@@ -51,14 +55,16 @@ from contacts.services import (
 )
 from contacts.table import display_phone, initials
 from contacts.views.common import error_text, flash_error, list_url, stash_notice
+from contacts.views.note_card import note_history, notes_card
 from core.errors import ConflictError, DomainError
+from core.htmx import wants_fragment
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
 
 HISTORY_LIMIT = 100
 
 
-def _contact_for(
+def contact_for(
     request: HttpRequest, agent_public_id: str, contact_id: Any, *, admin: bool = False
 ) -> tuple[AgentAccess, Contact]:
     """The contact if it belongs to an agent the user may see (404 otherwise)."""
@@ -104,11 +110,14 @@ def _detail_context(
     contact: Contact,
     *,
     stripe_failed: dict[int, StripeAccountForm] | None = None,
+    notes_cursor: str | None = None,
+    notes_failed: dict[int, tuple[str, str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     definitions = attribute_definitions(agent=access.agent, include_archived=True)
     by_key = {d.key: d for d in definitions}
     events = contact_audit_events(contact=contact, limit=HISTORY_LIMIT)
+    notes = _notes_card(access, contact, cursor=notes_cursor, failed=notes_failed)
     context = {
         "agent": access.agent,
         "is_admin": access.is_admin,
@@ -120,11 +129,31 @@ def _detail_context(
         "tags": list(contact.tags.all()),
         "stripe_rows": _stripe_rows(access, contact, stripe_failed or {}),
         "stripe_form": StripeAccountForm(auto_id="stripe-new-%s"),
-        "history": display.history(events, by_key),
+        "history": note_history(events, display.history(events, by_key)),
         "list_url": list_url(access.agent),
+        "merge_with_url": (
+            ""
+            if contact.is_deleted
+            else reverse("contacts:merge_with", kwargs=_kwargs(access.agent, contact))
+        ),
+        **notes,
     }
     context.update(extra)
     return context
+
+
+def _kwargs(agent, contact: Contact) -> dict[str, Any]:
+    return {"agent_public_id": agent.public_id, "contact_id": contact.pk}
+
+
+def _notes_card(access: AgentAccess, contact: Contact, **kwargs: Any) -> dict[str, Any]:
+    return notes_card(
+        agent=access.agent,
+        contact=contact,
+        user_id=access.membership.user_id,
+        is_admin=access.is_admin,
+        **kwargs,
+    )
 
 
 def _duplicates(access: AgentAccess, contact: Contact) -> list[dict[str, Any]]:
@@ -177,6 +206,19 @@ def contact_detail(request: HttpRequest, agent_public_id: str, contact_id: Any) 
             raise Http404("No such contact.") from None
         messages.info(request, "That contact was merged into this one; its page is now here.")
         return redirect(detail_url(access.agent, survivor))
+    cursor = request.GET.get("notes") or None
+    if wants_fragment(request, "contact-notes"):
+        # Older notes (or back to the newest) swap the Notes card alone.
+        context = {"agent": access.agent, "contact": contact}
+        context.update(_notes_card(access, contact, cursor=cursor))
+        return render(request, "contacts/detail.html#contact-notes", context)
+    return detail_page(request, access, contact, notes_cursor=cursor)
+
+
+def detail_page(
+    request: HttpRequest, access: AgentAccess, contact: Contact, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """The whole contact page (also a refused form's answer when JavaScript is off)."""
     duplicates = _duplicates(access, contact)
     context = _detail_context(
         access,
@@ -184,14 +226,15 @@ def contact_detail(request: HttpRequest, agent_public_id: str, contact_id: Any) 
         panels=panels_for(access.agent, contact),
         duplicates=duplicates,
         unadopted_count=_unadopted_count(contact, duplicates),
+        **extra,
     )
-    return render(request, "contacts/detail.html", context)
+    return render(request, "contacts/detail.html", context, status=status)
 
 
 # --- Tags -------------------------------------------------------------------------------------
 
 
-def _with_history(
+def with_history(
     request: HttpRequest,
     access: AgentAccess,
     contact: Contact,
@@ -208,7 +251,7 @@ def _with_history(
 @login_required
 def contact_tags(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
     """Add a tag (typed or picked from the suggestions) or remove one."""
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     actor = staff_actor(request, access)
     remove = request.POST.get("remove")
     name = (request.POST.get("pick") or request.POST.get("tag") or "").strip()
@@ -228,7 +271,7 @@ def contact_tags(request: HttpRequest, agent_public_id: str, contact_id: Any) ->
             messages.error(request, error)
         return redirect(detail_url(access.agent, contact))
     extra = {"tag_error": error, "tag_value": name if error else "", "refocus": True}
-    return _with_history(
+    return with_history(
         request, access, contact, "contact-tags", status=422 if error else 200, **extra
     )
 
@@ -239,7 +282,7 @@ def contact_tag_suggestions(
     request: HttpRequest, agent_public_id: str, contact_id: Any
 ) -> HttpResponse:
     """Tags of the agent matching what is typed, minus those the contact has."""
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     typed = request.GET.get("tag", "").strip()[:64]
     held = {t.name.casefold() for t in contact.tags.all()}
     names = [
@@ -289,7 +332,7 @@ def _stripe_response(
         extra.update(stripe_form=form, stripe_adding=True)
     elif failed:
         extra["stripe_failed"] = {account_id: form}
-    return _with_history(
+    return with_history(
         request, access, contact, "contact-stripe", status=422 if failed else 200, **extra
     )
 
@@ -297,7 +340,7 @@ def _stripe_response(
 @require_POST
 @login_required
 def stripe_add(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     form = StripeAccountForm(request.POST, auto_id="stripe-new-%s")
     if form.is_valid():
         try:
@@ -315,7 +358,7 @@ def stripe_change(
     request: HttpRequest, agent_public_id: str, contact_id: Any, account_id: int
 ) -> HttpResponse:
     """Save a Stripe link's edits, or remove it (`remove` button)."""
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     account = _stripe_account(contact, account_id)
     actor = staff_actor(request, access)
     if request.POST.get("remove"):
@@ -361,7 +404,7 @@ def contact_new(request: HttpRequest, agent_public_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def contact_edit(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     return _contact_form(request, access, contact)
 
 
@@ -429,7 +472,7 @@ def _saved_text(written: ContactWrite, *, new: bool) -> str:
 @login_required
 def contact_delete(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
     """Soft delete, then back to the table with an Undo button."""
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     try:
         contact_soft_delete(contact=contact, actor=staff_actor(request, access))
     except DomainError as exc:
@@ -446,7 +489,7 @@ def contact_delete(request: HttpRequest, agent_public_id: str, contact_id: Any) 
 def contact_restore_view(
     request: HttpRequest, agent_public_id: str, contact_id: Any
 ) -> HttpResponse:
-    access, contact = _contact_for(request, agent_public_id, contact_id)
+    access, contact = contact_for(request, agent_public_id, contact_id)
     contact_restore(contact=contact, actor=staff_actor(request, access))
     messages.success(request, f"{contact.display_name} was restored.")
     return redirect(detail_url(access.agent, contact))
@@ -461,7 +504,7 @@ def erase_phrase(contact: Contact) -> str:
 @login_required
 def contact_erase_view(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
     """GDPR erasure (admins): typed confirmation, then the contact is gone for good."""
-    access, contact = _contact_for(request, agent_public_id, contact_id, admin=True)
+    access, contact = contact_for(request, agent_public_id, contact_id, admin=True)
     expected = erase_phrase(contact)
     form = EraseForm(request.POST or None, expected=expected)
     status = 200
@@ -491,7 +534,7 @@ def contact_erase_view(request: HttpRequest, agent_public_id: str, contact_id: A
 @login_required
 def contact_data(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
     """Everything held about the contact as a JSON download (access requests)."""
-    _access, contact = _contact_for(request, agent_public_id, contact_id)
+    _access, contact = contact_for(request, agent_public_id, contact_id)
     payload = json.dumps(contact_export_data(contact=contact), indent=2, cls=DjangoJSONEncoder)
     response = HttpResponse(payload, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}.json"'
@@ -556,7 +599,9 @@ def contact_merge_view(request: HttpRequest, agent_public_id: str) -> HttpRespon
             for a in secondary.stripe_accounts.all()
             if a.stripe_id not in primary_stripe
         ],
+        "notes_moving": 0 if error else contact_note_count(contact=secondary),
         "swap_url": _merge_url(access.agent, secondary, primary),
+        "merge_with_url": reverse("contacts:merge_with", kwargs=_kwargs(access.agent, primary)),
         "primary_url": detail_url(access.agent, primary),
         "secondary_url": detail_url(access.agent, secondary),
     }
@@ -566,3 +611,60 @@ def contact_merge_view(request: HttpRequest, agent_public_id: str) -> HttpRespon
         context,
         status=409 if error and request.method == "POST" else 200,
     )
+
+
+MERGE_CANDIDATES = 10
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def contact_merge_with(request: HttpRequest, agent_public_id: str, contact_id: Any) -> HttpResponse:
+    """ "Merge with…": find the other record of this person with the table's search, then
+    review the merge (this contact kept; the preview can swap). With htmx the search opens
+    inside the contact page and its results refresh as you type."""
+    access, contact = contact_for(request, agent_public_id, contact_id)
+    q = " ".join(request.GET.get("q", "").split())[:MAX_SEARCH]
+    refused = "This contact is deleted; restore it before merging." if contact.is_deleted else ""
+    found = (
+        []
+        if refused
+        else merge_candidates(agent=access.agent, contact=contact, q=q, limit=MERGE_CANDIDATES)
+    )
+    suggested = not q and not refused
+    if suggested:
+        found = contact_possible_duplicates(contact=contact)
+    rows = []
+    for other in found:
+        try:
+            contact_merge_preview(primary=contact, secondary=other)
+        except DomainError as exc:
+            refusal = exc.message
+        else:
+            refusal = ""
+        rows.append(
+            {
+                "contact": other,
+                "url": detail_url(access.agent, other),
+                "merge_url": "" if refusal else _merge_url(access.agent, contact, other),
+                "refusal": refusal,
+            }
+        )
+    context = {
+        "agent": access.agent,
+        "contact": contact,
+        "q": q,
+        "rows": rows,
+        "suggested": suggested,
+        "more": not suggested and len(rows) >= MERGE_CANDIDATES,
+        "refused": refused,
+        "detail_url": detail_url(access.agent, contact),
+        "merge_with_url": request.path,
+        "panel": wants_fragment(request, "merge-with"),
+    }
+    template = "contacts/merge_with.html"
+    if wants_fragment(request, "merge-candidates"):
+        template += "#merge-candidates"
+    elif context["panel"]:
+        template += "#merge-search"
+    return render(request, template, context)

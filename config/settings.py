@@ -156,6 +156,78 @@ LOGOUT_REDIRECT_URL = "login"
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 
+
+# --- Email, invitations and password resets ------------------------------------------------
+_EMAIL_SCHEMES = {
+    # scheme: (backend, STARTTLS, TLS from the first byte); ports default to 25, 587, 465.
+    "smtp": ("django.core.mail.backends.smtp.EmailBackend", False, False),
+    "smtp+tls": ("django.core.mail.backends.smtp.EmailBackend", True, False),
+    "smtp+ssl": ("django.core.mail.backends.smtp.EmailBackend", False, True),
+    "console": ("django.core.mail.backends.console.EmailBackend", False, False),
+}
+
+
+def parse_email_url(url: str, *, timeout: int = 10) -> dict[str, object]:
+    """EMAIL_URL as a mailer of Django's MAILERS: `smtp://user:pass@host:port` (plain, port
+    25), `smtp+tls://…` (STARTTLS, 587), `smtp+ssl://…` (TLS from the start, 465), or
+    `console://` (mails printed on the server's output). User and password may be
+    percent-encoded (`%40` for an @). Anything else stops the server at start-up."""
+    from urllib.parse import unquote, urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _EMAIL_SCHEMES:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown scheme {parts.scheme!r}; use {', '.join(_EMAIL_SCHEMES)}."
+        )
+    backend, use_tls, use_ssl = _EMAIL_SCHEMES[scheme]
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ImproperlyConfigured("EMAIL_URL: only scheme://user:password@host:port is read.")
+    if scheme == "console":
+        return {"BACKEND": backend}
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("EMAIL_URL: the port is not a number from 1 to 65535.") from None
+    if not parts.hostname:
+        raise ImproperlyConfigured("EMAIL_URL: the SMTP host is missing (smtp://host:port).")
+    options: dict[str, object] = {
+        "host": parts.hostname,
+        "use_tls": use_tls,
+        "use_ssl": use_ssl,
+        # A slow mail server must not hold a request for long.
+        "timeout": timeout,
+    }
+    if port:
+        options["port"] = port
+    if parts.username:
+        options["username"] = unquote(parts.username)
+        options["password"] = unquote(parts.password or "")
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
+# Unset: no mail leaves the server. Invitations then show their link to copy; password
+# reset mails go to the console in development (the terminal of `make run`) and the reset
+# page says it is unavailable in production, where a printed link would end up in logs.
+EMAIL_URL = env_str("EMAIL_URL", "")
+EMAIL_ENABLED = bool(EMAIL_URL)
+if EMAIL_ENABLED:
+    _mailer = parse_email_url(EMAIL_URL, timeout=env_int("EMAIL_TIMEOUT_SECONDS", 10, minimum=1))
+elif PRODUCTION:
+    _mailer = {"BACKEND": "workspaces.mail.NoMailBackend"}
+else:
+    _mailer = {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+MAILERS = {"default": _mailer}
+PASSWORD_RESET_BY_EMAIL = EMAIL_ENABLED or not PRODUCTION
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Rapport <rapport@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# How long an invitation link works (it also stops after its first use or a revoke).
+INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
+# How long a password reset link works (it also stops once the password has changed).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3 * 3600, minimum=300)
+
 # One cache every process shares (SPEC 9: limits hold across processes and machines):
 # Redis when REDIS_URL names one, else a table in the database (no extra server needed;
 # migrations create it). Rate-limit counters go to Redis too, or to their own table with

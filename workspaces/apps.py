@@ -6,4 +6,6 @@ class WorkspacesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from workspaces import api_schema  # noqa: F401 - registers the OpenAPI extension
+        # Imported for their side effects: the OpenAPI extension, and the signal that
+        # stamps every new session with its user's session epoch.
+        from workspaces import api_schema, sessions  # noqa: F401

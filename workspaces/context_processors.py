@@ -20,12 +20,17 @@ SECTIONS = (
 SETTINGS_TABS = (
     ("General & API keys", "workspaces:settings"),
     ("Identity verification", "identity:settings"),
+    ("Members", "workspaces:members"),
 )
+# The settings tabs staff see too (read-only); for them, Settings opens the first of these.
+STAFF_SETTINGS_TABS = frozenset({"workspaces:members"})
 
 
 def _settings_tabs(request: HttpRequest, agent) -> list[dict[str, Any]]:
     tabs = []
     for label, name in SETTINGS_TABS:
+        if agent.my_role != "admin" and name not in STAFF_SETTINGS_TABS:
+            continue
         url = reverse(name, kwargs={"agent_public_id": agent.public_id})
         tabs.append({"label": label, "url": url, "active": request.path == url})
     return tabs
@@ -46,7 +51,10 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if current is not None:
         for label, name, admin_only in SECTIONS:
             if admin_only and current.my_role != "admin":
-                continue
+                if name != "workspaces:settings":
+                    continue
+                # Staff read the Members tab of Settings, and nothing else of it.
+                name = next(n for _, n in SETTINGS_TABS if n in STAFF_SETTINGS_TABS)
             url = reverse(name, kwargs={"agent_public_id": current.public_id})
             sections.append({"label": label, "url": url, "active": False})
         # The deepest section whose URL prefixes the current path is the active one.

@@ -40,3 +40,14 @@ def succeeded(address: str, username: str) -> None:
     pair_rate, address_rate = _rates()
     ratelimit.forget("login", _pair(address, username), pair_rate)
     ratelimit.hit("login-ip", address, address_rate, amount=-1)
+
+
+def reset_attempt(address: str, email: str) -> int | None:
+    """Count a password reset request: each sends a mail, so an address or an email gets
+    as many per window as sign-in attempts. The seconds to wait when over the limit."""
+    pair_rate, address_rate = _rates()
+    by_address = ratelimit.hit("reset-ip", address, address_rate)
+    if not by_address.allowed:
+        return by_address.retry_after
+    by_email = ratelimit.hit("reset", _pair("", email), pair_rate)
+    return None if by_email.allowed else by_email.retry_after

@@ -10,7 +10,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.errors import ValidationFailed
+from core.errors import ConflictError, ValidationFailed
 from workspaces import agent_cache, crypto
 from workspaces.models import (
     Agent,
@@ -19,8 +19,10 @@ from workspaces.models import (
     Membership,
     UserSettings,
     Workspace,
+    WorkspaceEvent,
     hash_api_key,
 )
+from workspaces.sessions import sessions_end
 from workspaces.timezones import known_zones
 
 logger = logging.getLogger(__name__)
@@ -136,3 +138,106 @@ def user_time_zone_set(*, user, time_zone: str) -> UserSettings:
         raise ValidationFailed({"time_zone": [f"{time_zone!r} is not a time zone."]})
     found, _ = UserSettings.objects.update_or_create(user=user, defaults={"time_zone": time_zone})
     return found
+
+
+# --- Members: roles, removal, the workspace's audit log -----------------------------------
+
+
+class LastAdmin(ConflictError):
+    """The change would leave the workspace without an admin."""
+
+    code = "last_admin"
+
+
+def workspace_lock(*, workspace_id: int) -> None:
+    """Serialize changes to a workspace's members until the transaction ends.
+
+    FOR NO KEY UPDATE on PostgreSQL: two member changes wait for each other, while rows
+    that merely reference the workspace (new agents, events) are not blocked. SQLite
+    takes its single write lock when the transaction begins (transaction_mode IMMEDIATE),
+    which serializes them as well."""
+    Workspace.objects.select_for_update(no_key=True).filter(pk=workspace_id).first()
+
+
+def workspace_event_record(
+    *,
+    workspace_id: int,
+    actor,
+    action: str,
+    target_email: str = "",
+    details: dict | None = None,
+) -> WorkspaceEvent:
+    """Add an entry to the workspace's audit log."""
+    return WorkspaceEvent.objects.create(
+        workspace_id=workspace_id,
+        actor=actor,
+        actor_email=actor.get_username() if actor is not None else "",
+        action=action,
+        target_email=target_email,
+        details=details or {},
+    )
+
+
+def _refuse_without_another_admin(membership: Membership, *, actor, doing: str) -> None:
+    others = (
+        Membership.objects.filter(workspace_id=membership.workspace_id, role=Membership.Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+    if not others:
+        yourself = actor is not None and actor.pk == membership.user_id
+        who = "You are" if yourself else f"{membership.user.get_username()} is"
+        raise LastAdmin(
+            f"{who} the only admin of this workspace, which always keeps one: make another "
+            f"member an admin first, then {doing}."
+        )
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str, actor) -> Membership:
+    """Give a member another role; they are signed out everywhere, so every page they have
+    open is read again with the new role. The last admin cannot be made staff."""
+    if role not in Membership.Role.values:
+        raise ValidationFailed({"role": [f"{role!r} is not a role; use admin or staff."]})
+    workspace_lock(workspace_id=membership.workspace_id)
+    # Read again under the lock: the page that asked may be out of date.
+    current = Membership.objects.select_related("user").get(pk=membership.pk)
+    if current.role == role:
+        return current
+    if current.role == Membership.Role.ADMIN:
+        _refuse_without_another_admin(current, actor=actor, doing="change this role")
+    previous = current.role
+    current.role = role
+    current.save(update_fields=["role"])
+    workspace_event_record(
+        workspace_id=current.workspace_id,
+        actor=actor,
+        action=WorkspaceEvent.Action.ROLE_CHANGED,
+        target_email=current.user.get_username(),
+        details={"from": previous, "to": role},
+    )
+    sessions_end(user=current.user)
+    return current
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor) -> None:
+    """Take a member out of the workspace and sign them out everywhere at once. The last
+    admin cannot be removed (nor leave)."""
+    workspace_lock(workspace_id=membership.workspace_id)
+    current = Membership.objects.select_related("user").filter(pk=membership.pk).first()
+    if current is None:
+        return  # removed meanwhile by someone else: nothing left to do
+    leaving = actor is not None and actor.pk == current.user_id
+    if current.role == Membership.Role.ADMIN:
+        doing = "leave" if leaving else "remove them"
+        _refuse_without_another_admin(current, actor=actor, doing=doing)
+    current.delete()
+    workspace_event_record(
+        workspace_id=current.workspace_id,
+        actor=actor,
+        action=WorkspaceEvent.Action.REMOVED,
+        target_email=current.user.get_username(),
+        details={"role": current.role, **({"self": True} if leaving else {})},
+    )
+    sessions_end(user=current.user)

@@ -6,6 +6,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import PasswordResetView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.ratelimit import client_address
 from workspaces import login_throttle, timezones
 from workspaces.access import get_agent_access
-from workspaces.forms import AccountForm, AgentSettingsForm, ApiKeyForm
+from workspaces.forms import AccountForm, AgentSettingsForm, ApiKeyForm, MemberPasswordResetForm
 from workspaces.selectors import agents_for_user, api_keys_for_agent, user_time_zone
 from workspaces.services import (
     AgentNameTaken,
@@ -122,6 +123,52 @@ def remember_time_zone(request: HttpRequest, zone: str) -> None:
 def logout_view(request: HttpRequest) -> HttpResponse:
     auth_logout(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+class PasswordReset(PasswordResetView):
+    """Django's password reset, in Rapport's pages: the mail goes through EMAIL_URL, the
+    page says the same whether or not the address has an account, and requests are
+    throttled like sign-ins (each one sends a mail)."""
+
+    form_class = MemberPasswordResetForm
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    @property
+    def extra_email_context(self) -> dict:
+        hours = settings.PASSWORD_RESET_TIMEOUT / 3600
+        if hours >= 1 and hours == int(hours):
+            valid_for = f"{int(hours)} hour{'s' if hours != 1 else ''}"
+        else:
+            valid_for = f"{settings.PASSWORD_RESET_TIMEOUT // 60} minutes"
+        return {"valid_for": valid_for}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["available"] = settings.PASSWORD_RESET_BY_EMAIL
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if not settings.PASSWORD_RESET_BY_EMAIL:
+            return self.render_to_response(self.get_context_data(), status=503)
+        form = self.get_form()
+        if not form.is_valid():
+            response = self.form_invalid(form)
+            response.status_code = 400
+            return response
+        wait = login_throttle.reset_attempt(client_address(request), form.cleaned_data["email"])
+        if wait is not None:
+            minutes = max(1, -(-wait // 60))
+            form.add_error(
+                None,
+                f"Too many reset requests. Wait {minutes} minute{'s' if minutes > 1 else ''} "
+                "and try again.",
+            )
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        return self.form_valid(form)
 
 
 @require_GET

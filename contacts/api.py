@@ -23,7 +23,7 @@ from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from contacts import services
 from contacts.models import IDENTITY_RANK, SORTABLE_FIELDS, Contact, Identity
-from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
+from contacts.query.filterset import MATCH_CHOICES, SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
 from contacts.selectors import (
     contact_get,
@@ -101,6 +101,18 @@ LIST_PARAMETERS = [
         "deleted", OpenApiTypes.BOOL, description="true lists soft-deleted contacts instead."
     ),
     OpenApiParameter(
+        "match",
+        str,
+        enum=list(MATCH_CHOICES),
+        description=(
+            "How the conditions combine: `all` (default) keeps contacts meeting every "
+            "condition, `any` those meeting at least one. Conditions are the `attr.<key>…` and "
+            "`<field>…` parameters (see the operation's description); every other filter "
+            "(`q`, `tag`, `identity`, dates, `seen`, `deleted`) always applies. Example: "
+            "`match=any&attr.plan=pro&conversation_count__gte=3&tag__eq=vip`."
+        ),
+    ),
+    OpenApiParameter(
         "ordering",
         {"type": "string", "pattern": r"^(-?([a-z_]+|attr\.[a-z][a-z0-9_]{0,62}))?$"},
         description=(
@@ -117,13 +129,28 @@ Contacts of the API key's agent, one page at a time. Follow `next` (or `previous
 cursor pages cost the same at any depth and never skip or repeat a contact while others are
 added.
 
-**Attribute filters**: `attr.<key>=value` (equal; text compares ignoring case);
-`attr.<key>__ne` (not equal, and contacts without the attribute match too: text, url,
-select and number attributes); `attr.<key>__gt`, `__gte`, `__lt`, `__lte` (numbers compare
-as numbers, dates and date-times as dates); `__contains` (text, url and select attributes);
-`__exists=true|false` (has any value, or none). Values are coerced by the attribute's type,
-e.g. `attr.mrr__gte=100&attr.plan__ne=pro&attr.trial_ends__lt=2025-01-01`. An operator that
-does not apply to the attribute's type answers 400 naming the parameter.
+**Conditions** on custom attributes, `attr.<key>=value` or `attr.<key>__<op>=value`, and on
+contact fields, `<field>=value` or `<field>__<op>=value` with `<field>` one of `name`,
+`email`, `phone`, `company`, `external_id`, `tag` (operator form only: `tag=` is the filter
+above), `conversation_count`, `created_at`, `updated_at`, `last_seen_at`, `first_seen_at`.
+Repeat a parameter for several values; `match=any` makes any one condition enough.
+
+- `eq` (or no operator): is. Text ignores case; a date alone is that whole day (UTC).
+- `ne`: is not; contacts without a value match too (not for dates).
+- `contains`, `not_contains`: has, or has not, this text in it (text, url and select
+  attributes; name, email, phone digits, company, external_id).
+- `gt`, `gte`, `lt`, `lte`: > ≥ < ≤, or after / on or after / before / on or before
+  (numbers, dates, date-times, conversation_count, the date fields).
+- `between`: `low,high`, both ends included; `2024-01-01,2024-03-31` is all of Q1.
+- `within`: in the last N days (`30`); `older`: more than N days ago (`90`). Dates only.
+- `exists`: `true` has any value, `false` is empty (`tag__exists`: any tag, or none;
+  not for created_at, updated_at and conversation_count, which every contact has).
+
+Values are read by the attribute's type or the field's kind, e.g.
+`attr.mrr__gte=100&attr.plan__ne=pro&email__contains=@acme.com&last_seen_at__within=30`.
+An unknown field, attribute or operator, an operator that does not apply, or a value that
+cannot be read (an impossible date, a word for a number) answers 400 naming the parameter.
+At most 50 conditions per request.
 """
 
 

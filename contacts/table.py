@@ -25,7 +25,24 @@ from django.utils.timesince import timesince
 from attributes.coercion import AttributeValueError, display_value
 from attributes.models import AttributeDefinition
 from contacts.models import Identity
-from contacts.query.filterset import OPERATORS_BY_TYPE, SEEN_CHOICES, attribute_operand
+from contacts.query.conditions import (
+    DATE_OPERATOR_LABELS,
+    DATED_KINDS,
+    FIELDS,
+    OPERATOR_LABELS,
+    OPERATORS_BY_KIND,
+    PRESENCE_CHOICES,
+    Target,
+    attribute_target,
+    describe,
+    field_target,
+    is_condition_param,
+    operand_error,
+    parse_operand,
+    resolve,
+    split_param,
+)
+from contacts.query.filterset import SEEN_CHOICES
 from contacts.query.keyset import DEFAULT_ORDERING
 
 PAGE_SIZES = (25, 50, 100, 250)
@@ -35,8 +52,11 @@ MAX_COLUMNS = 60
 # Parameters that make up the table's state; anything else in a URL is dropped from links.
 # `at` is the position of a page's first row (1-based), carried along with the cursor so
 # the footer can say "251–500 of about 3,000" without counting what came before.
+# `segment` names the saved segment the state was opened from (contacts.views.segments);
+# conditions (attr.<key>__<op>, <field>__<op>) and `match` are kept too.
 STATE_KEYS = (
     "q", "tag", "identity", "seen", "deleted", "ordering", "cursor", "at", "per_page", "cols",
+    "match", "segment",
 )  # fmt: skip
 FILTER_KEYS = ("q", "tag", "identity", "seen")
 
@@ -59,26 +79,6 @@ IDENTITY_SOURCES = {
     "widget": "chat widget",
     "system": "system",
 }
-
-OPERATOR_LABELS = {
-    "eq": "is",
-    "ne": "is not",
-    "contains": "contains",
-    "gt": ">",
-    "gte": "≥",
-    "lt": "<",
-    "lte": "≤",
-}
-# What the filter builder offers for dates: the same comparisons, in words.
-DATE_OPERATOR_LABELS = {
-    "eq": "on",
-    "gt": "after",
-    "gte": "on or after",
-    "lt": "before",
-    "lte": "on or before",
-}
-# The builder's two conditions that need no value: attr.<key>__exists=true|false.
-PRESENCE_CHOICES = {"exists": "has any value", "empty": "is empty"}
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def state_params(raw: Mapping[str, Any]) -> QueryDict:
     params = QueryDict(mutable=True)
     getlist = raw.getlist if hasattr(raw, "getlist") else lambda k: [raw[k]]
     for key in raw:
-        if key in STATE_KEYS or key.startswith("attr."):
+        if key in STATE_KEYS or is_condition_param(key):
             values = [v for v in getlist(key) if str(v).strip() != ""]
             if values:
                 params.setlist(key, values)
@@ -430,6 +430,7 @@ def format_estimate(count: int, exact: bool) -> str:
 class Chip:
     label: str
     remove_url: str
+    condition: bool = False  # a condition (match=all|any combines those)
 
 
 def active_filter_chips(
@@ -458,35 +459,22 @@ def active_filter_chips(
             )
         )
     for key in params:
-        if not key.startswith("attr."):
+        if key in STATE_KEYS or not is_condition_param(key):
             continue
-        attr_key, op = key[5:], "eq"
-        if "__" in attr_key:
-            attr_key, op = attr_key.rsplit("__", 1)
-        definition = definitions.get(attr_key)
-        label = definition.label if definition else attr_key
+        try:
+            target, op = resolve(key, definitions)
+        except ValueError:
+            target, op = Target(split_param(key)[0], split_param(key)[0], "text"), "eq"
         for value in params.getlist(key):
             rest = [v for v in params.getlist(key) if v != value]
             chips.append(
                 Chip(
-                    _condition_text(label, definition, op, value),
+                    describe(target, op, value),
                     state.url(base, **{key: rest or None, "cursor": None}),
+                    condition=True,
                 )
             )
     return chips
-
-
-def _condition_text(label: str, definition, op: str, value: str) -> str:
-    """ "Plan is Pro", "Signup after 2024-01-01", "MRR ≥ 100", "Plan is empty"."""
-    if op == "exists":
-        empty = value.lower() in ("false", "0", "no")
-        return f"{label} {PRESENCE_CHOICES['empty' if empty else 'exists']}"
-    shown = value
-    if definition is not None and definition.type == "boolean":
-        shown = {"true": "Yes", "false": "No"}.get(value.lower(), value)
-    dated = definition is not None and definition.type in ("date", "datetime")
-    word = (DATE_OPERATOR_LABELS if dated else OPERATOR_LABELS).get(op, op)
-    return f"{label} {word} {shown}"
 
 
 def attribute_filter_param(key: str, op: str) -> str:
@@ -497,36 +485,67 @@ def attribute_filter_param(key: str, op: str) -> str:
 class BuilderOperator:
     value: str
     label: str
-    types: str  # space-separated attribute types it applies to
+    types: str  # space-separated kinds (attribute types, field kinds) it applies to
+
+
+@dataclass(frozen=True)
+class BuilderField:
+    value: str  # what the builder sends as fkey: a field name or attr.<key>
+    label: str
+    kind: str
+    options: tuple[str, ...] = ()
+
+
+def builder_fields(definitions: Iterable[AttributeDefinition]) -> dict[str, list[BuilderField]]:
+    """What the filter builder can filter by: contact fields, then attributes in order."""
+    return {
+        "Contact": [BuilderField(name, label, kind) for name, (label, kind) in FIELDS.items()],
+        "Attributes": [
+            BuilderField(f"attr.{d.key}", d.label or d.key, d.type, tuple(d.options or ()))
+            for d in definitions
+            if not d.archived
+        ],
+    }
 
 
 def builder_operators() -> list[BuilderOperator]:
-    """The filter builder's conditions, each marked with the attribute types it fits
+    """The filter builder's conditions, each marked with the kinds of value it fits
     (the page's script shows only those; the server refuses the others anyway)."""
-    from_types: dict[str, list[str]] = {}
-    for type_, ops in OPERATORS_BY_TYPE.items():
+    from_kinds: dict[str, list[str]] = {}
+    for kind, ops in OPERATORS_BY_KIND.items():
         for op in ops:
-            from_types.setdefault(op, []).append(type_)
-    dated = ("date", "datetime")
+            from_kinds.setdefault(op, []).append(kind)
     out = []
     for op, label in OPERATOR_LABELS.items():
-        types = [t for t in from_types.get(op, []) if t not in dated]
-        if types:
-            out.append(BuilderOperator(op, label, " ".join(types)))
+        kinds = [k for k in from_kinds.get(op, []) if k not in DATED_KINDS]
+        if kinds:
+            out.append(BuilderOperator(op, label, " ".join(kinds)))
     for op, label in DATE_OPERATOR_LABELS.items():
-        out.append(BuilderOperator(op, label, " ".join(dated)))
-    every = " ".join(OPERATORS_BY_TYPE)
-    out += [BuilderOperator(op, label, every) for op, label in PRESENCE_CHOICES.items()]
+        kinds = [k for k in from_kinds.get(op, []) if k in DATED_KINDS]
+        out.append(BuilderOperator(op, label, " ".join(kinds)))
+    present = " ".join(from_kinds["exists"])
+    out += [BuilderOperator(op, label, present) for op, label in PRESENCE_CHOICES.items()]
     return out
 
 
+def _builder_target(key: str, definitions: Mapping[str, AttributeDefinition]) -> Target | None:
+    """The builder's fkey: attr.<key>, a contact field, or (older links) an attribute key."""
+    if key.startswith("attr."):
+        definition = definitions.get(key[5:])
+        return attribute_target(definition) if definition is not None else None
+    if key in FIELDS:
+        return field_target(key)
+    definition = definitions.get(key)
+    return attribute_target(definition) if definition is not None else None
+
+
 def with_attribute_filter(
-    raw: Mapping[str, Any], definitions: Mapping[str, AttributeDefinition]
+    raw: Mapping[str, Any], definitions: Mapping[str, AttributeDefinition], *, region: str = "US"
 ) -> tuple[str | None, str]:
-    """The canonical query string when the filter builder was used (fkey/fop/fvalue become
-    attr.<key>[__op]=value), and what is wrong with the condition ("" when nothing is): a
-    condition that cannot be applied is refused here rather than added as a chip that
-    filters nothing."""
+    """The canonical query string when the filter builder was used (fkey/fop/fvalue, and
+    fvalue2 for the end of a range, become <param>[__op]=value), and what is wrong with the
+    condition ("" when nothing is): a condition that cannot be applied is refused here
+    rather than added as a chip that filters nothing."""
     key = str(raw.get("fkey") or "").strip()
     if not key:
         return None, ""
@@ -534,22 +553,22 @@ def with_attribute_filter(
     value = str(raw.get("fvalue") or "").strip()
     if op in PRESENCE_CHOICES:
         op, value = "exists", "true" if op == "exists" else "false"
-    definition = definitions.get(key)
-    if definition is None:
+    target = _builder_target(key, definitions)
+    if target is None:
         return None, "Choose an attribute to filter by."
+    if op == "between":
+        end = str(raw.get("fvalue2") or "").strip()
+        if not value or not end:
+            return None, f"Give both ends of the range for {target.label}."
+        value = f"{value},{end}"
     if not value:
-        return None, f"Give a value for {definition.label}."
+        return None, f"Give a value for {target.label}."
     try:
-        attribute_operand(definition, op, value)
+        parse_operand(target, op, value, region=region)
     except (AttributeValueError, ValueError) as exc:
-        message = (
-            exc.for_people(definition.label, definition.options)
-            if isinstance(exc, AttributeValueError)
-            else str(exc)
-        )
-        return None, message
+        return None, operand_error(target, exc)
     params = state_params(raw)
     params.pop("cursor", None)
     params.pop("at", None)
-    params.appendlist(attribute_filter_param(key, op), value)
+    params.appendlist(target.name_for(op), value)
     return urlencode(list(params.lists()), doseq=True), ""

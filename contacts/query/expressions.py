@@ -5,6 +5,7 @@ indexes are built on), row-value comparison, and the substring search."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -24,6 +25,7 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, Lower
+from django.db.models.lookups import Contains, Exact
 
 from attributes.models import AttributeDefinition
 from contacts.models import ContactTag, Tag
@@ -94,38 +96,91 @@ def _attribute_literal(definition: AttributeDefinition, value: Any) -> Expressio
     return Value(value, output_field=CharField())
 
 
-def filter_attribute(
-    qs: QuerySet, definition: AttributeDefinition, op: str, value: Any
-) -> QuerySet:
-    """Contacts whose value of `definition` compares with `value` by `op` (eq, ne, gt, gte,
-    lt, lte, contains, exists; text compares ignoring case). `ne` keeps contacts without
-    the attribute (they are not "Pro"); `exists` is true for any value, false for none."""
-    key = definition.key
-    if op == "exists":
-        has = Q(attributes__has_key=key)
-        return qs.filter(has) if value else qs.exclude(has)
-    if op == "ne":
-        matching = filter_attribute(qs.model.objects.all(), definition, "eq", value)
-        return qs.exclude(pk__in=matching.filter(agent_id=definition.agent_id).values("pk"))
-    if op == "contains" or (op == "eq" and definition.type in ("text", "url")):
-        # Text matches ignore case; contains is a substring match.
-        alias = f"_attr_text_{key}"
-        lookup = alias if op == "eq" else f"{alias}__contains"
-        return qs.alias(**{alias: Lower(KeyTextTransform(key, "attributes"))}).filter(
-            **{lookup: value}
+@dataclass(frozen=True)
+class Range:
+    """The values a comparison keeps: from `low` to `high` (None: unbounded), each end
+    included or not. Values are in the stored form of what they are compared with."""
+
+    low: Any = None
+    low_inclusive: bool = True
+    high: Any = None
+    high_inclusive: bool = True
+
+    @property
+    def is_point(self) -> bool:
+        """Exactly one value (an equality)."""
+        return (
+            self.low is not None
+            and self.low == self.high
+            and self.low_inclusive
+            and self.high_inclusive
         )
-    if connection.vendor == "postgresql":
-        # The sort key itself (missing = JSON null), so the attribute's sort index, where
-        # one was built, also answers the filter and its count.
+
+
+def attribute_condition(definition: AttributeDefinition, op: str, operand: Any) -> Q:
+    """The predicate "the contact's value of `definition` compares with `operand` by `op`"
+    (eq, ne, contains, not_contains, exists, or a Range for numbers and dates; text
+    compares ignoring case). `ne` and `not_contains` keep contacts without the attribute
+    (they are not "Pro"); `exists` is true for any value, false for none."""
+    key = definition.key
+    postgres = connection.vendor == "postgresql"
+    json_null = Cast(Value("null"), JSONField())
+    if op == "exists":
+        if postgres:
+            # The sort key (missing = JSON null, the lowest jsonb value): the attribute's
+            # sort index, where one was built, answers "has any value" as a range.
+            stored = attribute_expression(definition)
+            return Q(Compare([stored], "gt" if operand else "eq", [json_null]))
+        has = Q(attributes__has_key=key)
+        return has if operand else ~has
+    text_match = op in ("contains", "not_contains") or (
+        op in ("eq", "ne") and definition.type in ("text", "url")
+    )
+    if text_match:
+        # Text matches ignore case; contains is a substring match. Never null, so that the
+        # negations keep contacts without the attribute.
+        text = Coalesce(
+            Lower(KeyTextTransform(key, "attributes")), Value(""), output_field=CharField()
+        )
+        if op in ("contains", "not_contains"):
+            match = Q(Contains(text, operand))
+        else:
+            match = Q(Exact(text, Value(operand, output_field=CharField())))
+        return ~match if op in ("ne", "not_contains") else match
+    if op == "ne":
+        # The never-null sort key: a contact without the attribute is "not" any value.
+        value = operand.low if isinstance(operand, Range) else operand
         stored = attribute_expression(definition)
-        if op in ("lt", "lte"):
-            # JSON null sorts below every value: a contact without the attribute is not
-            # "less than" anything.
-            qs = qs.filter(Compare([stored], "gt", [Cast(Value("null"), JSONField())]))
+        return ~Q(Compare([stored], "eq", [_attribute_literal(definition, value)]))
+    if postgres:
+        # The sort key itself, so the attribute's sort index also answers the filter.
+        stored = attribute_expression(definition)
     else:
         numeric = definition.type in ("number", "boolean")
+        # The bare value: NULL for a contact without the attribute, which never compares.
         stored = _sqlite_json_value(key, FloatField() if numeric else CharField())
-    return qs.filter(Compare([stored], op, [_attribute_literal(definition, value)]))
+    if not isinstance(operand, Range):
+        return Q(Compare([stored], "eq", [_attribute_literal(definition, operand)]))
+    span = operand
+    if (
+        span.low is not None
+        and span.low == span.high
+        and span.low_inclusive
+        and span.high_inclusive
+    ):
+        return Q(Compare([stored], "eq", [_attribute_literal(definition, span.low)]))
+    q = Q()
+    if span.low is not None:
+        op_low = "gte" if span.low_inclusive else "gt"
+        q &= Q(Compare([stored], op_low, [_attribute_literal(definition, span.low)]))
+    elif postgres:
+        # JSON null sorts below every value: a contact without the attribute is not
+        # "less than" anything.
+        q &= Q(Compare([stored], "gt", [json_null]))
+    if span.high is not None:
+        op_high = "lte" if span.high_inclusive else "lt"
+        q &= Q(Compare([stored], op_high, [_attribute_literal(definition, span.high)]))
+    return q
 
 
 # "+1 (415) 555-0123", "415.555", "0044 20 7946": digits and the signs people write them with.

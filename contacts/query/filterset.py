@@ -3,9 +3,10 @@ API list and exports all read their parameters through `ContactFilterSet`.
 
 Core filters are declared: `q`, `tag` (repeatable, all must match), `identity`
 (repeatable or comma-separated), `created_/updated_/last_seen_after|before`, `seen`,
-`deleted` and `ordering` (validated here, applied by the keyset pager). The attribute
-filters `attr.<key>` and `attr.<key>__<op>` are built per request from the agent's schema,
-for the parameters the request names, each coercing its value by the attribute's type.
+`deleted` and `ordering` (validated here, applied by the keyset pager). Conditions
+(`attr.<key>[__<op>]`, `<field>[__<op>]`, see contacts.query.conditions) are built per
+request for the parameters it names, each parsing its value by the attribute's type or the
+field's kind; `match=any` makes any one of them enough (every other filter still applies).
 
 Every bad parameter gets a message of its own; `ContactFilterSet.validated()` raises them
 all at once as a ValidationFailed (400 on the API, notes beside the table).
@@ -13,9 +14,8 @@ all at once as a ValidationFailed (400 on the API, notes beside the table).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import django_filters
@@ -24,29 +24,25 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.functions import Lower
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
-from attributes.coercion import AttributeValueError, coerce_value
-from attributes.models import KEY_PATTERN, AttributeDefinition
+from attributes.coercion import AttributeValueError
+from attributes.models import AttributeDefinition
 from contacts.models import Contact, ContactTag, Identity, Tag
-from contacts.query.expressions import filter_attribute, search
+from contacts.query.conditions import (
+    MAX_CONDITIONS,
+    Target,
+    combine,
+    condition_q,
+    is_condition_param,
+    parse_moment,
+    parse_operand,
+    resolve,
+)
+from contacts.query.expressions import search
 from contacts.query.keyset import DEFAULT_ORDERING, SortSpec, sort_for
 from core.errors import ValidationFailed
 from workspaces.models import Agent
 
-ATTRIBUTE_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists")
-# The comparisons that mean something for each attribute type (the table's filter builder
-# offers these; any other is refused with a message).
-OPERATORS_BY_TYPE = {
-    "text": ("eq", "ne", "contains", "exists"),
-    "url": ("eq", "ne", "contains", "exists"),
-    "select": ("eq", "ne", "contains", "exists"),
-    "number": ("eq", "ne", "gt", "gte", "lt", "lte", "exists"),
-    "date": ("eq", "gt", "gte", "lt", "lte", "exists"),
-    "datetime": ("eq", "gt", "gte", "lt", "lte", "exists"),
-    "boolean": ("eq", "exists"),
-}
-OPERATOR_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "ne": "is not"}
 DATE_RANGE_FIELDS = ("created", "updated", "last_seen")
 # Dashboard "last seen" windows.
 SEEN_WINDOWS = {
@@ -57,7 +53,7 @@ SEEN_WINDOWS = {
 }
 SEEN_CHOICES = (*SEEN_WINDOWS, "over90d", "never")
 MAX_SEARCH = 200
-_ATTR_KEY = re.compile(KEY_PATTERN)
+MATCH_CHOICES = ("all", "any")
 
 
 # --- Form fields: one message per bad value ---------------------------------------------------
@@ -142,70 +138,31 @@ class _OrderingField(forms.Field):
         return text
 
 
-class _AttributeValuesField(_ListField):
-    """The values compared with one attribute, coerced by its type."""
+class _MatchField(forms.Field):
+    """`match=all` (every condition must hold, the default) or `match=any`."""
 
-    def __init__(self, *, definition: AttributeDefinition, op: str, **kwargs: Any) -> None:
-        self.definition, self.op = definition, op
+    def to_python(self, value: Any) -> str:
+        text = str(value or "").strip().lower()
+        if text and text not in MATCH_CHOICES:
+            raise forms.ValidationError("Use match=all or match=any.")
+        return text or "all"
+
+
+class _ConditionValuesField(_ListField):
+    """The values of one condition parameter, each parsed by the target's kind."""
+
+    def __init__(self, *, target: Target, op: str, region: str, **kwargs: Any) -> None:
+        self.target, self.op, self.region = target, op, region
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> list[Any]:
         try:
-            return [attribute_operand(self.definition, self.op, raw) for raw in value or []]
+            return [
+                parse_operand(self.target, self.op, raw, region=self.region)
+                for raw in super().to_python(value)
+            ]
         except (AttributeValueError, ValueError) as exc:
             raise forms.ValidationError(str(exc)) from None
-
-
-def parse_moment(text: str, *, end_of_day: bool) -> datetime | None:
-    """An aware datetime from ISO 8601 text; None when it is not one (or not in UTC's
-    years 1-9999)."""
-    text = text.strip()
-    # Django's parsers raise ValueError for well-formed impossible values (2024-13-45), and
-    # the end of 9999-12-31 overflows: both are "not a date" to the caller.
-    try:
-        moment = parse_datetime(text.replace("Z", "+00:00")) if "T" in text or " " in text else None
-        if moment is None:
-            day = parse_date(text)
-            if day is None:
-                return None
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            if end_of_day:
-                moment += timedelta(days=1) - timedelta(microseconds=1)
-        if timezone.is_naive(moment):
-            moment = moment.replace(tzinfo=UTC)
-        # Comparable in UTC on every database (year 1 minus an offset does not exist).
-        moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    return moment
-
-
-def attribute_operand(definition: AttributeDefinition, op: str, raw: str) -> Any:
-    """What `attr.<key>__<op>=raw` compares with, or ValueError saying why not, in words
-    for the person who typed it."""
-    type_ = definition.type
-    label = definition.label or definition.key
-    if op not in OPERATORS_BY_TYPE.get(type_, ATTRIBUTE_OPERATORS):
-        word = OPERATOR_WORDS.get(op, op)
-        kind = definition.get_type_display().lower()
-        if op == "contains":
-            raise ValueError(f"contains works on text attributes; {label} is {kind}.")
-        raise ValueError(f"“{word}” does not apply to {label} ({kind}).")
-    if op == "exists":
-        flag = raw.strip().lower()
-        if flag not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError("Use true (has any value) or false (is empty).")
-        return flag in ("true", "1", "yes")
-    if op == "contains":
-        if not raw.strip():
-            raise ValueError("Give some text to look for.")
-        return raw.strip().lower()
-    value = coerce_value(type_, raw, key=definition.key, options=definition.options)
-    if value is None:
-        raise ValueError("Give a value to compare with.")
-    if type_ in ("text", "url"):
-        value = value.lower()
-    return value
 
 
 # --- Filters -------------------------------------------------------------------------------------
@@ -220,16 +177,13 @@ class _FieldFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
-class _AttributeFilter(django_filters.Filter):
-    def __init__(self, *, definition: AttributeDefinition, op: str) -> None:
-        self.definition, self.op = definition, op
-        super().__init__(label=definition.label, definition=definition, op=op)
-        self.field_class = _AttributeValuesField
+class _ConditionFilter(django_filters.Filter):
+    """One condition parameter; ContactFilterSet.filter_queryset combines them all."""
 
-    def filter(self, qs: QuerySet, value: list[Any]) -> QuerySet:
-        for operand in value or []:
-            qs = filter_attribute(qs, self.definition, self.op, operand)
-        return qs
+    def __init__(self, *, target: Target, op: str, region: str) -> None:
+        self.target, self.op = target, op
+        super().__init__(label=target.label, target=target, op=op, region=region)
+        self.field_class = _ConditionValuesField
 
 
 class ContactFilterSet(django_filters.FilterSet):
@@ -248,6 +202,7 @@ class ContactFilterSet(django_filters.FilterSet):
         "last_seen_at", "lte", field_class=_MomentField, end_of_day=True
     )
     seen = _FieldFilter(field_class=_SeenField, method="filter_seen")
+    match = _FieldFilter(field_class=_MatchField, method="filter_nothing")
     # Validated against the schema here; the keyset pager applies it (see `sort`).
     ordering = _FieldFilter(field_class=_OrderingField, method="filter_nothing")
 
@@ -266,27 +221,24 @@ class ContactFilterSet(django_filters.FilterSet):
         self.agent, self.definitions = agent, definitions
         self.filters["ordering"].extra["definitions"] = definitions
         self.unknown: dict[str, list[str]] = {}
-        # The attribute filters this request names, built from the agent's schema.
-        for name in self.data:
-            if str(name).startswith("attr."):
-                self._add_attribute_filter(str(name))
-
-    def _add_attribute_filter(self, name: str) -> None:
-        key, op = name[5:], "eq"
-        if "__" in key:
-            key, op = key.rsplit("__", 1)
-        if not _ATTR_KEY.match(key):
-            self.unknown[name] = ["Use attr.<key> or attr.<key>__<operator>."]
-        elif key not in self.definitions:
-            self.unknown[name] = [f"No attribute with key {key!r}."]
-        elif op not in ATTRIBUTE_OPERATORS:
-            self.unknown[name] = [
-                f"Unknown operator {op!r}; use {', '.join(ATTRIBUTE_OPERATORS[1:])}."
-            ]
-        else:
-            attribute_filter = _AttributeFilter(definition=self.definitions[key], op=op)
-            attribute_filter.model, attribute_filter.parent = Contact, self
-            self.filters[name] = attribute_filter
+        # The conditions this request names, built from the agent's schema.
+        region = agent.default_phone_region or "US"
+        count = 0
+        for name in map(str, self.data):
+            if not is_condition_param(name):
+                continue
+            try:
+                target, op = resolve(name, definitions)
+            except ValueError as exc:
+                self.unknown[name] = [str(exc)]
+                continue
+            count += len(self.data.getlist(name))
+            if count > MAX_CONDITIONS:
+                self.unknown[name] = [f"At most {MAX_CONDITIONS} conditions at a time."]
+                continue
+            condition = _ConditionFilter(target=target, op=op, region=region)
+            condition.model, condition.parent = Contact, self
+            self.filters[name] = condition
 
     # --- Reading the request ---
 
@@ -342,19 +294,65 @@ class ContactFilterSet(django_filters.FilterSet):
         return any(
             self.value(name) not in (None, "", [], False)
             for name in self.filters
-            if name not in ("deleted", "ordering")
+            if name not in ("deleted", "ordering", "match")
         )
 
     @property
     def only_tags(self) -> bool:
         """Narrowed by tags and nothing else (the table can count that from the links)."""
-        others = [n for n in self.filters if n not in ("deleted", "ordering", "tag")]
+        others = [n for n in self.filters if n not in ("deleted", "ordering", "tag", "match")]
         return bool(self.tags) and not any(self.value(n) not in (None, "", []) for n in others)
+
+    @property
+    def match_any(self) -> bool:
+        return self.value("match") == "any"
+
+    @property
+    def condition_names(self) -> list[str]:
+        """The condition parameters in effect, in the order given."""
+        return [n for n, f in self.filters.items() if isinstance(f, _ConditionFilter)]
 
     def sort(self, *, default: str = DEFAULT_ORDERING) -> SortSpec:
         return sort_for(self.value("ordering") or default, self.definitions)
 
     # --- Filter methods ---
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Every filter in turn, then the conditions: all of them, or any one."""
+        conditions: list[tuple[_ConditionFilter, list[Any]]] = []
+        for name, value in self.form.cleaned_data.items():
+            found = self.filters[name]
+            if isinstance(found, _ConditionFilter):
+                conditions.append((found, value or []))
+            else:
+                queryset = found.filter(queryset, value)
+        if not any(operands for _, operands in conditions):
+            return queryset
+        tag_names = {
+            operand
+            for found, operands in conditions
+            if found.target.kind == "tag" and found.op != "exists"
+            for operand in operands
+        }
+        tag_ids = self._tag_ids(tag_names)
+        predicates = [
+            condition_q(found.target, found.op, operand, tag_ids=tag_ids)
+            for found, operands in conditions
+            for operand in operands
+        ]
+        return queryset.filter(combine(predicates, any_of=self.match_any))
+
+    def _tag_ids(self, names: set[str]) -> dict[str, list[int]]:
+        """The agent's tag ids by lower-cased name, as literals (see filter_tags)."""
+        found: dict[str, list[int]] = {}
+        if names:
+            for tag_name, pk in (
+                Tag.objects.alias(lname=Lower("name"))
+                .filter(agent=self.agent, lname__in=names)
+                .values_list("name", "pk")
+            ):
+                found.setdefault(tag_name.lower(), []).append(pk)
+        return found
 
     def filter_deleted(self, qs: QuerySet, name: str, value: bool) -> QuerySet:
         return qs.filter(deleted_at__isnull=not value)

@@ -101,6 +101,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]])
 
     rows = tbl.build_rows(items, state.columns, detail_url_for(agent))
+    chips = tbl.active_filter_chips(state, base, definition_map)
     chosen = {c.key for c in state.columns}
     export_params = state.params.copy()
     for key in ("cursor", "at", "per_page", "cols"):
@@ -116,11 +117,14 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "export_query": export_params.urlencode(),
         "form_hidden": _pairs(state.params, skip=("q", "identity", "seen", "cursor", "at")),
         "builder_hidden": _pairs(state.params, skip=("cursor", "at")),
+        "match_hidden": _pairs(state.params, skip=("match", "cursor", "at")),
         "is_admin": access.is_admin,
         "state": state,
         "rows": rows,
         "headers": tbl.headers(state, base),
-        "chips": tbl.active_filter_chips(state, base, definition_map),
+        "chips": chips,
+        "filter_chips": [c for c in chips if not c.condition],
+        "condition_chips": [c for c in chips if c.condition],
         "errors": errors,
         "total_text": tbl.format_estimate(total, exact),
         "total": total,
@@ -160,7 +164,12 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "tag_options": tag_names(agent=agent),
         "active_tags": filters.tags,
         "attribute_filters": definitions,
+        "builder_fields": tbl.builder_fields(definitions),
         "operators": tbl.builder_operators(),
+        "match_any": filters.match_any,
+        "condition_count": len(
+            [n for name in filters.condition_names for n in filters.data.getlist(name)]
+        ),
         "notice": pop_notice(request, agent),
         "export_url": reverse("transfers:export", kwargs={"agent_public_id": agent.public_id}),
         "import_url": reverse("transfers:import", kwargs={"agent_public_id": agent.public_id}),
@@ -201,7 +210,9 @@ def contact_list(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     # The filter form's attribute builder (fkey/fop/fvalue) becomes attr.<key>[__op]=value,
     # so the address bar always shows the canonical state.
     definitions = {d.key: d for d in attribute_definitions(agent=access.agent)}
-    canonical, problem = tbl.with_attribute_filter(request.GET, definitions)
+    canonical, problem = tbl.with_attribute_filter(
+        request.GET, definitions, region=access.agent.default_phone_region or "US"
+    )
     if problem:
         # The condition is refused where it was written; the table stays as it was.
         state = tbl.state_params(request.GET)

@@ -94,9 +94,46 @@
     }
   });
 
-  // The attribute filter builder: conditions and a value input that fit the attribute
-  // (a date picker for dates, a number field, the options of a select, yes/no), and no
+  // The filter builder: conditions and value inputs that fit the field or attribute (a
+  // date picker for dates, a number field, the options of a select, yes/no, the agent's
+  // tags), two inputs for "between", a number of days for "in the last … days", and no
   // value at all for "has any value" / "is empty". The server checks the same again.
+  var INPUT_TYPES = { number: "number", count: "number", date: "date", moment: "date", seen: "date", datetime: "datetime-local" };
+
+  function valueControl(type, op, name, kept, options) {
+    var control;
+    var choosing = (type === "boolean" || type === "select") && op !== "contains" && op !== "not_contains";
+    if (choosing) {
+      control = document.createElement("select");
+      var values = type === "boolean" ? [["true", "Yes"], ["false", "No"]] : options.map(function (o) { return [o, o]; });
+      values.forEach(function (pair) {
+        var option = document.createElement("option");
+        option.value = pair[0];
+        option.textContent = pair[1];
+        if (pair[0] === kept) option.selected = true;
+        control.appendChild(option);
+      });
+    } else {
+      control = document.createElement("input");
+      if (op === "within" || op === "older") {
+        control.type = "number";
+        control.min = "1";
+        control.step = "1";
+      } else {
+        control.type = INPUT_TYPES[type] || "text";
+        if (type === "number") control.step = "any";
+        if (type === "count") { control.step = "1"; control.min = "0"; }
+        if (type === "tag") control.setAttribute("list", "builder-tag-options");
+      }
+      // Keep what was typed when it still fits the new input.
+      var fitsNumber = control.type === "number" && /^-?[\d.]+$/.test(kept);
+      var fitsDate = control.type === "date" && /^\d{4}-\d{2}-\d{2}$/.test(kept);
+      if (control.type === "text" || fitsNumber || fitsDate) control.value = kept;
+    }
+    control.name = name;
+    return control;
+  }
+
   function fitBuilder(form) {
     var key = form.querySelector("[data-builder-key]");
     var op = form.querySelector("[data-builder-op]");
@@ -112,31 +149,29 @@
       if (fits && !firstFit) firstFit = option;
     });
     if (op.selectedOptions[0] && op.selectedOptions[0].disabled && firstFit) firstFit.selected = true;
-    var presence = op.value === "exists" || op.value === "empty";
+    var condition = op.value;
+    var presence = condition === "exists" || condition === "empty";
+    var range = condition === "between";
+    var days = condition === "within" || condition === "older";
     holder.hidden = presence;
-    var old = holder.querySelector("[name=fvalue]");
-    var kept = old ? old.value : "";
-    var control;
+    var label = holder.querySelector("[data-builder-value-label]");
+    if (label) label.textContent = days ? "Days" : range ? "From" : "Value";
+    var end = holder.querySelector("[data-builder-end]");
+    if (end) end.hidden = !range;
     var options = (chosen && chosen.getAttribute("data-options") || "").split("\n").filter(Boolean);
-    if (type === "boolean" || type === "select") {
-      control = document.createElement("select");
-      var values = type === "boolean" ? [["true", "Yes"], ["false", "No"]] : options.map(function (o) { return [o, o]; });
-      values.forEach(function (pair) {
-        var option = document.createElement("option");
-        option.value = pair[0];
-        option.textContent = pair[1];
-        control.appendChild(option);
+    ["fvalue", "fvalue2"].forEach(function (name) {
+      var old = holder.querySelector("[name=" + name + "]");
+      if (!old) return;
+      var control = valueControl(type, condition, name, old.value, options);
+      var wanted = name === "fvalue" ? !presence : range;
+      control.required = wanted;
+      control.disabled = !wanted;
+      ["aria-invalid", "aria-describedby", "placeholder"].forEach(function (attr) {
+        if (old.hasAttribute(attr)) control.setAttribute(attr, old.getAttribute(attr));
       });
-    } else {
-      control = document.createElement("input");
-      control.type = { number: "number", date: "date", datetime: "datetime-local", url: "text" }[type] || "text";
-      if (type === "number") control.step = "any";
-      control.value = kept;
-    }
-    control.name = "fvalue";
-    control.required = !presence;
-    control.disabled = presence;
-    if (old) old.replaceWith(control); else holder.appendChild(control);
+      if (control.type !== "text") control.removeAttribute("placeholder");
+      old.replaceWith(control);
+    });
   }
   document.addEventListener("change", function (event) {
     var form = event.target.closest && event.target.closest("[data-filter-builder]");

@@ -31,7 +31,8 @@ def test_the_builder_offers_each_condition_for_the_types_it_fits(staff_client, a
     assert set(offered["contains"].split()) == {"text", "url", "select"}
     assert "boolean" not in offered["gt"]
     assert "text" not in offered["gt"]
-    assert set(offered["ne"].split()) == {"text", "url", "select", "number"}
+    # Contact fields have kinds of their own: tags, the conversation count.
+    assert set(offered["ne"].split()) == {"text", "url", "select", "number", "tag", "count"}
     assert set(offered["exists"].split()) == set(offered["empty"].split())
     assert {"boolean", "date", "number", "text"} <= set(offered["empty"].split())
     # A select attribute's choices travel with its option, one per line, for the value list.

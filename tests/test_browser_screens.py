@@ -56,6 +56,7 @@ def _screens(base: str, demo: dict) -> list[tuple[str, str]]:
         ("edit contact", f"{a}/contacts/{ada}/edit/"),
         ("erase contact", f"{a}/contacts/{ada}/erase/"),
         ("merge", f"{a}/contacts/merge/?primary={ada}&secondary={other.pk}"),
+        ("merge with", f"{a}/contacts/{ada}/merge-with/?q=a"),
         ("inbox", f"{a}/inbox/"),
         ("conversation", f"{a}/inbox/{demo['conversation'].pk}/"),
         ("attributes", f"{a}/attributes/"),

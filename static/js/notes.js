@@ -27,6 +27,13 @@
     var close = event.target.closest && event.target.closest("#merge-with [data-merge-close]");
     if (close && closeMergeSearch()) event.preventDefault();
   });
+  // Opened, it takes the focus to its search field (after the shared handler that puts
+  // the focus back on the button that was pressed).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!event.detail || !event.detail.target || event.detail.target.id !== "merge-with") return;
+    var field = document.getElementById("merge-q");
+    if (field) field.focus();
+  });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
     var slot = document.getElementById("merge-with");

@@ -398,6 +398,8 @@ def test_a_note_is_reached_only_through_its_own_contact(
     note = note_create(contact=contact, actor=staff_actor, body="Ada's")
     sibling = ContactFactory(agent=agent)
     assert staff_client.post(_note_url(sibling, note), {"delete": "1"}).status_code == 404
+    huge = contact_url("note", contact, note_id=10**20)  # beyond any id column: still 404
+    assert staff_client.post(huge, {"delete": "1"}).status_code == 404
     theirs = ContactFactory(agent=other_agent)
     their_note = Note.objects.create(contact=theirs, agent=other_agent, body="Globex secret")
     for url, data in (

@@ -21,6 +21,7 @@ from tests.browser import (
     sign_in,
 )
 from tests.factories import MembershipFactory, UserFactory
+from workspaces.invitations import invitation_create
 from workspaces.models import Membership
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -64,10 +65,21 @@ def _screens(base: str, demo: dict) -> list[tuple[str, str]]:
         ("import", f"{a}/contacts/import/"),
         ("settings", f"{a}/settings/"),
         ("identity settings", f"{a}/settings/identity/"),
+        ("members", f"{a}/settings/members/"),
+        ("invitation", f"{base}/invitations/{_invitation_token(demo)}/"),
+        ("password reset", f"{base}/password-reset/"),
         ("account", f"{base}/account/"),
         ("widget demo", f"{base}/demo/widget/?agent={agent}"),
         ("not found", f"{a}/contacts/00000000-0000-0000-0000-000000000000/"),
     ]
+
+
+def _invitation_token(demo: dict) -> str:
+    """A pending invitation, so the Members page lists one and its link can be opened."""
+    workspace = demo["agent"].workspace
+    return invitation_create(
+        workspace=workspace, email="new@acme.test", role="staff", invited_by=demo["user"]
+    ).raw_token
 
 
 def _check(page: Page, name: str, problems: list[str], ignore: tuple[str, ...] = ()) -> None:

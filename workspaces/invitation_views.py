@@ -81,10 +81,9 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     else:
         mode = "new_account"
 
-    sign_in_form = SignInToAcceptForm(request.POST if mode == "sign_in" else None)
-    new_form = NewAccountForm(
-        request.POST if mode == "new_account" else None, email=invitation.email
-    )
+    posted = request.POST if request.method == "POST" else None
+    sign_in_form = SignInToAcceptForm(posted if mode == "sign_in" else None)
+    new_form = NewAccountForm(posted if mode == "new_account" else None, email=invitation.email)
     status = 200
     error = ""
     if request.method == "POST":

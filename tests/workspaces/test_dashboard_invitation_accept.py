@@ -52,6 +52,7 @@ def test_a_new_person_sets_a_name_and_password_and_joins_signed_in(invited, agen
     assert 'admin@acme.test invited <strong class="invited-email">sam@acme.test</strong>' in html
     assert "to join as <strong>Staff</strong>" in html
     assert 'name="password2"' in html
+    assert "has-error" not in html  # nothing typed yet, nothing refused
     assert page["Cache-Control"].startswith("max-age=0")
 
     response = create(client, invited)
@@ -148,6 +149,7 @@ def test_someone_with_an_account_signs_in_to_join(invited, workspace, agent):
     client = Client()
     page = client.get(accept_url(invited)).content.decode()
     assert "already has a Rapport account: sign in to accept." in page
+    assert "has-error" not in page
     assert 'name="password1"' not in page
     assert reverse("password_reset") in page
 

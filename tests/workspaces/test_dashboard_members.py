@@ -482,7 +482,10 @@ def test_the_last_admin_cannot_be_made_staff(admin_client, admin_user, agent, wo
     assert is_signed_in(admin_client, agent)
     # The page shows why there is no control on that row.
     html = admin_client.get(members_url(agent)).content.decode()
-    assert "The only admin: make another member admin before changing this." in html
+    assert "A workspace always keeps an admin: to change the only admin's role" in html.replace(
+        "&#x27;", "'"
+    )
+    assert "Only admin</div>" in html
     assert f'id="role-{own.pk}"' not in html
 
 

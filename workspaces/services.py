@@ -10,7 +10,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.errors import ConflictError, ValidationFailed
+from core.errors import ConflictError, DomainError, ValidationFailed
 from workspaces import agent_cache, crypto
 from workspaces.models import (
     Agent,
@@ -201,7 +201,13 @@ def membership_role_change(*, membership: Membership, role: str, actor) -> Membe
         raise ValidationFailed({"role": [f"{role!r} is not a role; use admin or staff."]})
     workspace_lock(workspace_id=membership.workspace_id)
     # Read again under the lock: the page that asked may be out of date.
-    current = Membership.objects.select_related("user").get(pk=membership.pk)
+    current = Membership.objects.select_related("user").filter(pk=membership.pk).first()
+    if current is None:
+        raise DomainError(
+            f"{membership.user.get_username()} was removed from this workspace meanwhile.",
+            code="not_found",
+            status=404,
+        )
     if current.role == role:
         return current
     if current.role == Membership.Role.ADMIN:

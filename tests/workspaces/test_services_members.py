@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from core.errors import ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from tests.factories import AgentFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.helpers import race
 from workspaces.auth import EmailBackend
@@ -65,6 +65,19 @@ def test_an_admin_of_another_workspace_does_not_count(workspace):
     MembershipFactory(user=UserFactory(username="x@globex.test"), workspace=elsewhere, role="admin")
     with pytest.raises(LastAdmin):
         membership_remove(membership=only, actor=None)
+
+
+@pytest.mark.django_db
+def test_a_member_removed_meanwhile_is_not_found(workspace):
+    first, second = _admins(workspace, 2)
+    stale = Membership.objects.select_related("user").get(pk=second.pk)
+    Membership.objects.filter(pk=second.pk).delete()
+    with pytest.raises(DomainError) as refused:
+        membership_role_change(membership=stale, role="staff", actor=first.user)
+    assert (refused.value.code, refused.value.status) == ("not_found", 404)
+    assert "admin1@acme.test was removed from this workspace meanwhile." in refused.value.message
+    membership_remove(membership=stale, actor=first.user)  # nothing left to remove
+    assert not WorkspaceEvent.objects.exists()
 
 
 @pytest.mark.django_db

@@ -23,6 +23,7 @@ FIELD_LABELS = {
     "deleted_at": "Deleted",
     "tags": "Tags",
     "tags_added": "Tags added",
+    "tags_removed": "Tags removed",
     "stripe_accounts": "Stripe accounts",
     "stripe_accounts_added": "Stripe accounts moved in",
     "conversations_moved": "Conversations moved in",
@@ -103,6 +104,8 @@ def _change(name: str, value: Any, definitions: Mapping[str, AttributeDefinition
     label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
     if name == "tags_added":
         return Change(label, added=[str(v) for v in value or []])
+    if name == "tags_removed":
+        return Change(label, removed=[str(v) for v in value or []])
     if not (isinstance(value, list) and len(value) == 2):
         return Change(label, after=_show(value))
     before, after = value

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from contacts.views import bulk as bulk_views
 from contacts.views import contact as contact_views
 from contacts.views import notes as note_views
 from contacts.views import table as views
@@ -12,7 +13,7 @@ C = A + "<uuid:contact_id>/"
 urlpatterns = [
     path(A, views.contact_list, name="list"),
     path(A + "table-settings/", views.table_settings, name="table_settings"),
-    path(A + "bulk/", views.contact_bulk, name="bulk"),
+    path(A + "bulk/", bulk_views.contact_bulk, name="bulk"),
     path(A + "new/", contact_views.contact_new, name="new"),
     path(A + "merge/", contact_views.contact_merge_view, name="merge"),
     path(C, contact_views.contact_detail, name="detail"),

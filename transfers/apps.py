@@ -9,5 +9,7 @@ class TransfersConfig(AppConfig):
 
     def ready(self) -> None:
         from transfers import erasure
+        from transfers.bulk import services as bulk
 
         erasure.connect()
+        bulk.connect()

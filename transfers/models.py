@@ -127,3 +127,103 @@ class ImportRowIssue(models.Model):
             f"{p['column']}: {p['message']}" if p.get("column") else p["message"]
             for p in self.problems
         )
+
+
+class BulkJob(models.Model):
+    """A bulk action (tag, untag, set an attribute, delete, restore) on every contact a table
+    view matched, run by the task worker in batches.
+
+    The view is kept as its filter query string (`query`) and read again through the contact
+    filters when the job runs, not as a list of ids. Batches go in id order and each commits
+    with the job's progress (`last_contact_id`, counts), so an interrupted job resumes after
+    its last batch and no batch is applied twice. An undo job (`undo_of`) restores exactly the
+    contacts the delete job recorded in BulkJobContact.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Stopped"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The member it runs for: their membership and role are checked again at every batch.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=255, blank=True, default="")
+    action = models.CharField(max_length=16)
+    params = models.JSONField(default=dict, blank=True)
+    query = models.TextField(blank=True, default="")
+    undo_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undo_job"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True, default="")
+    # The table's count when the job was asked for (an estimate above 10,000 contacts).
+    estimated_total = models.PositiveIntegerField(default=0)
+    estimate_exact = models.BooleanField(default=True)
+    processed_count = models.PositiveIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(default=0)
+    last_contact_id = models.UUIDField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # A run claims the job with a fresh token; a second worker on the same job stops.
+    run_token = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The member closed the finished notice above the table.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["agent", "created_by", "-created_at"], name="bulkjob_agent_user"),
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="bulkjob_active",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"bulk {self.action} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def total(self) -> int:
+        """How many contacts the job goes through: the estimate until it has finished."""
+        if not self.is_active:
+            return self.processed_count
+        return max(self.estimated_total, self.processed_count)
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.COMPLETED:
+            return 100
+        if not self.total:
+            return 0
+        # Never 100 before the end: the estimate can be short of the real count.
+        return min(99, int(self.processed_count * 100 / self.total))
+
+
+class BulkJobContact(models.Model):
+    """A contact a bulk delete soft-deleted: what its undo restores, exactly those.
+
+    One narrow row per contact (the job and a plain id, no foreign key: the contact may be
+    erased since), keyed by both so the undo reads them in id order from the key's index
+    and a batch recorded twice is one row."""
+
+    pk = models.CompositePrimaryKey("job", "contact_id")
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact_id = models.UUIDField()
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.job_id}"

@@ -1,9 +1,10 @@
-"""Background work of the contacts app (run by `manage.py worker`, see that command).
+"""Background work of the transfers app (run by `manage.py worker`, see that command): imports
+and bulk actions on every contact of a view.
 
 The task rows are django-tasks-db's: one per enqueued run, READY until a worker claims it,
 RUNNING while it runs, then SUCCESSFUL or FAILED. A worker that is killed mid-task leaves
-its row RUNNING for good; the helpers below find an import's rows so that the import's
-recovery (`transfers.services.imports_recover_stalled`) can close them.
+its row RUNNING for good; the helpers below find a job's rows so that its recovery
+(`transfers.services.imports_recover_stalled`, `transfers.bulk.services`) can close them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from transfers.bulk.runner import bulk_job_run
 from transfers.imports.engine import import_run
 
 
@@ -26,6 +28,24 @@ class WorkerStopped(Exception):
 def run_import(import_id: str) -> str:
     """Run or resume one import job (see transfers.imports.engine)."""
     return import_run(import_id)
+
+
+@task
+def run_bulk_job(job_id: str) -> str:
+    """Run or resume one bulk action on every contact of a view (see transfers.bulk)."""
+    return bulk_job_run(job_id)
+
+
+def bulk_task_rows(*, job_id: Any) -> QuerySet[DBTaskResult]:
+    """The task rows of one bulk job's runs."""
+    return DBTaskResult.objects.filter(
+        task_path=run_bulk_job.module_path, args_kwargs__args__0=str(job_id)
+    )
+
+
+def bulk_task_waiting(*, job_id: Any) -> bool:
+    """Whether a run of this bulk job is queued and not yet taken by a worker."""
+    return bulk_task_rows(job_id=job_id).filter(status=TaskResultStatus.READY).exists()
 
 
 def import_task_rows(*, import_id: Any = None) -> QuerySet[DBTaskResult]:

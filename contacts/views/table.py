@@ -1,7 +1,8 @@
-"""Contacts dashboard: the table, bulk actions and the remembered layout.
+"""Contacts dashboard: the table and the remembered layout.
 
-One URL serves the full page or, for htmx, the `contact-table` partial. The contact page,
-editing, tags, Stripe accounts, deletion and merging live in `contacts.views.contact`.
+One URL serves the full page or, for htmx, the `contact-table` partial. The bulk bar's
+actions live in `contacts.views.bulk`; the contact page, editing, tags, Stripe accounts,
+deletion and merging in `contacts.views.contact`.
 """
 
 from __future__ import annotations
@@ -25,25 +26,11 @@ from contacts.query.expressions import exact_matches
 from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
 from contacts.selectors import table_count, table_preference_get, tag_names
-from contacts.services import (
-    contacts_restore_bulk,
-    contacts_soft_delete_bulk,
-    contacts_tags_add_bulk,
-    table_preference_save,
-)
+from contacts.services import table_preference_save
 from contacts.tasks import sort_index_request
-from contacts.views.common import (
-    MAX_BULK,
-    detail_url_for,
-    error_text,
-    list_url,
-    pop_notice,
-    stash_notice,
-    uuids,
-)
-from core.errors import DomainError, ValidationFailed
+from contacts.views.common import detail_url_for, list_url, pop_notice
 from core.htmx import render_page_or_fragment, wants_fragment
-from workspaces.access import get_agent_access, staff_actor
+from workspaces.access import get_agent_access
 from workspaces.selectors import AgentAccess
 
 # Exact email / external id matches shown first for a search (more is not an exact match).
@@ -127,6 +114,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "condition_chips": [c for c in chips if c.condition],
         "errors": errors,
         "total_text": tbl.format_estimate(total, exact),
+        "total_exact": exact,
         "total": total,
         "shown": len(rows),
         "filtered": filters.is_filtered,
@@ -267,45 +255,3 @@ def table_settings(request: HttpRequest, agent_public_id: str) -> HttpResponse:
         user=request.user, agent=access.agent, columns=columns, page_size=page_size
     )
     return _back_to_table(request, access, state, chooser_open=columns is not None)
-
-
-@require_POST
-@login_required
-def contact_bulk(request: HttpRequest, agent_public_id: str) -> HttpResponse:
-    """Bulk actions on the selected rows: add a tag, soft delete, restore (undo)."""
-    access = get_agent_access(request, agent_public_id)
-    actor = staff_actor(request, access)
-    agent = access.agent
-    state = _return_state(request)
-    ids = uuids(request.POST.getlist("id"))
-    action = request.POST.get("action", "")
-    if action not in ("tag", "delete", "restore"):
-        return HttpResponseBadRequest("Unknown bulk action.")
-    if not ids:
-        stash_notice(request, agent, "Select at least one contact first.")
-        return _back_to_table(request, access, state)
-    if len(ids) > MAX_BULK:
-        stash_notice(request, agent, f"Select at most {MAX_BULK:,} contacts at a time.")
-        return _back_to_table(request, access, state)
-    try:
-        if action == "tag":
-            name = request.POST.get("tag", "").strip()
-            if not name:
-                raise ValidationFailed({"tags": ["Type the tag to add."]})
-            count = contacts_tags_add_bulk(agent=agent, actor=actor, contact_ids=ids, names=[name])
-            stash_notice(request, agent, f"Tagged {_people(count)} with “{name}”.")
-        elif action == "delete":
-            count = contacts_soft_delete_bulk(agent=agent, actor=actor, contact_ids=ids)
-            stash_notice(
-                request, agent, f"Deleted {_people(count)}.", undo_ids=[str(i) for i in ids]
-            )
-        else:
-            count = contacts_restore_bulk(agent=agent, actor=actor, contact_ids=ids)
-            stash_notice(request, agent, f"Restored {_people(count)}.")
-    except DomainError as exc:
-        stash_notice(request, agent, error_text(exc))
-    return _back_to_table(request, access, state)
-
-
-def _people(count: int) -> str:
-    return f"{count:,} contact{'s' if count != 1 else ''}"

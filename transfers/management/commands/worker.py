@@ -1,12 +1,13 @@
 """`manage.py worker`: the task worker (django-tasks-db's `db_worker`, same options) that also
-resumes the imports a stopped worker left behind.
+resumes the imports and bulk actions a stopped worker left behind.
 
 A worker killed mid-import (SIGKILL, out of memory, a lost machine) leaves its import
 "running" and its task row RUNNING, and `db_worker` never looks at a RUNNING task again: the
 import would wait for someone to press Resume. This command runs `imports_recover_stalled`
 when it starts and then every --recover-interval seconds: imports silent for
 IMPORT_STALE_SECONDS are queued again (they go on after their last saved batch, so no row
-is written twice) and the dead run's task row is marked failed.
+is written twice) and the dead run's task row is marked failed. Bulk actions on a whole view
+(`transfers.bulk`) are recovered the same way, after their last committed batch.
 
 Why in the worker command: the stopped import's own task can never run again, and a
 restarted worker may get no other task for hours, so only the worker's loop is sure to
@@ -27,17 +28,23 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 from django_tasks_db.management.commands.db_worker import valid_interval
 
+from transfers.bulk.services import bulk_jobs_recover_stalled
 from transfers.services import imports_recover_stalled
 
 logger = logging.getLogger("transfers.imports")
 
 
 def recover_stalled_imports() -> None:
-    """One pass of `imports_recover_stalled`, never raising: the worker must keep going."""
+    """One pass of `imports_recover_stalled` and `bulk_jobs_recover_stalled`, never raising:
+    the worker must keep going."""
     try:
         imports_recover_stalled()
     except Exception:
         logger.exception("Checking for stalled imports failed; trying again later")
+    try:
+        bulk_jobs_recover_stalled()
+    except Exception:
+        logger.exception("Checking for stalled bulk actions failed; trying again later")
 
 
 def recover_periodically(interval: float, stop: threading.Event) -> None:

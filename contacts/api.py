@@ -241,7 +241,7 @@ def refuse_identity_lowering(contact: Contact, body: Any) -> None:
         return  # the serializer explains what a body must be
     problems: dict[str, list[str]] = {}
     wanted = body.get("identity")
-    if wanted in IDENTITY_RANK and IDENTITY_RANK[wanted] < IDENTITY_RANK[contact.identity]:
+    if isinstance(wanted, str) and IDENTITY_RANK.get(wanted, 99) < IDENTITY_RANK[contact.identity]:
         current = contact.identity.replace("_", "-")
         problems["identity"] = [f"This contact is {current}. {LOWERING}"]
     if "verified_at" in body:

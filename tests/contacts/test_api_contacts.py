@@ -141,6 +141,15 @@ def test_a_patch_that_lowers_identity_is_refused_and_changes_nothing(
     assert not AuditEvent.objects.filter(contact_id=contact.pk, action="updated").exists()
 
 
+@pytest.mark.parametrize("value", [{"level": "anonymous"}, ["anonymous"], 1, None])
+def test_a_patch_with_an_identity_of_the_wrong_type_is_a_validation_error(api, agent, value):
+    contact = ContactFactory(agent=agent, identity=Identity.VERIFIED)
+    response = api.patch(f"{URL}{contact.pk}/", {"identity": value})
+    assert response.status_code == 400
+    assert error(response)["code"] == "validation_error"
+    assert set(error(response)["fields"]) == {"identity"}
+
+
 def test_a_patch_may_repeat_or_raise_the_identity(api, agent):
     contact = ContactFactory(agent=agent, identity=Identity.SELF_REPORTED)
     url = f"{URL}{contact.pk}/"

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("table", "api", "import", "identify")
+SECTIONS = ("table", "api", "import", "identify", "bulk")
 DOC = Path("docs/PERFORMANCE.md")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -71,7 +71,7 @@ def main() -> int:
         )
         return 2
 
-    from bench import api, identify, imports, table
+    from bench import api, bulk, identify, imports, table
     from bench.context import prepare
     from bench.harness import render_table
 
@@ -80,6 +80,7 @@ def main() -> int:
         "api": api.run,
         "import": imports.run,
         "identify": identify.run,
+        "bulk": bulk.run,
     }
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in runners]

@@ -363,3 +363,19 @@ def test_the_task_worker_looks_for_stalled_bulk_jobs_too(agent, admin_user, sett
     recover_stalled_imports()
     job.refresh_from_db()
     assert (job.status, job.run_token) == ("queued", "")
+
+
+def test_the_job_rests_between_batches_so_the_dashboard_keeps_up(
+    agent, admin_user, settings, monkeypatch
+):
+    ContactFactory.create_batch(5, agent=agent)
+    pauses: list[float] = []
+    monkeypatch.setattr(runner.time, "sleep", pauses.append)
+    settings.BULK_PAUSE_RATIO = 0.5
+    run(start(agent, admin_user, BulkAction("tag", {"tag": "x"})))
+    assert len(pauses) == 3  # after each of the three batches, none after the end
+    assert all(0 < p <= runner.MAX_PAUSE_SECONDS for p in pauses)
+    pauses.clear()
+    settings.BULK_PAUSE_RATIO = 0
+    run(start(agent, admin_user, BulkAction("tag", {"tag": "y"})))
+    assert pauses == []

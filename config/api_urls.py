@@ -56,6 +56,7 @@ urlpatterns = [
         name="contact-identity-token",
     ),
     path("tags/", contacts_api.TagCollection.as_view(), name="tags"),
+    path("segments/", contacts_api.SegmentCollection.as_view(), name="segments"),
     # Imports (background jobs).
     path("imports/", transfers_api.ImportCollection.as_view(), name="imports"),
     path("imports/<uuid:import_id>/", transfers_api.ImportDetail.as_view(), name="import"),

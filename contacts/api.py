@@ -25,9 +25,16 @@ from contacts import services
 from contacts.models import IDENTITY_RANK, SORTABLE_FIELDS, Contact, Identity
 from contacts.query.filterset import MATCH_CHOICES, SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
+from contacts.query.segments import (
+    parse_segment_id,
+    segment_filters,
+    segment_params,
+    segments_shared,
+)
 from contacts.selectors import (
     contact_get,
     contact_queryset,
+    table_count,
     tags_with_counts,
 )
 from contacts.serialization import contact_to_dict
@@ -42,6 +49,7 @@ from contacts.serializers import (
     ContactSerializer,
     ContactWriteSerializer,
     EnsureResultSerializer,
+    SegmentListSerializer,
     TagListSerializer,
     TagNamesSerializer,
 )
@@ -51,6 +59,7 @@ from core.api.request import query_flag, refuse_nul, validated
 from core.api.schema import BODY_ERRORS, errors
 from core.errors import DomainError, ValidationFailed
 from core.keyset import InvalidCursor
+from core.times import iso
 from workspaces.api import api_actor, api_agent
 from workspaces.models import Agent
 
@@ -123,6 +132,18 @@ LIST_PARAMETERS = [
     ),
     INCLUDE_ARCHIVED,
 ]
+SEGMENT = OpenApiParameter(
+    "segment",
+    {"type": "integer", "minimum": 1},
+    description=(
+        "Only the contacts of this shared segment (GET /api/v1/segments/), in its saved "
+        "order. The other parameters narrow it further (they apply *and* the segment's "
+        "conditions apply, each set combined by its own `match`); `ordering` and `deleted`, "
+        "when given, replace the segment's. 404 for an id that is not one of the agent's "
+        "shared segments; 400 when the segment no longer applies (an attribute it uses was "
+        "deleted)."
+    ),
+)
 
 LIST_DESCRIPTION = """\
 Contacts of the API key's agent, one page at a time. Follow `next` (or `previous`) to move:
@@ -192,6 +213,24 @@ def contact_or_404(agent: Agent, contact_id: Any, *, role: str = "") -> Contact:
             else f"No contact with id {contact_id} for this agent."
         )
         raise exceptions.NotFound(message) from None
+
+
+def shared_segment_or_404(agent: Agent, raw: Any):
+    """The agent's shared segment a `segment` parameter names (an API key has no user, so
+    private segments are nobody's business here)."""
+    pk = parse_segment_id(raw)
+    if pk is None:
+        raise serializers.ValidationError(
+            {
+                "segment": [
+                    "Use the id of one of the agent's shared segments (GET /api/v1/segments/)."
+                ]
+            }
+        )
+    segment = segments_shared(agent=agent).filter(pk=pk).first()
+    if segment is None:
+        raise exceptions.NotFound(f"No shared segment with id {pk} for this agent.")
+    return segment
 
 
 def contact_json(
@@ -269,8 +308,11 @@ class ContactCollection(APIView):
         tags=["contacts"],
         summary="List and filter contacts",
         description=LIST_DESCRIPTION,
-        parameters=LIST_PARAMETERS,
-        responses={200: ContactPageSerializer, **errors(400)},
+        parameters=[*LIST_PARAMETERS, SEGMENT],
+        responses={
+            200: ContactPageSerializer,
+            **errors(400, 404, e404="No shared segment with this id for the API key's agent."),
+        },
     )
     def get(self, request: Request) -> Response:
         agent = api_agent(request)
@@ -280,12 +322,19 @@ class ContactCollection(APIView):
         size = query_page_size(params)
         include_archived = query_flag(params, "include_archived_attributes")
         definitions = attribute_definition_map(agent=agent)
-        filters = ContactFilterSet(
-            params,
-            agent=agent,
-            definitions=definitions,
-            queryset=contact_queryset(agent=agent, deleted=None),
-        ).validated()
+        queryset = contact_queryset(agent=agent, deleted=None)
+        if "segment" in params:
+            filters = segment_filters(
+                segment=shared_segment_or_404(agent, params.get("segment")),
+                agent=agent,
+                definitions=definitions,
+                params=params,
+                queryset=queryset,
+            )
+        else:
+            filters = ContactFilterSet(
+                params, agent=agent, definitions=definitions, queryset=queryset
+            ).validated()
         spec = filters.sort()
         cursor = (params.get("cursor") or "").strip() or None
         try:
@@ -621,3 +670,52 @@ class TagCollection(APIView):
         return Response(
             {"results": [{"name": t.name, "contact_count": t.contact_count} for t in tags]}
         )
+
+
+# --- Segments ----------------------------------------------------------------------------------
+
+
+class SegmentCollection(APIView):
+    @extend_schema(
+        operation_id="segments_list",
+        tags=["segments"],
+        summary="The agent's shared segments",
+        description=(
+            "Segments are views of the contacts table saved by the team, by name. The API "
+            "key sees the shared ones (a person's private segments stay theirs). List a "
+            "segment's contacts with GET /api/v1/contacts/?segment=<id>; `query` is the same "
+            "view as list parameters."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "include_counts",
+                OpenApiTypes.BOOL,
+                description=(
+                    "Also say how many contacts each segment holds now (exact up to 10,000, "
+                    "an estimate above; costs a count per segment)."
+                ),
+            )
+        ],
+        responses={200: SegmentListSerializer, **errors(400)},
+    )
+    def get(self, request: Request) -> Response:
+        agent = api_agent(request)
+        with_counts = query_flag(request.query_params, "include_counts")
+        definitions = attribute_definition_map(agent=agent) if with_counts else {}
+        results = []
+        for segment in segments_shared(agent=agent):
+            item: dict[str, Any] = {
+                "id": segment.pk,
+                "name": segment.name,
+                "query": segment.query,
+                "created_at": iso(segment.created_at),
+                "updated_at": iso(segment.updated_at),
+            }
+            if with_counts:
+                filters, _ = ContactFilterSet(
+                    segment_params(segment), agent=agent, definitions=definitions
+                ).lenient()
+                count, exact = table_count(qs=filters.qs, filters=filters, agent=agent)
+                item.update(contact_count=count, contact_count_exact=exact)
+            results.append(item)
+        return Response({"results": results})

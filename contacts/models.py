@@ -324,3 +324,46 @@ class Note(models.Model):
     @property
     def edited(self) -> bool:
         return self.updated_at > self.created_at
+
+
+SEGMENT_NAME_MAX = 80
+SEGMENT_QUERY_MAX = 4000
+
+
+class Segment(models.Model):
+    """A saved table state (search, filters, conditions, match, sort, columns) under a name:
+    private to its owner, or shared with everyone who works on the agent."""
+
+    # Both constraints lead with the agent, so the plain FK index would be dead weight.
+    agent = models.ForeignKey(
+        "workspaces.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # A shared segment outlives its creator's account (the team still uses it).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=SEGMENT_NAME_MAX)
+    shared = models.BooleanField(default=False)
+    # The table's query string without paging (contacts.query.segments.segment_query).
+    query = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # One name per person (any case); the sidebar lists theirs by it.
+            models.UniqueConstraint(
+                F("agent"), F("owner"), Lower("name"), name="uniq_segment_owner_name"
+            ),
+            # Shared names are the team's: two "VIP" entries would be ambiguous.
+            models.UniqueConstraint(
+                F("agent"), Lower("name"), condition=Q(shared=True), name="uniq_segment_shared_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(LessThanOrEqual(Length("query"), SEGMENT_QUERY_MAX)) & ~Q(name=""),
+                name="segment_query_length",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

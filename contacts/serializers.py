@@ -247,3 +247,32 @@ class TagCountSerializer(serializers.Serializer):
 
 class TagListSerializer(serializers.Serializer):
     results = TagCountSerializer(many=True)
+
+
+# --- Segments -------------------------------------------------------------------------------
+
+
+class SegmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Use it as GET /api/v1/contacts/?segment=<id>.")
+    name = serializers.CharField()
+    query = serializers.CharField(
+        help_text=(
+            "The saved view as list parameters (the same syntax as GET /api/v1/contacts/), "
+            "e.g. `match=any&attr.plan=pro&tag__eq=vip&ordering=-last_seen_at`; `cols` is "
+            "the dashboard's columns."
+        )
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    contact_count = serializers.IntegerField(
+        required=False,
+        help_text="With include_counts=true: how many contacts match now (estimated when large).",
+    )
+    contact_count_exact = serializers.BooleanField(
+        required=False,
+        help_text="With include_counts=true: false when contact_count is an estimate.",
+    )
+
+
+class SegmentListSerializer(serializers.Serializer):
+    results = SegmentSerializer(many=True)

@@ -3,6 +3,7 @@ from django.urls import path
 from contacts.views import bulk as bulk_views
 from contacts.views import contact as contact_views
 from contacts.views import notes as note_views
+from contacts.views import segments as segment_views
 from contacts.views import table as views
 
 app_name = "contacts"
@@ -14,6 +15,15 @@ urlpatterns = [
     path(A, views.contact_list, name="list"),
     path(A + "table-settings/", views.table_settings, name="table_settings"),
     path(A + "bulk/", bulk_views.contact_bulk, name="bulk"),
+    path(A + "segments/", segment_views.segment_create_view, name="segment_create"),
+    path(
+        A + "segments/<int:segment_id>/", segment_views.segment_change_view, name="segment_change"
+    ),
+    path(
+        A + "segments/<int:segment_id>/count/",
+        segment_views.segment_count_view,
+        name="segment_count",
+    ),
     path(A + "new/", contact_views.contact_new, name="new"),
     path(A + "merge/", contact_views.contact_merge_view, name="merge"),
     path(C, contact_views.contact_detail, name="detail"),

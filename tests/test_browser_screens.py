@@ -9,7 +9,9 @@ import os
 import pytest
 from playwright.sync_api import Page, expect
 
+from attributes.selectors import attribute_definition_map
 from contacts.models import Contact
+from contacts.services.segments import segment_create
 from tests.browser import (
     DESKTOP,
     PASSWORD,
@@ -52,6 +54,7 @@ def _screens(base: str, demo: dict) -> list[tuple[str, str]]:
             "identity,last_seen,created,attr.plan,attr.mrr&attr.plan__ne=Free",
         ),
         ("deleted contacts", f"{a}/contacts/?deleted=true"),
+        ("contacts in a segment, match any", f"{a}/contacts/?segment={_segment(demo).pk}"),
         ("contact", f"{a}/contacts/{ada}/"),
         ("new contact", f"{a}/contacts/new/"),
         ("edit contact", f"{a}/contacts/{ada}/edit/"),
@@ -80,6 +83,18 @@ def _invitation_token(demo: dict) -> str:
     return invitation_create(
         workspace=workspace, email="new@acme.test", role="staff", invited_by=demo["user"]
     ).raw_token
+
+
+def _segment(demo: dict):
+    """A shared segment of any-of conditions, opened from its link."""
+    return segment_create(
+        agent=demo["agent"],
+        user=demo["user"],
+        name="Pro or talking to us",
+        shared=True,
+        query="match=any&attr.plan=Pro&conversation_count__gte=1&ordering=name",
+        definitions=attribute_definition_map(agent=demo["agent"]),
+    )
 
 
 def _check(page: Page, name: str, problems: list[str], ignore: tuple[str, ...] = ()) -> None:

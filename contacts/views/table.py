@@ -21,12 +21,21 @@ from django_htmx.http import push_url
 
 from attributes.selectors import attribute_definitions
 from contacts import table as tbl
-from contacts.models import Contact, Identity, Tag
+from contacts.models import Contact, Identity, Segment, Tag
 from contacts.query.expressions import exact_matches
 from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
+from contacts.query.segments import (
+    UNSAVED_KEYS,
+    parse_segment_id,
+    same_state,
+    segment_for_user,
+    segment_query,
+    segments_visible,
+)
 from contacts.selectors import table_count, table_preference_get, tag_names
 from contacts.services import table_preference_save
+from contacts.services.segments import segment_can_change
 from contacts.tasks import sort_index_request
 from contacts.views.common import detail_url_for, list_url, pop_notice
 from core.htmx import render_page_or_fragment, wants_fragment
@@ -162,6 +171,57 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         "export_url": reverse("transfers:export", kwargs={"agent_public_id": agent.public_id}),
         "import_url": reverse("transfers:import", kwargs={"agent_public_id": agent.public_id}),
         "colspan": len(state.columns) + 2,
+        **_segments_context(request, access, state, filters),
+    }
+
+
+def _segments_context(
+    request: HttpRequest, access: AgentAccess, state: tbl.TableState, filters: ContactFilterSet
+) -> dict[str, Any]:
+    """The sidebar's segments, the one this state was opened from (if any), whether the
+    state still is that segment's, and the state as a segment would keep it."""
+    agent = access.agent
+    base = list_url(agent)
+    segments = segments_visible(agent=agent, user=request.user)
+    active_id = parse_segment_id(state.params.get("segment"))
+    active = next((s for s in segments if s.pk == active_id), None)
+    # What "Save" keeps: the parameters that applied, with the sort and columns shown.
+    current = filters.data.copy()
+    current["ordering"] = state.ordering
+    current["cols"] = ",".join(c.key for c in state.columns) or "none"
+    saved = segment_query(current)
+    items = [
+        {
+            "segment": segment,
+            "url": f"{base}?segment={segment.pk}",
+            "count_url": reverse(
+                "contacts:segment_count",
+                kwargs={"agent_public_id": agent.public_id, "segment_id": segment.pk},
+            ),
+            "mine": segment.owner_id == request.user.pk,
+            "active": segment is active,
+        }
+        for segment in segments
+    ]
+    return {
+        "shared_segments": [i for i in items if i["segment"].shared],
+        "own_segments": [i for i in items if not i["segment"].shared],
+        "active_segment": active,
+        "segment_modified": active is not None and not same_state(active.query, saved),
+        "segment_can_change": active is not None
+        and segment_can_change(segment=active, user=request.user, is_admin=access.is_admin),
+        "segment_is_mine": active is not None and active.owner_id == request.user.pk,
+        "segment_query": saved,
+        "segment_create_url": reverse(
+            "contacts:segment_create", kwargs={"agent_public_id": agent.public_id}
+        ),
+        "segment_change_url": reverse(
+            "contacts:segment_change",
+            kwargs={"agent_public_id": agent.public_id, "segment_id": active.pk},
+        )
+        if active
+        else "",
+        "segment_reset_url": f"{base}?segment={active.pk}" if active else "",
     }
 
 
@@ -178,10 +238,14 @@ def render_table(
     chooser_open: bool = False,
     builder_error: str = "",
     status: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     context = table_context(request, access, raw)
     context["chooser_open"] = chooser_open
     context["builder_error"] = builder_error
+    extra = dict(extra or {})
+    context["errors"] = {**context["errors"], **extra.pop("errors", {})}
+    context.update(extra)
     response = render_page_or_fragment(
         request, "contacts/list.html", "contact-table", context, status=status
     )
@@ -195,6 +259,10 @@ def render_table(
 @vary_on_headers("HX-Request")
 def contact_list(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     access = get_agent_access(request, agent_public_id)
+    if "segment" in request.GET:
+        opened = _open_segment(request, access)
+        if opened is not None:
+            return opened
     # The filter form's attribute builder (fkey/fop/fvalue) becomes attr.<key>[__op]=value,
     # so the address bar always shows the canonical state.
     definitions = {d.key: d for d in attribute_definitions(agent=access.agent)}
@@ -220,6 +288,41 @@ def contact_list(request: HttpRequest, agent_public_id: str) -> HttpResponse:
     # The address bar gets the state without the form's empty fields (?identity=&seen=…).
     pushed = list_url(access.agent) + tbl.querystring(tbl.state_params(request.GET))
     return render_table(request, access, request.GET, pushed=pushed)
+
+
+def _open_segment(request: HttpRequest, access: AgentAccess) -> HttpResponse | None:
+    """`?segment=<id>` alone opens the segment: the address becomes its saved state (with
+    the id, so the table knows which segment it shows). With more state in the address the
+    segment stays marked and the address rules. None: nothing to do here."""
+    base = list_url(access.agent)
+    try:
+        segment = segment_for_user(
+            agent=access.agent, user=request.user, segment_id=request.GET.get("segment")
+        )
+    except Segment.DoesNotExist:
+        state = tbl.state_params(request.GET)
+        state.pop("segment", None)
+        missing = {"segment": ["No such segment here, or it is private to someone else."]}
+        return render_table(
+            request,
+            access,
+            state,
+            status=404,
+            pushed=base + tbl.querystring(state),
+            extra={"errors": missing},
+        )
+    if any(key not in UNSAVED_KEYS for key in tbl.state_params(request.GET)):
+        return None
+    target = QueryDict(mutable=True)
+    target["segment"] = str(segment.pk)
+    for key, values in QueryDict(segment.query).lists():
+        target.setlist(key, values)
+    if request.GET.get("per_page"):
+        target["per_page"] = request.GET["per_page"]
+    url = base + tbl.querystring(target)
+    if not request.htmx:
+        return redirect(url)
+    return render_table(request, access, target, pushed=url)
 
 
 def _return_state(request: HttpRequest) -> QueryDict:

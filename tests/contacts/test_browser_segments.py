@@ -106,3 +106,66 @@ def test_the_builder_fits_the_field_and_match_any_widens_the_table(live_server, 
     page.locator(".filter-builder > summary").click()
     _look(page, "builder-phone")
     assert page_overflow(page) is None
+
+
+def test_a_saved_segment_reopens_from_the_sidebar_with_its_whole_state(
+    live_server, page: Page, demo
+):
+    from contacts.models import Segment
+    from tests.browser import require_axe, serious_axe_violations
+
+    require_axe()
+    contacts = _sign_in(page, live_server, demo)
+    page.goto(f"{contacts}?tag=vip&ordering=name&cols=email,company")
+    vip_rows = _rows(page).count()
+    assert vip_rows >= 1
+    page.locator(".segment-save > summary").click()
+    page.get_by_label("Segment name").fill("VIP by name")
+    page.get_by_label("Share with the team").check()
+    page.locator(".segment-save").get_by_role("button", name="Save segment").click()
+    expect(page.locator("#segment-heading")).to_have_text("VIP by name")
+    segment = Segment.objects.get(name="VIP by name")
+    assert segment.shared
+    expect(page).to_have_url(re.compile(rf"\?segment={segment.pk}&"))
+    expect(page.locator(".flash.notice")).to_contain_text("Saved segment “VIP by name”")
+    sidebar = page.locator("nav.segments")
+    link = sidebar.get_by_role("link", name=re.compile("VIP by name"))
+    expect(link).to_have_attribute("aria-current", "page")
+    # The estimate arrives after the page.
+    expect(link.locator(".segment-count")).to_have_text(str(vip_rows))
+    _look(page, "segment")
+
+    # Elsewhere, then back from the sidebar: the filters, the sort and the columns return.
+    sidebar.get_by_role("link", name="Everyone").click()
+    expect(page).to_have_url(contacts)
+    expect(page.locator("#segment-heading")).to_have_count(0)
+    sidebar.get_by_role("link", name=re.compile("VIP by name")).click()
+    expect(page).to_have_url(re.compile(rf"segment={segment.pk}&tag=vip&ordering=name"))
+    expect(page.locator(".chip-filter")).to_have_text(re.compile("Tag: vip"))
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Name")
+    headers = page.locator("table.contacts thead th").all_inner_texts()
+    assert [h.strip(" ▲▼") for h in headers[1:]] == ["Name", "Email", "Company"]
+    expect(_rows(page)).to_have_count(vip_rows)
+
+    # A change shows as one; "Update segment" keeps it.
+    _add_condition(page, "Conversations", "≥", "1")
+    expect(page.locator(".segment-edited")).to_be_visible()
+    page.get_by_role("button", name="Update segment").click()
+    expect(page.locator(".segment-edited")).to_have_count(0)
+    expect(page.locator(".flash.notice")).to_contain_text("Updated “VIP by name”")
+    segment.refresh_from_db()
+    assert "conversation_count__gte=1" in segment.query
+
+    problems = serious_axe_violations(page)
+    page.set_viewport_size(PHONE)
+    assert page_overflow(page) is None
+    _look(page, "segment-phone")
+    problems += serious_axe_violations(page)
+    assert problems == []
+    page.set_viewport_size(DESKTOP)
+
+    page.locator(".segment-bar summary", has_text="Delete").click()
+    page.get_by_role("button", name="Delete segment").click()
+    expect(page.locator(".flash.notice")).to_contain_text("Deleted segment “VIP by name”")
+    expect(sidebar.get_by_role("link", name=re.compile("VIP by name"))).to_have_count(0)
+    assert not Segment.objects.exists()

@@ -127,6 +127,7 @@ def test_select_every_matching_contact_tag_them_all_and_watch_the_job(
     expect(notice).to_have_attribute("data-status", "queued")
     expect(notice).to_contain_text("Add the tag “spring-sale”")
     expect(notice.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "0")
+    _checked(page, "bulk job queued", problems)
     assert dialogs == [f"Add this tag to every contact matching this view ({total})?"]
     job = BulkJob.objects.get(agent=agent)
     assert (job.action, job.query, job.estimated_total) == ("tag", "", total)
@@ -154,18 +155,33 @@ def test_select_every_matching_contact_tag_them_all_and_watch_the_job(
     assert problems == [], "\n".join(problems)
 
 
-def test_two_selected_contacts_open_the_merge_preview(live_server, page: Page, demo):
+def test_set_an_attribute_then_merge_two_selected_contacts(live_server, page: Page, demo):
     page.set_default_timeout(TIMEOUT)
     page.set_viewport_size(DESKTOP)
     agent = demo["agent"]
     sign_in(page, live_server.url, demo["user"].username)
-    page.goto(f"{live_server.url}/a/{agent.public_id}/contacts/?q=lovelace")
     ada = demo["ada"]
     twin = Contact.objects.create(agent=agent, name="Ada L.", email="ada.l@example.com")
     page.goto(f"{live_server.url}/a/{agent.public_id}/contacts/?q=ada")
     merge = page.get_by_role("button", name="Merge…")
     page.get_by_label("Select Ada Lovelace").check()
     expect(merge).to_be_disabled()
+
+    # Set an attribute on the selected row: the value input fits the attribute's type.
+    page.get_by_text("Set attribute").click()
+    page.get_by_label("Attribute").select_option("mrr")
+    value = page.locator("[data-bulk-attr-value] [name=value]")
+    expect(value).to_have_attribute("type", "number")
+    page.get_by_label("Attribute").select_option("plan")
+    expect(page.locator("[data-bulk-attr-value] select[name=value]")).to_be_visible()
+    page.get_by_label("Attribute").select_option("mrr")
+    page.locator("[data-bulk-attr-value] [name=value]").fill("250")
+    page.get_by_role("button", name="Set value").click()
+    expect(page.locator(".notice")).to_have_text("Set MRR (USD) to “250” on 1 contact.")
+    ada.refresh_from_db()
+    assert ada.attributes["mrr"] == 250
+
+    page.get_by_label("Select Ada Lovelace").check()
     page.get_by_label("Select Ada L.").check()
     expect(merge).to_be_enabled()
     merge.click()

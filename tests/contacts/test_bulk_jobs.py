@@ -379,3 +379,21 @@ def test_the_job_rests_between_batches_so_the_dashboard_keeps_up(
     settings.BULK_PAUSE_RATIO = 0
     run(start(agent, admin_user, BulkAction("tag", {"tag": "y"})))
     assert pauses == []
+
+
+def test_an_erased_person_is_redacted_from_the_jobs_that_name_them(agent, admin_user, admin_actor):
+    from urllib.parse import parse_qs
+
+    from contacts.services import contact_erase
+
+    person = ContactFactory(agent=agent, name="Zebulon Quixley", email="zeb@quixley.test")
+    other = run(start(agent, admin_user, BulkAction("tag", {"tag": "spring"}), "q=ada", 1))
+    named = start(
+        agent, admin_user, BulkAction("tag", {"tag": "Zebulon Quixley"}), "q=zeb%40quixley.test"
+    )
+    contact_erase(contact=person, actor=admin_actor)
+    named.refresh_from_db()
+    assert parse_qs(named.query) == {"q": ["[erased email]"]}
+    assert named.params == {"tag": "[erased name]"}
+    other.refresh_from_db()
+    assert (other.query, other.params) == ("q=ada", {"tag": "spring"})

@@ -1,17 +1,22 @@
 """Writes of bulk jobs: start one for the bulk bar, stop, undo a delete, resume, dismiss,
-and queue again the jobs a stopped worker left behind."""
+queue again the jobs a stopped worker left behind, and forget an erased person in them."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from django.db import transaction
 from django.utils import timezone
 
+from contacts import signals
+from contacts.models import Contact
 from contacts.services import bulk as contacts_bulk
 from contacts.services.bulk import BackgroundRequest
 from core.errors import ConflictError
+from core.redaction import Redactor, strings
 from transfers import tasks
 from transfers.bulk.runner import stale_seconds
 from transfers.models import BulkJob
@@ -23,8 +28,39 @@ ACTIVE = (Status.QUEUED, Status.RUNNING)
 
 
 def connect() -> None:
-    """Run the bulk bar's "every matching contact" actions as jobs (TransfersConfig.ready)."""
+    """Run the bulk bar's "every matching contact" actions as jobs, and forget an erased
+    person in them (TransfersConfig.ready)."""
     contacts_bulk.register_background(bulk_job_start)
+    signals.contact_erasing.connect(bulk_jobs_forget, dispatch_uid="transfers.bulk")
+
+
+def bulk_jobs_forget(sender: Any, *, contact: Contact, redactor: Redactor, **kwargs: Any) -> None:
+    """A job's view or action that names the erased person (a search for their email, a tag
+    or value that is their name) is redacted; the job and its counts stay (receives
+    `contact_erasing`). The ids a delete recorded for its undo are not identifiers."""
+    if not redactor.has_keys:
+        return
+    jobs = BulkJob.objects.filter(agent_id=contact.agent_id).only("id", "query", "params", "error")
+    for job in jobs.iterator(chunk_size=500):
+        pairs = parse_qsl(job.query, keep_blank_values=True)
+        texts = [value for _, value in pairs] + list(strings(job.params)) + [job.error]
+        if not any(redactor.names_person(text) for text in texts):
+            continue
+        BulkJob.objects.filter(pk=job.pk).update(
+            query=urlencode([(key, redactor.scrub(value)) for key, value in pairs]),
+            params=_scrubbed(job.params, redactor),
+            error=redactor.scrub(job.error),
+        )
+
+
+def _scrubbed(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, redactor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, redactor) for item in value]
+    return value
 
 
 def _enqueue(job: BulkJob) -> None:

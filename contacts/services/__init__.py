@@ -11,6 +11,7 @@ identify. One module per topic; import from here.
 | `erasure` | GDPR erasure |
 | `notes` | notes on a contact (they follow merges and go with erasures) |
 | `preferences` | a person's table layout |
+| `segments` | saved views of the table (and their part in erasures) |
 | `audit` | the result of a write and the history it leaves |
 """
 
@@ -25,6 +26,7 @@ from contacts.services.lifecycle import (
 from contacts.services.merge import contact_merge, contact_merge_preview, contacts_mergeable
 from contacts.services.notes import note_create, note_delete, note_update
 from contacts.services.preferences import table_preference_save
+from contacts.services.segments import segment_create, segment_delete, segment_update
 from contacts.services.stripe import (
     stripe_account_add,
     stripe_account_remove,
@@ -76,6 +78,9 @@ __all__ = [
     "note_create",
     "note_delete",
     "note_update",
+    "segment_create",
+    "segment_delete",
+    "segment_update",
     "stripe_account_add",
     "stripe_account_remove",
     "stripe_account_update",

@@ -17,11 +17,13 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.models import SEGMENT_NAME_MAX, SEGMENT_QUERY_MAX, Segment
+from contacts.models import SEGMENT_NAME_MAX, SEGMENT_QUERY_MAX, Contact, Segment
 from contacts.query.filterset import ContactFilterSet
 from contacts.query.keyset import DEFAULT_ORDERING
 from contacts.query.segments import segment_query
+from contacts.signals import contact_erasing
 from core.errors import ForbiddenError, ValidationFailed
+from core.redaction import Redactor
 from workspaces.models import Agent
 
 MAX_SEGMENTS_PER_PERSON = 100
@@ -167,3 +169,35 @@ def segment_delete(*, segment: Segment, user: Any, is_admin: bool) -> None:
             "Only the segment's creator, or an admin for a shared segment, can delete it."
         )
     segment.delete()
+
+
+def segments_forget(sender: Any, *, contact: Contact, redactor: Redactor, **kwargs: Any):
+    """Erasure: the person's keys (email, phone, ids, full name) written into the agent's
+    saved segments, in a name or a condition ("email is ada@…"), are redacted. The
+    condition stays, with the marker as its value: it then matches nobody instead of
+    silently widening the segment to everyone."""
+    if not redactor.has_keys:
+        return None
+    redacted = 0
+    for segment in Segment.objects.filter(agent_id=contact.agent_id).only("pk", "name", "query"):
+        pairs = QueryDict(segment.query).lists()
+        scrubbed = [(k, [redactor.scrub(v, keys_only=True) for v in vs]) for k, vs in pairs]
+        name = redactor.scrub(segment.name, keys_only=True)[:SEGMENT_NAME_MAX]
+        if scrubbed == list(QueryDict(segment.query).lists()) and name == segment.name:
+            continue
+        query = QueryDict(mutable=True)
+        for key, values in scrubbed:
+            query.setlist(key, values)
+        try:
+            with transaction.atomic():
+                Segment.objects.filter(pk=segment.pk).update(name=name, query=query.urlencode())
+        except IntegrityError:  # another segment of its owner already has the scrubbed name
+            unique = f"{name[: SEGMENT_NAME_MAX - 12]} ({segment.pk})"
+            Segment.objects.filter(pk=segment.pk).update(name=unique, query=query.urlencode())
+        redacted += 1
+    return {"segments_redacted": redacted} if redacted else None
+
+
+# Segments live in contacts, so they take their part in erasures here (as notes do): every
+# erasure runs from a module of this package, whose __init__ imports this one.
+contact_erasing.connect(segments_forget, sender=Contact, dispatch_uid="contacts.segments")

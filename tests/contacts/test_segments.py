@@ -416,3 +416,47 @@ def test_the_database_keeps_names_unique_when_two_saves_race(staff_user, agent, 
         _segment(agent, staff_user, "RACE")
     assert excinfo.value.fields == {"name": ["That name is taken."]}
     assert Segment.objects.count() == 1
+
+
+def test_an_erasure_redacts_the_person_in_saved_segments(
+    staff_user, admin_user, admin_actor, agent, other_agent
+):
+    from contacts.services import contact_erase
+
+    person = ContactFactory(
+        agent=agent, name="Zebulon Quixley", email="zeb@quixley.example", phone="+14155559876"
+    )
+    about = _segment(
+        agent, staff_user, "Zebulon Quixley follow-up", query="email=zeb@quixley.example&tag=vip"
+    )
+    phone = _segment(agent, admin_user, "Calls", shared=True, query="q=%2B1 415 555 9876")
+    other = _segment(agent, staff_user, "Unrelated", query="email__contains=acme")
+    elsewhere = Segment.objects.create(
+        agent=other_agent, name="Zebulon Quixley", query="email=zeb%40quixley.example"
+    )
+    record = contact_erase(contact=person, actor=admin_actor)
+    assert record["segments_redacted"] == 2
+    about.refresh_from_db()
+    assert about.name == "[erased name] follow-up"
+    # The condition stays with a marker: it matches nobody rather than everybody.
+    assert parse_qs(about.query) == {
+        "email": ["[erased email]"],
+        "tag": ["vip"],
+        "ordering": ["-created_at"],
+    }
+    phone.refresh_from_db()
+    assert "555" not in phone.query
+    other.refresh_from_db()
+    assert other.query == "email__contains=acme&ordering=-created_at"
+    # Another agent's segments are another agent's people.
+    elsewhere.refresh_from_db()
+    assert elsewhere.name == "Zebulon Quixley"
+
+
+def test_names_and_html_in_segments_are_shown_as_text(staff_client, staff_user, agent):
+    segment = _segment(agent, staff_user, "<b>Bold</b> & co", query="q=%3Cscript%3E")
+    page = staff_client.get(f"{list_url(agent)}?segment={segment.pk}", follow=True)
+    html = page.content.decode()
+    assert "<b>Bold</b>" not in html
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; co" in html
+    assert "<script>" not in html.split("<body", 1)[1].replace("<script src=", "")

@@ -47,7 +47,8 @@ ACTION_LABELS = {
     "restore": "Restore",
 }
 # Table state that is not a filter: a background job works on the whole view, in id order.
-NOT_FILTERS = ("cursor", "at", "per_page", "cols", "ordering")
+# (`segment` only marks the saved segment a view was opened from; its filters are in the state.)
+NOT_FILTERS = ("cursor", "at", "per_page", "cols", "ordering", "segment")
 MAX_QUERY = 4000
 
 

@@ -269,7 +269,7 @@ def test_the_outcome_reads_as_a_sentence():
 def test_the_frozen_view_keeps_filters_only(agent):
     state = QueryDict(
         "q=ada&tag=vip&ordering=-name&cursor=abc&at=51&per_page=100&cols=email&attr.plan=Pro"
-        "&deleted=true",
+        "&deleted=true&segment=7",
         mutable=True,
     )
     assert QueryDict(bulk_filter_query(state)) == QueryDict(
@@ -302,3 +302,12 @@ def test_batches_walk_the_ids_in_order(agent):
     third = bulk_next_ids(qs, after=second[-1], size=2)
     assert first + second + third == [c.pk for c in contacts]
     assert bulk_next_ids(qs, after=third[-1], size=2) == []
+
+
+def test_a_view_matching_any_of_its_conditions_is_kept_as_such(agent, schema):
+    pro = ContactFactory(agent=agent, name="Pro", attributes={"plan": "Pro"})
+    acme = ContactFactory(agent=agent, name="Acme", email="ops@acme.test", attributes={})
+    ContactFactory(agent=agent, name="Neither", email="x@y.test", attributes={"plan": "Free"})
+    query = "match=any&attr.plan=Pro&email__contains=acme"
+    assert set(bulk_matching(agent=agent, query=query)) == {pro, acme}
+    assert list(bulk_matching(agent=agent, query=query.replace("any", "all"))) == []

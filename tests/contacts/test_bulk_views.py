@@ -400,9 +400,9 @@ def test_a_running_job_shows_its_progress_and_polls(staff_client, agent, staff_u
 
 def test_a_large_job_counts_against_an_estimate(staff_client, agent, staff_user):
     _job(agent, staff_user, status="running", estimated_total=1_200_000, estimate_exact=False,
-         processed_count=300_000, heartbeat_at=timezone.now())  # fmt: skip
+         processed_count=300_000, changed_count=299_500, heartbeat_at=timezone.now())  # fmt: skip
     html = panel(staff_client, agent).content.decode()
-    assert "25% · 300,000 of about 1.2M contacts" in html
+    assert "25% · 300,000 of about 1.2M contacts · 299,500 changed" in html
 
 
 def test_a_queued_job_no_worker_takes_says_so(staff_client, agent, staff_user, settings):
@@ -465,7 +465,13 @@ def test_stop_and_dismiss_from_the_notice(staff_client, agent, staff_user):
     response = staff_client.post(job_url(job), {"op": "dismiss"}, **HX)
     assert response.status_code == 409
     assert "The bulk action is still running; stop it first." in response.content.decode()
-    BulkJob.objects.filter(pk=job.pk).update(status="cancelled", finished_at=timezone.now())
+    BulkJob.objects.filter(pk=job.pk).update(
+        status="cancelled", finished_at=timezone.now(), processed_count=2500, changed_count=2400
+    )
+    assert (
+        "Stopped after 2,500 contacts. Tagged 2,400 contacts with “vip” (100 already had it)."
+        in panel(staff_client, agent).content.decode()
+    )
     response = staff_client.post(job_url(job), {"op": "dismiss"})
     assert response.status_code == 302
     assert response.url == list_url(agent)

@@ -47,6 +47,8 @@ def panel_context(access: AgentAccess, job: BulkJob | None, error: str = "") -> 
         summary="Undo the bulk delete" if job.undo_of_id else action.summary,
         done_text=action.done_text(job.changed_count, job.processed_count - job.changed_count),
         position_text=f"{job.processed_count:,} of {format_estimate(job.total, exact)}",
+        processed_text=f"{job.processed_count:,}",
+        changed_text=f"{job.changed_count:,}",
         action_url=reverse(
             "transfers:bulk_job", kwargs={"agent_public_id": agent.public_id, "job_id": job.pk}
         ),

@@ -77,7 +77,7 @@ def _forget(ctx: BenchContext) -> None:
 
 
 def _queue(ctx: BenchContext, count: int):
-    from contacts.services.bulk import BackgroundRequest, BulkAction
+    from transfers.bulk.actions import BackgroundRequest, BulkAction
     from transfers.bulk.services import bulk_job_start
     from transfers.tasks import bulk_task_rows
 

@@ -5,7 +5,7 @@ tests/contacts/test_hot_statements.py."""
 
 from __future__ import annotations
 
-from contacts.models import ADOPTABLE_SOURCES, Contact, ContactTag
+from contacts.models import ADOPTABLE_SOURCES, Contact
 
 TABLE = Contact._meta.db_table
 
@@ -42,29 +42,3 @@ REMOVE_ATTRIBUTE = {
         "WHERE agent_id = %(agent)s AND json_type(attributes, %(path)s) IS NOT NULL"
     ),
 }
-
-
-# --- Bulk actions (contacts.services.bulk): one statement per batch of contacts -------------
-# RETURNING names exactly the contacts that changed, so each gets one audit entry and a batch
-# run twice changes (and audits) nothing the second time. Both databases speak this SQL
-# (SQLite since 3.35); `ids` is the batch's size, at most a few thousand placeholders.
-CONTACT_TAG = ContactTag._meta.db_table
-
-
-def tag_links_add(ids: int) -> str:
-    """Link a tag to the agent's contacts among `ids` that lack it: (tag, at, agent, *ids)."""
-    marks = ", ".join(["%s"] * ids)
-    return (
-        f"INSERT INTO {CONTACT_TAG} (contact_id, tag_id, created_at)"
-        f" SELECT id, %s, %s FROM {TABLE} WHERE agent_id = %s AND id IN ({marks})"
-        " ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id"
-    )
-
-
-def tag_links_remove(ids: int) -> str:
-    """Unlink a tag from the contacts among `ids` that have it: (tag, *ids)."""
-    marks = ", ".join(["%s"] * ids)
-    return (
-        f"DELETE FROM {CONTACT_TAG} WHERE tag_id = %s AND contact_id IN ({marks})"
-        " RETURNING contact_id"
-    )

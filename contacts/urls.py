@@ -1,6 +1,5 @@
 from django.urls import path
 
-from contacts.views import bulk as bulk_views
 from contacts.views import contact as contact_views
 from contacts.views import notes as note_views
 from contacts.views import segments as segment_views
@@ -14,7 +13,6 @@ C = A + "<uuid:contact_id>/"
 urlpatterns = [
     path(A, views.contact_list, name="list"),
     path(A + "table-settings/", views.table_settings, name="table_settings"),
-    path(A + "bulk/", bulk_views.contact_bulk, name="bulk"),
     path(A + "segments/", segment_views.segment_create_view, name="segment_create"),
     path(
         A + "segments/<int:segment_id>/", segment_views.segment_change_view, name="segment_change"

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class TransfersConfig(AppConfig):
-    """Import and export: a channel of its own, above contacts (files in, files out)."""
+    """Import, export and bulk actions: jobs over many contacts, above contacts."""
 
     name = "transfers"
     default_auto_field = "django.db.models.BigAutoField"

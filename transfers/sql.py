@@ -1,5 +1,6 @@
 """The transfers app's hand-written SQL: the PostgreSQL import fast path (COPY into a
-staging table, then a few set-based statements per batch; see imports/copy_writer.py).
+staging table, then a few set-based statements per batch; see imports/copy_writer.py) and
+the tag statements of bulk actions (bulk/actions.py).
 Table names come from the models; each statement is exercised by the import tests, which
 run every file through both writers on PostgreSQL."""
 
@@ -245,3 +246,28 @@ COPY_AUDIT = (
 
 # Contacts whose only change was tags or Stripe accounts: their row's updated_at.
 TOUCH_UPDATED = f"UPDATE {CONTACT} SET updated_at = %s WHERE id = ANY(%s)"
+
+
+# --- Bulk actions (transfers.bulk.actions): one statement per batch of contacts -------------
+# RETURNING names exactly the contacts that changed, so each gets one audit entry and a batch
+# run twice changes (and audits) nothing the second time. Both databases speak this SQL
+# (SQLite since 3.35); `ids` is the batch's size, at most a few thousand placeholders.
+
+
+def tag_links_add(ids: int) -> str:
+    """Link a tag to the agent's contacts among `ids` that lack it: (tag, at, agent, *ids)."""
+    marks = ", ".join(["%s"] * ids)
+    return (
+        f"INSERT INTO {CONTACT_TAG} (contact_id, tag_id, created_at)"
+        f" SELECT id, %s, %s FROM {CONTACT} WHERE agent_id = %s AND id IN ({marks})"
+        " ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id"
+    )
+
+
+def tag_links_remove(ids: int) -> str:
+    """Unlink a tag from the contacts among `ids` that have it: (tag, *ids)."""
+    marks = ", ".join(["%s"] * ids)
+    return (
+        f"DELETE FROM {CONTACT_TAG} WHERE tag_id = %s AND contact_id IN ({marks})"
+        " RETURNING contact_id"
+    )

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from transfers import views
+from transfers.bulk import selection
 from transfers.bulk import views as bulk_views
 
 app_name = "transfers"
@@ -10,6 +11,7 @@ IMP = A + "import/<uuid:import_id>/"
 
 urlpatterns = [
     path(A + "export/", views.contact_export, name="export"),
+    path(A + "bulk/", selection.contact_bulk, name="bulk"),
     path(A + "bulk-jobs/", bulk_views.bulk_job_panel, name="bulk_jobs"),
     path(A + "bulk-jobs/<uuid:job_id>/", bulk_views.bulk_job_action, name="bulk_job"),
     path(A + "import/", views.import_upload, name="import"),

@@ -1,7 +1,7 @@
 """Contacts dashboard: the table and the remembered layout.
 
 One URL serves the full page or, for htmx, the `contact-table` partial. The bulk bar's
-actions live in `contacts.views.bulk`; the contact page, editing, tags, Stripe accounts,
+actions live in `transfers.bulk.selection`; the contact page, editing, tags, Stripe accounts,
 deletion and merging in `contacts.views.contact`.
 """
 
@@ -105,7 +105,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     return {
         "agent": agent,
         "base_url": base,
-        "bulk_url": reverse("contacts:bulk", kwargs={"agent_public_id": agent.public_id}),
+        "bulk_url": reverse("transfers:bulk", kwargs={"agent_public_id": agent.public_id}),
         "settings_url": reverse(
             "contacts:table_settings", kwargs={"agent_public_id": agent.public_id}
         ),

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from attributes.services import attribute_delete
 from contacts.models import AuditEvent, Contact, ContactTag, Tag
-from contacts.services import bulk as contacts_bulk
-from contacts.services.bulk import BackgroundRequest, BulkAction
 from core.errors import ConflictError
 from tests.factories import ContactFactory, TagFactory
 from transfers import tasks
+from transfers.bulk import actions as contacts_bulk
 from transfers.bulk import runner
+from transfers.bulk.actions import BackgroundRequest, BulkAction
 from transfers.bulk.runner import bulk_job_run
 from transfers.bulk.services import (
     bulk_job_can_undo,

@@ -1,4 +1,4 @@
-"""Bulk actions on a batch of contacts (contacts.services.bulk): what each one changes, the
+"""Bulk actions on a batch of contacts (transfers.bulk.actions): what each one changes, the
 audit entry it leaves per contact, and that running a batch twice changes nothing more."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from contacts.display import history
 from contacts.models import AuditEvent, Contact, ContactTag, Tag
-from contacts.services.bulk import (
+from core.errors import ValidationFailed
+from tests.factories import ContactFactory, TagFactory
+from transfers.bulk.actions import (
     BulkAction,
     bulk_action_clean,
     bulk_apply,
@@ -17,8 +19,6 @@ from contacts.services.bulk import (
     bulk_matching,
     bulk_next_ids,
 )
-from core.errors import ValidationFailed
-from tests.factories import ContactFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 
 def bulk(client, agent, data: dict, **extra):
-    return client.post(agent_url("contacts:bulk", agent), data, **extra)
+    return client.post(agent_url("transfers:bulk", agent), data, **extra)
 
 
 def panel(client, agent, **extra):
@@ -107,7 +107,7 @@ def test_delete_offers_undo_for_exactly_the_contacts_it_deleted(staff_client, ag
 
 
 def test_the_selection_must_be_one_page_at_most(staff_client, agent, monkeypatch):
-    from contacts.views import bulk as bulk_views
+    from transfers.bulk import selection as bulk_views
 
     monkeypatch.setattr(bulk_views, "MAX_BULK", 2)
     contact = ContactFactory(agent=agent)
@@ -217,7 +217,7 @@ def test_a_second_job_waits_for_the_first(staff_client, agent):
 
 def test_a_large_view_is_queued_with_the_tables_estimate(staff_client, agent, monkeypatch):
     ContactFactory(agent=agent)
-    from contacts.views import bulk as bulk_views
+    from transfers.bulk import selection as bulk_views
 
     monkeypatch.setattr(bulk_views, "table_count", lambda **kw: (1_200_000, False))
     bulk(staff_client, agent, {"action": "delete", "scope": "all"})
@@ -230,7 +230,7 @@ def test_a_large_view_is_queued_with_the_tables_estimate(staff_client, agent, mo
 
 def test_bulk_needs_a_member_of_the_workspace(client, staff_client, agent, other_agent):
     theirs = ContactFactory(agent=other_agent)
-    url = agent_url("contacts:bulk", agent)
+    url = agent_url("transfers:bulk", agent)
     assert client.post(url, {"action": "delete", "scope": "all"}).status_code == 302
     assert staff_client.get(url).status_code == 405
     other = bulk(staff_client, other_agent, {"action": "delete", "scope": "all"})

@@ -33,7 +33,7 @@ def test_delete_hides_the_contact_and_the_table_offers_undo(staff_client, agent,
     # The notice is shown once.
     assert "was deleted" not in staff_client.get(list_url(agent)).content.decode()
     undo = staff_client.post(
-        agent_url("contacts:bulk", agent), {"action": "restore", "id": [contact.pk]}
+        agent_url("transfers:bulk", agent), {"action": "restore", "id": [contact.pk]}
     )
     assert undo.status_code == 302
     contact.refresh_from_db()

@@ -327,7 +327,7 @@ def test_the_query_count_is_flat_as_rows_and_attribute_columns_grow(
 def test_bulk_add_tag_tags_the_selected_contacts(staff_client, agent):
     a, b, _c = ContactFactory.create_batch(3, agent=agent)
     response = staff_client.post(
-        agent_url("contacts:bulk", agent),
+        agent_url("transfers:bulk", agent),
         {"action": "tag", "tag": "priority", "id": [a.pk, b.pk], "query": "ordering=name"},
     )
     assert response.status_code == 302
@@ -341,7 +341,7 @@ def test_bulk_add_tag_tags_the_selected_contacts(staff_client, agent):
 
 def test_bulk_delete_soft_deletes_and_offers_undo(staff_client, agent):
     a, b = ContactFactory.create_batch(2, agent=agent)
-    url = agent_url("contacts:bulk", agent)
+    url = agent_url("transfers:bulk", agent)
     response = staff_client.post(url, {"action": "delete", "id": [a.pk, b.pk]}, **HX)
     html = response.content.decode()
     assert response.status_code == 200
@@ -357,20 +357,20 @@ def test_bulk_actions_never_touch_another_agents_contacts(staff_client, agent, o
     mine = ContactFactory(agent=agent)
     theirs = ContactFactory(agent=other_agent)
     staff_client.post(
-        agent_url("contacts:bulk", agent), {"action": "delete", "id": [mine.pk, theirs.pk, "x"]}
+        agent_url("transfers:bulk", agent), {"action": "delete", "id": [mine.pk, theirs.pk, "x"]}
     )
     theirs.refresh_from_db()
     mine.refresh_from_db()
     assert theirs.deleted_at is None
     assert mine.deleted_at is not None
     response = staff_client.post(
-        agent_url("contacts:bulk", other_agent), {"action": "delete", "id": [theirs.pk]}
+        agent_url("transfers:bulk", other_agent), {"action": "delete", "id": [theirs.pk]}
     )
     assert response.status_code == 404
 
 
 def test_bulk_refuses_the_wrong_method_unknown_actions_and_empty_input(staff_client, agent):
-    url = agent_url("contacts:bulk", agent)
+    url = agent_url("transfers:bulk", agent)
     contact = ContactFactory(agent=agent)
     assert staff_client.get(url).status_code == 405
     assert staff_client.post(url, {"action": "explode", "id": [contact.pk]}).status_code == 400

@@ -7,5 +7,5 @@
 | `selectors` | the job a member sees above the table |
 | `views` | that notice (htmx polls it while the job runs) and its buttons |
 
-The action itself (set-based statements, audit entries) is `contacts.services.bulk`.
+The action itself (set-based statements, audit entries) is `transfers.bulk.actions`.
 """

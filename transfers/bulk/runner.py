@@ -4,7 +4,7 @@ job's progress.
 Every batch locks the job row, checks that this run still owns it (`run_token`) and that
 nobody asked it to stop, checks again that the member who started it still belongs to the
 workspace (and may still do this action), reads the next ids of the view after
-`last_contact_id`, applies the action (`contacts.services.bulk.bulk_apply`) and saves the
+`last_contact_id`, applies the action (`transfers.bulk.actions.bulk_apply`) and saves the
 counts and the new position. A run killed mid-batch loses only that batch's transaction; the
 next run starts after the last committed batch, and the actions change nothing that is
 already done, so no contact is changed or audited twice.
@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from contacts.services.bulk import BulkAction, bulk_action_clean, bulk_apply, bulk_next_ids
-from contacts.services.bulk import bulk_matching as matching
 from core.actors import Actor, Channel
 from core.errors import DomainError, ValidationFailed
+from transfers.bulk.actions import BulkAction, bulk_action_clean, bulk_apply, bulk_next_ids
+from transfers.bulk.actions import bulk_matching as matching
 from transfers.models import BulkJob, BulkJobContact
 from workspaces.models import Membership
 

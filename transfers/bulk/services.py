@@ -13,11 +13,10 @@ from django.utils import timezone
 
 from contacts import signals
 from contacts.models import Contact
-from contacts.services import bulk as contacts_bulk
-from contacts.services.bulk import BackgroundRequest
 from core.errors import ConflictError
 from core.redaction import Redactor, strings
 from transfers import tasks
+from transfers.bulk.actions import BackgroundRequest
 from transfers.bulk.runner import stale_seconds
 from transfers.models import BulkJob
 
@@ -28,9 +27,7 @@ ACTIVE = (Status.QUEUED, Status.RUNNING)
 
 
 def connect() -> None:
-    """Run the bulk bar's "every matching contact" actions as jobs, and forget an erased
-    person in them (TransfersConfig.ready)."""
-    contacts_bulk.register_background(bulk_job_start)
+    """Forget an erased person in bulk jobs (TransfersConfig.ready)."""
     signals.contact_erasing.connect(bulk_jobs_forget, dispatch_uid="transfers.bulk")
 
 

@@ -17,11 +17,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from contacts.services.bulk import BulkAction
 from contacts.table import format_estimate
 from contacts.views.common import error_text, list_url
 from core.errors import DomainError
 from transfers.bulk import services
+from transfers.bulk.actions import BulkAction
 from transfers.bulk.selectors import bulk_job_current, bulk_job_get
 from transfers.models import BulkJob
 from workspaces.access import get_agent_access

@@ -2,9 +2,8 @@
 
 The selected rows (at most MAX_BULK, one page) are changed at once, in this request. "Select
 all N matching" sends `scope=all`: the action then goes to every contact the table's view
-matches, as a background job (`contacts.services.bulk.bulk_start_background`, run by the
-transfers app) that reads the view's filters again when it runs; its progress shows above
-the table.
+matches, as a background job (`transfers.bulk.services.bulk_job_start`) that reads the
+view's filters again when it runs; its progress shows above the table.
 """
 
 from __future__ import annotations
@@ -22,18 +21,18 @@ from attributes.selectors import attribute_definitions
 from contacts.models import IDENTITY_RANK, Contact
 from contacts.query.filterset import ContactFilterSet
 from contacts.selectors import table_count
-from contacts.services.bulk import (
+from contacts.views.common import MAX_BULK, NOTICE_KEY, error_text, stash_notice, uuids
+from contacts.views.table import _back_to_table, _return_state
+from core.errors import DomainError, ValidationFailed
+from transfers.bulk.actions import (
     ACTION_LABELS,
     BackgroundRequest,
     BulkAction,
     bulk_action_clean,
     bulk_apply,
     bulk_filter_query,
-    bulk_start_background,
 )
-from contacts.views.common import MAX_BULK, NOTICE_KEY, error_text, stash_notice, uuids
-from contacts.views.table import _back_to_table, _return_state
-from core.errors import DomainError, ValidationFailed
+from transfers.bulk.services import bulk_job_start
 from workspaces.access import get_agent_access, staff_actor
 from workspaces.selectors import AgentAccess
 
@@ -96,7 +95,7 @@ def _start(
     total, exact = table_count(qs=filters.qs, filters=filters, agent=agent)
     if not total:
         raise ValidationFailed({"scope": ["No contact matches this view."]})
-    bulk_start_background(
+    bulk_job_start(
         BackgroundRequest(
             agent=agent,
             user=request.user,

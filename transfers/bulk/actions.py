@@ -28,14 +28,15 @@ from django.utils import timezone
 
 from attributes.coercion import display_value
 from attributes.selectors import attribute_definitions
-from contacts import normalize, sql
+from contacts import normalize
 from contacts.cleaning import clean_contact_input
 from contacts.models import AuditEvent, Contact, Tag
 from contacts.query.filterset import ContactFilterSet
 from contacts.services.audit import audit_many
 from contacts.services.tags import tags_get_or_create
 from core.actors import Actor
-from core.errors import DomainError, ValidationFailed
+from core.errors import ValidationFailed
+from transfers import sql
 from workspaces.models import Agent
 
 # The actions, as the bulk bar's buttons and a job's `action` name them.
@@ -354,20 +355,3 @@ class BackgroundRequest:
     query: str
     estimate: int
     estimate_exact: bool = True
-
-
-# The app that runs bulk jobs (transfers) registers its starter in its AppConfig.ready:
-# contacts never imports the apps above it.
-_starters: list[Callable[[BackgroundRequest], Any]] = []
-
-
-def register_background(starter: Callable[[BackgroundRequest], Any]) -> None:
-    if starter not in _starters:
-        _starters.append(starter)
-
-
-def bulk_start_background(request: BackgroundRequest) -> Any:
-    """Queue the action on every matching contact; returns what the starter returns (a job)."""
-    if not _starters:
-        raise DomainError("Bulk actions on a whole view need the background job runner.")
-    return _starters[0](request)

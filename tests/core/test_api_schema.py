@@ -13,7 +13,8 @@ from tests.helpers import CONTACT_FIELDS
 pytestmark = pytest.mark.django_db
 
 OPERATIONS = {
-    ("get", "/api/v1/contacts/"): {"200", "400", "401", "429"},
+    # 404: a `segment` that is private, another agent's or unknown.
+    ("get", "/api/v1/contacts/"): {"200", "400", "401", "404", "429"},
     ("post", "/api/v1/contacts/"): {"200", "201", "400", "401", "409", "413", "415", "429"},
     ("post", "/api/v1/contacts/bulk/"): {"200", "400", "401", "413", "415", "429"},
     ("post", "/api/v1/contacts/ensure/"): {"200", "201", "400", "401", "413", "415", "429"},
@@ -30,6 +31,8 @@ OPERATIONS = {
     },
     ("delete", "/api/v1/contacts/{contact_id}/tags/{tag}/"): {"204", "400", "401", "404", "429"},
     ("get", "/api/v1/contacts/{contact_id}/conversations/"): {"200", "400", "401", "404", "429"},
+    ("post", "/api/v1/contacts/{contact_id}/identity-token"): {"200", "401", "404", "409", "429"},
+    ("get", "/api/v1/segments/"): {"200", "400", "401", "429"},
     ("get", "/api/v1/tags/"): {"200", "401", "429"},
     ("get", "/api/v1/attributes/"): {"200", "401", "429"},
     ("post", "/api/v1/attributes/"): {"201", "400", "401", "409", "413", "415", "429"},

@@ -67,4 +67,6 @@ bench: install
 
 # Refresh the README's screenshots (taken by the browser tests).
 screenshots: install
-	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/contacts/test_browser_dashboard.py
+	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/contacts/test_browser_dashboard.py \
+		tests/contacts/test_browser_bulk.py tests/contacts/test_browser_segments.py \
+		tests/workspaces/test_browser_members.py

@@ -4,6 +4,7 @@ every screen must pass (no sideways page scroll, no serious accessibility violat
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,23 @@ from tests.factories import ConversationFactory, MembershipFactory, MessageFacto
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
+
+# The README's screenshots are refreshed by `make screenshots` (UPDATE_SCREENSHOTS=1); an
+# ordinary run writes them to a temporary folder so the checkout stays clean.
+SCREENSHOTS = (
+    Path(settings.BASE_DIR) / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "rapport-screenshots"
+)
+
+
+def readme_shot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """One of the README's screenshots, taken by the browser test that reaches that state."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+    assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
 AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
 
 

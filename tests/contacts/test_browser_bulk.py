@@ -21,6 +21,7 @@ from tests.browser import (
     PHONE,
     demo_workspace,
     page_overflow,
+    readme_shot,
     require_axe,
     serious_axe_violations,
     sign_in,
@@ -119,6 +120,8 @@ def test_select_every_matching_contact_tag_them_all_and_watch_the_job(
     expect(bar.get_by_role("button", name="Clear selection")).to_be_focused()
     expect(bar.get_by_role("button", name="Merge…")).to_be_hidden()
     _checked(page, "every matching contact selected", problems)
+    if viewport == DESKTOP:
+        readme_shot(page, "bulk-select-all.png")
 
     # Tag them all; the job waits for the worker, then its bar fills up.
     bar.get_by_label("Tag to add or remove").fill("spring-sale")
@@ -133,6 +136,16 @@ def test_select_every_matching_contact_tag_them_all_and_watch_the_job(
     assert (job.action, job.query, job.estimated_total) == ("tag", "", total)
     _watch_progress(page)
     task_worker.start()
+    if viewport == DESKTOP:
+        page.wait_for_function(
+            """() => {
+              const bar = document.querySelector('#bulk-progress');
+              const value = bar ? Number(bar.getAttribute('aria-valuenow')) : 0;
+              return value > 0 && value < 100;
+            }""",
+            timeout=TIMEOUT,
+        )
+        readme_shot(page, "bulk-progress.png")
     expect(notice).to_have_attribute("data-status", "completed", timeout=TIMEOUT)
     expect(notice.locator("[data-bulk-done]")).to_have_text(
         f"Tagged {total} contacts with “spring-sale”."
@@ -147,6 +160,8 @@ def test_select_every_matching_contact_tag_them_all_and_watch_the_job(
     )
     expect(bar).to_be_hidden()
     _checked(page, "bulk action done", problems)
+    if viewport == DESKTOP:
+        readme_shot(page, "bulk-done.png")
 
     notice.get_by_role("button", name="Dismiss").click()
     expect(notice).to_have_attribute("data-status", "none")

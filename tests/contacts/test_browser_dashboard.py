@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact
-from tests.browser import DESKTOP, PHONE, demo_workspace, sign_in
+from tests.browser import DESKTOP, PHONE, demo_workspace, readme_shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,14 +23,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # here, the flush after each transactional test, and those of every test that runs later in
 # the session. A fixture would cover only this module, so the switch is process-wide.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-# The README's screenshots are refreshed by `make screenshots` (UPDATE_SCREENSHOTS=1); an
-# ordinary run writes them to a temporary folder so the checkout stays clean.
-SCREENSHOTS = (
-    Path(settings.BASE_DIR) / "docs" / "screenshots"
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "rapport-screenshots"
-)
 
 
 @pytest.fixture
@@ -57,16 +46,10 @@ def _rows(page: Page):
     return page.locator("table.contacts tbody tr")
 
 
-def _shot(page: Page, name: str, *, full_page: bool = False) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
-    assert (SCREENSHOTS / name).stat().st_size > 10_000
-
-
 def test_search_narrows_the_table_and_headers_sort_it(live_server, page: Page, demo):
     contacts = _sign_in(page, live_server, demo)
     expect(_rows(page)).to_have_count(50)
-    _shot(page, "contacts-table.png")
+    readme_shot(page, "contacts-table.png")
 
     page.fill("#contact-search", "lovel")
     expect(_rows(page)).to_have_count(1)
@@ -129,7 +112,7 @@ def test_editing_a_typed_attribute_shows_in_the_history(live_server, page: Page,
     expect(history).to_contain_text("249.5")
     expect(history).to_contain_text(f"by {demo['user'].username}")
     expect(page.locator('[data-attribute="plan"]')).to_have_text("Enterprise")
-    _shot(page, "contact-page.png", full_page=True)
+    readme_shot(page, "contact-page.png", full_page=True)
 
 
 def test_a_tag_is_added_from_the_suggestion_list(live_server, page: Page, demo):
@@ -203,7 +186,7 @@ def test_the_attribute_schema_page(live_server, page: Page, demo):
     _sign_in(page, live_server, demo)
     page.get_by_role("link", name="Attributes").click()
     expect(page.locator("#attribute-table tr[data-key]")).to_have_count(8)
-    _shot(page, "attribute-schema.png")
+    readme_shot(page, "attribute-schema.png")
     page.get_by_label("Label").fill("Region")
     page.get_by_label("Key").fill("region")
     page.get_by_label("Type").select_option("select")
@@ -302,7 +285,7 @@ def test_on_a_phone_the_table_scrolls_in_its_box_and_a_contact_opens(live_server
     # The page itself stays at the screen's width; the wide table scrolls inside its box.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")
-    _shot(page, "phone-contacts.png")
+    readme_shot(page, "phone-contacts.png")
     page.fill("#contact-search", "lovelace")
     expect(_rows(page)).to_have_count(1)
     page.get_by_role("link", name="Ada Lovelace").click()

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import DESKTOP, PHONE, demo_workspace, page_overflow, sign_in
+from tests.browser import DESKTOP, PHONE, demo_workspace, page_overflow, readme_shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -134,6 +134,7 @@ def test_a_saved_segment_reopens_from_the_sidebar_with_its_whole_state(
     # The estimate arrives after the page.
     expect(link.locator(".segment-count")).to_have_text(str(vip_rows))
     _look(page, "segment")
+    readme_shot(page, "segments.png")
 
     # Elsewhere, then back from the sidebar: the filters, the sort and the columns return.
     sidebar.get_by_role("link", name="Everyone").click()

@@ -14,6 +14,7 @@ from tests.browser import (
     DESKTOP,
     PHONE,
     page_overflow,
+    readme_shot,
     require_axe,
     serious_axe_violations,
     sign_in,
@@ -65,6 +66,7 @@ def test_an_invited_teammate_joins_as_staff_and_reads_members_only(
     assert re.fullmatch(rf"{re.escape(base)}/invitations/[A-Za-z0-9_-]{{40,}}/", link), link
     expect(admin_page.locator("#invitations")).to_contain_text("sam@acme.test")
     _checked(admin_page, "members with a new link", problems)
+    readme_shot(admin_page, "members.png", full_page=True)
 
     # Sam opens it in a browser of their own, on a phone.
     sam = browser.new_context(viewport=PHONE)
@@ -73,6 +75,7 @@ def test_an_invited_teammate_joins_as_staff_and_reads_members_only(
     expect(sam_page.get_by_role("heading", name="Join Acme")).to_be_visible()
     expect(sam_page.locator("main")).to_contain_text("to join as Staff")
     _checked(sam_page, "invitation", problems)
+    readme_shot(sam_page, "phone-invitation.png")
     sam_page.get_by_label("Your name").fill("Sam Carter")
     sam_page.get_by_label("Password", exact=True).fill("short")
     sam_page.get_by_label("Password again").fill("short")

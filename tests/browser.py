@@ -27,6 +27,15 @@ SCREENSHOTS = (
 )
 
 
+def htmx_settled(page: Page) -> None:
+    """Wait until htmx has swapped, settled and wired up what it last brought in: a control
+    used sooner may be the old one, or the new one before its hx-trigger listens."""
+    page.wait_for_function(
+        "() => window.htmx && !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 def readme_shot(page: Page, name: str, *, full_page: bool = False) -> None:
     """One of the README's screenshots, taken by the browser test that reaches that state."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

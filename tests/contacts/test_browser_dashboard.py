@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact
-from tests.browser import DESKTOP, PHONE, demo_workspace, readme_shot, sign_in
+from tests.browser import DESKTOP, PHONE, demo_workspace, htmx_settled, readme_shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +39,7 @@ def _sign_in(page: Page, live_server, demo) -> str:
     sign_in(page, live_server.url, demo["user"].username)
     contacts = f"{live_server.url}/a/{demo['agent'].public_id}/contacts/"
     expect(page).to_have_url(contacts)
+    htmx_settled(page)  # the search box listens once htmx has wired it up
     return contacts
 
 

@@ -10,7 +10,15 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import DESKTOP, PHONE, demo_workspace, page_overflow, readme_shot, sign_in
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    demo_workspace,
+    htmx_settled,
+    page_overflow,
+    readme_shot,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -92,6 +100,7 @@ def test_the_builder_fits_the_field_and_match_any_widens_the_table(live_server, 
 
     _add_condition(page, "Company", "is", "Nobody Incorporated")
     expect(page.locator("table.contacts")).to_contain_text("No contacts match")
+    htmx_settled(page)
     page.get_by_label("Match").select_option("any")
     expect(page).to_have_url(re.compile(r"match=any"))
     expect(_rows(page)).to_have_count(1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.csp import CSP
 
-from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -314,6 +314,10 @@ IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 10000, minimum=1)
 IMPORT_FAST_PATH = env_bool("IMPORT_FAST_PATH", True)
 # A running import whose worker has not reported for this long can be resumed.
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300, minimum=10)
+# Bulk actions on everything a view matches: contacts per transaction, and how long the job
+# rests after each batch, as a fraction of the time that batch took (0: flat out).
+BULK_BATCH_ROWS = env_int("BULK_BATCH_ROWS", 2000, minimum=1)
+BULK_PAUSE_RATIO = env_float("BULK_PAUSE_RATIO", 0.5, minimum=0)
 # Uploads above this size are spooled to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -11,6 +11,7 @@ from contacts.models import AuditEvent, Contact
 from contacts.services import contact_create, contact_soft_delete
 from core.actors import Actor
 from helpdesk.models import Conversation
+from identity.models import VisitorSession
 from tests.factories import ConversationFactory, UserFactory
 from tests.helpers import contact_url
 from tests.identity.conftest import Widget, make_jwt, user_hash
@@ -170,3 +171,33 @@ def test_the_adoption_shows_in_the_history(widget, agent, key, staff_client):
     assert "External ID" in html
     assert "u-42" in html
     assert "Verified by" in html
+
+
+@pytest.mark.parametrize("identity", ["verified", "self_reported"])
+def test_a_visitor_who_typed_the_email_never_reaches_the_signed_in_contact(agent, api, identity):
+    # The team created Ada through the API (verified: adoptable; self-reported: merged in by
+    # the same-email rule instead). A stranger's browser types her email first. Then Ada
+    # signs in elsewhere. Whatever happened to the team's contact, the stranger's session,
+    # which never signed, must not stand for the verified Ada (the trust rule, SPEC 6).
+    created = api.post(
+        "/api/v1/contacts/", {"name": "Ada L.", "email": "ada@example.com", "identity": identity}
+    )
+    team_id = created.json()["id"]
+    stranger = Widget(agent)
+    assert stranger.identify({"email": "ada@example.com"}).status_code == 200
+
+    signed = Widget(agent).jwt(user_id="u-42", contact_attributes={"email": "ada@example.com"})
+    ada_id = signed.json()["contact"]["id"]
+    assert signed.json()["contact"]["identity"] == "verified"
+    assert (ada_id == team_id) is (identity == "verified")  # adopted, or a new verified one
+    assert Contact.objects.get(pk=ada_id).external_id == "u-42"
+
+    again = stranger.identify({})  # a page load with its own session token
+    assert again.status_code == 200
+    assert (again.json()["contact"] or {}).get("id") != ada_id
+    typed = stranger.identify({"email": "ada@example.com", "name": "Mallory"})
+    assert typed.json()["contact"]["id"] != ada_id
+    assert Contact.objects.get(pk=ada_id).name == "Ada L."
+    session = VisitorSession.objects.get(agent=agent, visitor_id=stranger.visitor_id)
+    assert session.contact_id != ada_id
+    assert not session.signed

@@ -179,7 +179,7 @@ At most 50 conditions per request.
 
 
 # List parameters whose value is a choice: given empty, they are a mistake, not "any".
-CHOICE_PARAMETERS = ("identity", "seen", "deleted")
+CHOICE_PARAMETERS = ("identity", "seen", "deleted", "match")
 
 
 def refuse_empty_choices(params: Mapping[str, Any]) -> None:

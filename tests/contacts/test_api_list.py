@@ -172,6 +172,8 @@ def test_not_equal_and_presence_filters(api, agent, schema):
         ("tag=%00", "tag"),
         ("seen=", "seen"),
         ("identity=", "identity"),
+        ("match=", "match"),
+        ("match=some", "match"),
         ("deleted=", "deleted"),
         ("page_size=", "page_size"),
         ("include_archived_attributes=", "include_archived_attributes"),

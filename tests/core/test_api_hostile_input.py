@@ -128,3 +128,14 @@ def test_a_lost_database_is_a_json_503(agent, api, monkeypatch):
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "service_unavailable"
     assert response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("name", ["match", "seen", "identity", "deleted"])
+def test_an_empty_choice_is_refused_by_the_list_and_the_export(agent, api, name):
+    ContactFactory(agent=agent)
+    for url, extra in (("/api/v1/contacts/", {}), ("/api/v1/contacts/export/", {"format": "csv"})):
+        response = api.get(url, {name: "", **extra})
+        assert response.status_code == 400, url
+        assert response.json()["error"]["fields"][name] == [
+            "Give a value, or leave the parameter out."
+        ]

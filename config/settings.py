@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "identity",
     "helpdesk",
     "transfers",
+    "webhooks",
     "demo",
 ]
 
@@ -227,6 +228,23 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 # How long a password reset link works (it also stops once the password has changed).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3 * 3600, minimum=300)
+
+# --- Webhooks (webhooks app) --------------------------------------------------------------
+# Off in production: a webhook URL may then only reach public addresses (checked at connect
+# time). On in development so a receiver on this machine can be the target.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", not PRODUCTION)
+WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.5)
+# How often the worker looks for due deliveries, and how long a claimed one stays its own.
+WEBHOOK_POLL_SECONDS = env_float("WEBHOOK_POLL_SECONDS", 1.0, minimum=0.05)
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60, minimum=10)
+# An endpoint whose deliveries have failed without a success for this long is switched off.
+WEBHOOK_DISABLE_AFTER_HOURS = env_float("WEBHOOK_DISABLE_AFTER_HOURS", 5 * 24, minimum=1)
+# How long the secret replaced by a rotation keeps signing beside the new one.
+WEBHOOK_ROTATION_GRACE_HOURS = env_float("WEBHOOK_ROTATION_GRACE_HOURS", 24, minimum=0)
+WEBHOOK_MAX_ENDPOINTS = env_int("WEBHOOK_MAX_ENDPOINTS", 20, minimum=1)
+# Delivered and failed deliveries (and their messages) older than this are deleted.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30, minimum=1)
 
 # One cache every process shares (SPEC 9: limits hold across processes and machines):
 # Redis when REDIS_URL names one, else a table in the database (no extra server needed;

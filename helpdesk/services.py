@@ -20,6 +20,7 @@ from contacts.services import contact_conversation_count_add, contact_create, co
 from core.actors import Actor
 from core.errors import ValidationFailed
 from helpdesk.models import Conversation, Message
+from helpdesk.signals import conversation_changed
 from identity.models import VisitorSession
 from identity.sessions import visitor_session_touch
 from workspaces.models import Agent
@@ -90,6 +91,9 @@ def conversation_start(
             )
         if contact is not None and role == Message.Role.VISITOR:
             contact_mark_seen(contact=contact, at=now)
+        conversation_changed.send(
+            sender=Conversation, conversation=conversation, change="created", before=None
+        )
     return conversation
 
 
@@ -119,6 +123,13 @@ def message_post(*, conversation: Conversation, role: str, body: object, author=
             locked.status = Conversation.Status.OPEN
             fields.append("status")
         locked.save(update_fields=fields)
+        if "status" in fields:
+            conversation_changed.send(
+                sender=Conversation,
+                conversation=locked,
+                change="status_changed",
+                before=Conversation.Status.CLOSED,
+            )
         if role == Message.Role.VISITOR and locked.contact_id is not None:
             contact = locked.contact
             contact_mark_seen(contact=contact, at=now)
@@ -135,9 +146,12 @@ def conversation_set_status(*, conversation: Conversation, status: str) -> Conve
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if locked.status != status:
-            locked.status = status
+            before, locked.status = locked.status, status
             locked.updated_at = timezone.now()
             locked.save(update_fields=["status", "updated_at"])
+            conversation_changed.send(
+                sender=Conversation, conversation=locked, change="status_changed", before=before
+            )
     conversation.status, conversation.updated_at = locked.status, locked.updated_at
     return conversation
 

@@ -16,6 +16,7 @@ from contacts.models import (
     Contact,
     Identity,
 )
+from contacts.signals import ChangeEntry, changes_announce
 from core.actors import Actor
 from core.errors import (
     ForbiddenError,
@@ -48,8 +49,9 @@ class ContactWrite:
 def audit(
     *, contact: Contact, actor: Actor, action: str, changes: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """One entry in the contact's history: who (actor), what (action), before -> after."""
-    return AuditEvent.objects.create(
+    """One entry in the contact's history: who (actor), what (action), before -> after.
+    Announced to `contacts_changed` receivers (webhooks) in the same transaction."""
+    event = AuditEvent.objects.create(
         agent_id=contact.agent_id,
         contact_id=contact.pk,
         action=action,
@@ -58,6 +60,11 @@ def audit(
         actor_user_id=actor.user_id,
         changes=changes or {},
     )
+    changes_announce(
+        agent_id=contact.agent_id,
+        entries=[ChangeEntry(contact.pk, str(action), event.changes, contact)],
+    )
+    return event
 
 
 def audit_many(
@@ -86,6 +93,14 @@ def audit_many(
             for contact_id, changes in changes_by_contact.items()
         ],
         batch_size=1000,
+    )
+    changes_announce(
+        agent_id=agent_id,
+        entries=[
+            ChangeEntry(contact_id, str(action), changes or {})
+            for contact_id, changes in changes_by_contact.items()
+        ],
+        source="bulk" if len(changes_by_contact) > 1 else "",
     )
 
 

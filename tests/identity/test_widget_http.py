@@ -163,13 +163,13 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     body = {"visitor_id": visitor, "token": make_jwt(agent, user_id="u-1")}
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
-    # the rate counters (one statement), locked contact, update, audit, session upsert,
-    # seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit. The
+    # the rate counters (one statement), locked contact, update, audit, the webhook
+    # subscriptions, session upsert, seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit. The
     # agent and its secrets are kept from the first call; no attribute values: the schema
     # is not read; no email: no probe.
     from django.db import connection
 
-    with django_assert_num_queries(12 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(13 + (connection.vendor == "postgresql")):
         assert _post(agent, body).status_code == 200
     assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
 

@@ -33,6 +33,7 @@ from contacts.cleaning import clean_contact_input
 from contacts.ids import uuid7
 from contacts.models import Identity
 from contacts.services import creation_changes
+from contacts.signals import ChangeEntry, changes_announce
 from core.errors import ValidationFailed
 from transfers import sql
 from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter, problems_from_error
@@ -367,3 +368,12 @@ class CopyWriter(ServiceWriter):
             )
         with raw.copy(sql.COPY_AUDIT) as copy:
             copy.write("".join(lines).encode())
+        changes_announce(
+            agent_id=self.agent.pk,
+            entries=[
+                ChangeEntry(
+                    contact_id, action, {} if action == "created" else changes.get(contact_id, {})
+                )
+                for contact_id, action in actions.items()
+            ],
+        )

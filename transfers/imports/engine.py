@@ -35,6 +35,7 @@ from django.utils import timezone
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
+from contacts.signals import changes_batched
 from core.actors import Actor
 from core.errors import DomainError, ValidationFailed
 from transfers.csv_io import neutralize
@@ -50,6 +51,7 @@ from transfers.imports.mapping import (
 from transfers.imports.readers import FileFormatError, SourceRow, open_rows
 from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter
 from transfers.models import ContactImport, ImportRowIssue
+from transfers.signals import import_completed
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +345,7 @@ class _Run:
                 self._record(batch.rows)
             self._write_report(batch.rows)
             return
-        with transaction.atomic():
+        with transaction.atomic(), changes_batched(f"import:{self.job.pk}"):
             outcomes = self.writer.write(writable, batch.cleaned)
             for prepared, outcome in zip(writable, outcomes, strict=True):
                 prepared.outcome = outcome
@@ -402,6 +404,8 @@ class _Run:
                     "skipped": job.skipped_count,
                 }
             job.save()
+            if not job.dry_run:
+                import_completed.send(sender=ContactImport, job=job)
         if not job.dry_run:
             # The file holds personal data and is not needed any more: failed rows are kept
             # in ImportRowIssue for their download.

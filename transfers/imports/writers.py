@@ -17,6 +17,7 @@ from contacts import normalize
 from contacts.models import Contact
 from contacts.selectors import contacts_with_email
 from contacts.services import contact_create, contact_update, contact_upsert
+from contacts.signals import changes_batched
 from core.actors import Actor
 from core.errors import DomainError
 from transfers.imports.mapping import RowConverter, RowData
@@ -89,7 +90,7 @@ class ServiceWriter:
         outcomes = []
         for prepared in rows:
             try:
-                with transaction.atomic():
+                with transaction.atomic(), changes_batched(""):
                     outcome = self._write_one(prepared.row)
             except DomainError as exc:
                 outcome = Outcome(

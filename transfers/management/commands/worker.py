@@ -1,5 +1,7 @@
 """`manage.py worker`: the task worker (django-tasks-db's `db_worker`, same options) that also
-resumes the imports and bulk actions a stopped worker left behind.
+resumes the imports and bulk actions a stopped worker left behind, and runs the loops apps
+register in `core.worker_loops` (the webhooks relay delivers the outbox) on threads of their
+own.
 
 A worker killed mid-import (SIGKILL, out of memory, a lost machine) leaves its import
 "running" and its task row RUNNING, and `db_worker` never looks at a RUNNING task again: the
@@ -28,6 +30,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 from django_tasks_db.management.commands.db_worker import valid_interval
 
+from core import worker_loops
 from transfers.bulk.services import bulk_jobs_recover_stalled
 from transfers.services import imports_recover_stalled
 
@@ -74,6 +77,13 @@ class Command(DbWorkerCommand):
         # The thread belongs in the process that runs tasks: with --reload that is the
         # reloader's child, not the parent watching the files.
         runs_tasks = not reload or batch or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
+        if not batch and runs_tasks:
+            # The registered loops (the webhooks relay): for as long as the worker runs.
+            self.loops_stop = threading.Event()
+            for name, loop in worker_loops.registered().items():
+                threading.Thread(
+                    target=loop, args=(self.loops_stop,), name=name, daemon=True
+                ).start()
         if recover_interval and not batch and runs_tasks:
             self.recovery_stop = threading.Event()
             self.recovery_thread = threading.Thread(

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    """Push events to API clients; sits above every app whose changes it reports."""
+
+    name = "webhooks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core import worker_loops
+        from webhooks import events, relay
+
+        events.connect()
+        worker_loops.register("webhook-relay", relay.relay_forever)

@@ -1,0 +1,203 @@
+"""The worker's side of the outbox: find due deliveries, claim them, send them, record.
+
+At least once, in order per key:
+- A delivery is due when it is pending, its `next_attempt_at` has come, its endpoint is on,
+  no worker holds it, and no earlier delivery of the same ordering key to the same endpoint
+  is still pending (a contact's events reach an endpoint in the order they happened; a
+  retrying one holds back the later ones of that contact only).
+- A worker claims a delivery by setting `locked_until` (a lease), sends it, and records the
+  outcome only while its lease is still the one stored. A worker killed mid-delivery
+  records nothing: when its lease runs out the delivery is due again and sent again, with
+  the same `webhook-id`, which is how the receiver recognises a repeat.
+- A failed attempt that is worth retrying (timeout, connection error, 408, 429, 5xx) is
+  tried again after RETRY_SCHEDULE (with jitter, and no sooner than a Retry-After asks);
+  after the last one, or on any other answer, the delivery is failed. An endpoint that has
+  failed without one success for WEBHOOK_DISABLE_AFTER_HOURS is switched off, with the
+  reason shown in Settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from webhooks import transport
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from webhooks.secrets import endpoint_signing_secrets
+from webhooks.signing import signed_headers
+
+logger = logging.getLogger("webhooks")
+
+# Seconds to wait after failed attempt 1, 2, …: about a day in all (like Svix's schedule).
+RETRY_SCHEDULE = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+JITTER = 0.2
+BATCH = 50
+SENDERS = 8
+PRUNE_EVERY_SECONDS = 3600
+_STATUS = WebhookDelivery.Status
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float | None:
+    """Seconds until the next try after `attempts` failed ones; None when none is left."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    delay = RETRY_SCHEDULE[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_SCHEDULE[-1]))
+    return delay
+
+
+def due(now, limit: int = BATCH) -> list[Any]:
+    earlier = WebhookDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        ordering_key=OuterRef("ordering_key"),
+        status=_STATUS.PENDING,
+        message_id__lt=OuterRef("message_id"),
+    )
+    return list(
+        WebhookDelivery.objects.filter(
+            status=_STATUS.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
+        )
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .exclude(Exists(earlier))
+        .order_by("message_id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def claim(delivery_id: Any, now) -> Any:
+    """Hold one delivery for this worker; its lease (the token to record with) or None."""
+    lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    taken = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status=_STATUS.PENDING)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=lease)
+    )
+    return lease if taken else None
+
+
+def send(delivery: WebhookDelivery) -> transport.Attempt:
+    """POST the delivery's message to its endpoint, signed for this attempt."""
+    endpoint, message = delivery.endpoint, delivery.message
+    headers = signed_headers(
+        endpoint_signing_secrets(endpoint),
+        msg_id=message.webhook_id,
+        at=timezone.now(),
+        body=message.body,
+    )
+    return transport.post(endpoint.url, message.body.encode(), headers)
+
+
+def record(delivery_id: Any, lease: Any, attempt: transport.Attempt) -> WebhookDelivery | None:
+    """Store an attempt's outcome, if this worker still holds the delivery."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk=delivery_id, status=_STATUS.PENDING, locked_until=lease)
+            .first()
+        )
+        if delivery is None:
+            return None  # the lease ran out and another worker took it over
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        delivery.response_status = attempt.status
+        delivery.response_body = attempt.body
+        delivery.latency_ms = attempt.latency_ms
+        delivery.error = attempt.error[:500]
+        delivery.locked_until = None
+        endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+        if attempt.succeeded:
+            delivery.status = _STATUS.SUCCEEDED
+            endpoints.filter(failing_since__isnull=False).update(failing_since=None)
+        else:
+            delay = (
+                retry_delay(delivery.attempts, attempt.retry_after) if attempt.retryable else None
+            )
+            if delay is None:
+                delivery.status = _STATUS.FAILED
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+            endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+            cutoff = now - timedelta(hours=settings.WEBHOOK_DISABLE_AFTER_HOURS)
+            hours = settings.WEBHOOK_DISABLE_AFTER_HOURS
+            endpoints.filter(enabled=True, failing_since__lt=cutoff).update(
+                enabled=False,
+                disabled_at=now,
+                disabled_reason=(
+                    f"Switched off on {now:%Y-%m-%d %H:%M} UTC: every delivery failed for "
+                    f"{hours:g} hours (last: {delivery.error or 'no answer'})"
+                )[:255],
+                updated_at=now,
+            )
+        delivery.save()
+    return delivery
+
+
+def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookDelivery]:
+    """Claim, send and record these deliveries (sent in parallel: no two of them share an
+    ordering key, `due` makes sure). Returns the recorded ones."""
+    now = timezone.now()
+    leases = {pk: lease for pk in delivery_ids if (lease := claim(pk, now)) is not None}
+    if not leases:
+        return []
+    claimed = list(
+        WebhookDelivery.objects.filter(pk__in=list(leases))
+        .select_related("endpoint", "message")
+        .order_by("message_id")
+    )
+    with ThreadPoolExecutor(max_workers=max(1, min(senders, len(claimed)))) as pool:
+        attempts = list(pool.map(send, claimed))
+    recorded = []
+    for delivery, attempt in zip(claimed, attempts, strict=True):
+        saved = record(delivery.pk, leases[delivery.pk], attempt)
+        if saved is not None:
+            recorded.append(saved)
+    return recorded
+
+
+def deliver_due(*, limit: int = BATCH) -> int:
+    """One pass: every delivery due now (up to `limit`); how many were attempted."""
+    return len(deliver(due(timezone.now(), limit)))
+
+
+def prune(now=None) -> int:
+    """Forget finished deliveries (and messages left without any) past their retention."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(
+        created_at__lt=cutoff, status__in=(_STATUS.SUCCEEDED, _STATUS.FAILED)
+    ).delete()
+    pending = WebhookDelivery.objects.filter(message_id=OuterRef("pk"))
+    WebhookMessage.objects.filter(created_at__lt=cutoff).exclude(Exists(pending)).delete()
+    return deleted
+
+
+def relay_forever(stop: threading.Event) -> None:
+    """The worker's delivery loop, on its own thread and database connection: deliver while
+    anything is due, then wait WEBHOOK_POLL_SECONDS; errors are logged and the loop goes on."""
+    next_prune = 0.0
+    while not stop.is_set():
+        close_old_connections()
+        sent = 0
+        try:
+            sent = deliver_due()
+            if time.monotonic() >= next_prune:
+                prune()
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        except Exception:
+            logger.exception("Delivering webhooks failed; trying again shortly")
+        if not sent:
+            stop.wait(settings.WEBHOOK_POLL_SECONDS)
+    connections.close_all()  # this thread's connections only

@@ -8,6 +8,7 @@ from contacts import api as contacts_api
 from helpdesk import api as helpdesk_api
 from identity import api as identity_api
 from transfers import api as transfers_api
+from webhooks import api as webhooks_api
 from workspaces import api_views
 
 urlpatterns = [
@@ -77,6 +78,29 @@ urlpatterns = [
         "attributes/<str:key>/restore/",
         attributes_api.AttributeRestore.as_view(),
         name="attribute-restore",
+    ),
+    # Webhook endpoints and their delivery logs.
+    path("webhooks/", webhooks_api.EndpointCollection.as_view(), name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", webhooks_api.EndpointDetail.as_view(), name="webhook"),
+    path(
+        "webhooks/<uuid:endpoint_id>/rotate-secret/",
+        webhooks_api.EndpointRotateSecret.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/test/",
+        webhooks_api.EndpointTest.as_view(),
+        name="webhook-test",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries/",
+        webhooks_api.DeliveryCollection.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver/",
+        webhooks_api.DeliveryRedeliver.as_view(),
+        name="webhook-redeliver",
     ),
     path(
         "schema/",

@@ -19,6 +19,7 @@ LAYERS = (
     "identity",
     "helpdesk",
     "transfers",
+    "webhooks",
     "demo",
 )
 # The project package wires everything together (settings, URLs) and may import any app.

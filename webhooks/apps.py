@@ -8,8 +8,6 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from core import worker_loops
-        from webhooks import events, relay
+        from webhooks import hooks
 
-        events.connect()
-        worker_loops.register("webhook-relay", relay.relay_forever)
+        hooks.connect()

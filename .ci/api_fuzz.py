@@ -45,11 +45,17 @@ values = {contacts}
 values = {attributes}
 [dictionaries.tags]
 values = {tags}
+[dictionaries.webhooks]
+values = {webhooks}
+[dictionaries.deliveries]
+values = {deliveries}
 
 [parameters]
 "path.contact_id" = {{ dictionary = "contacts", probability = 0.5 }}
 "path.key" = {{ dictionary = "attributes", probability = 0.5 }}
 "path.tag" = {{ dictionary = "tags", probability = 0.5 }}
+"path.endpoint_id" = {{ dictionary = "webhooks", probability = 0.7 }}
+"path.delivery_id" = {{ dictionary = "deliveries", probability = 0.7 }}
 "body.primary" = {{ dictionary = "contacts", probability = 0.8 }}
 "body.secondary" = {{ dictionary = "contacts", probability = 0.8 }}
 
@@ -103,6 +109,8 @@ from attributes.services import attribute_create
 from core.actors import Actor
 from contacts.services import contact_upsert, contact_create, contact_soft_delete
 from helpdesk.models import Conversation
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 from workspaces.models import Agent
 
 out = StringIO()
@@ -110,6 +118,12 @@ call_command("bootstrap", workspace="Fuzz", agent="Fuzz", stdout=out)
 boot = json.loads(out.getvalue())
 agent = Agent.objects.get(pk=boot["agent_id"])
 actor = Actor.system("fuzz seed")
+# Endpoints subscribed before the contacts exist, so their creation leaves deliveries. The
+# host does not resolve: a test event fails at once instead of reaching anything.
+webhooks = [
+    endpoint_create(agent=agent, url=f"https://hooks-{n}.invalid/rapport", events=["*"])[0]
+    for n in range(2)
+]
 attribute_create(agent=agent, key="plan", type="select", options=["Free", "Pro", "Team"])
 attribute_create(agent=agent, key="mrr", type="number")
 attribute_create(agent=agent, key="beta", type="boolean")
@@ -133,7 +147,10 @@ for n in range(40):
 contact_soft_delete(contact=contacts[-1], actor=actor)
 print(json.dumps({"key": boot["api_key"], "contacts": [str(c.pk) for c in contacts],
                   "attributes": ["plan", "mrr", "beta", "signup", "last_order", "city", "site"],
-                  "tags": ["vip", "beta testers", "trial"]}))
+                  "tags": ["vip", "beta testers", "trial"],
+                  "webhooks": [str(w.pk) for w in webhooks],
+                  "deliveries": [str(pk) for pk in
+                                 WebhookDelivery.objects.values_list("pk", flat=True)[:20]]}))
 """
 
 
@@ -179,6 +196,8 @@ def main() -> int:
                 contacts=json.dumps(seeded["contacts"]),
                 attributes=json.dumps(seeded["attributes"]),
                 tags=json.dumps(seeded["tags"]),
+                webhooks=json.dumps(seeded["webhooks"]),
+                deliveries=json.dumps(seeded["deliveries"]),
             )
         )
         port = free_port()

@@ -33,7 +33,7 @@ from contacts.cleaning import clean_contact_input
 from contacts.ids import uuid7
 from contacts.models import Identity
 from contacts.services import creation_changes
-from contacts.signals import ChangeEntry, changes_announce
+from contacts.signals import ChangeEntry, changes_announce, changes_batched
 from core.errors import ValidationFailed
 from transfers import sql
 from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter, problems_from_error
@@ -156,7 +156,8 @@ class CopyWriter(ServiceWriter):
         outcomes = list(cleaned.outcomes)
         if cleaned.staged:
             try:
-                with transaction.atomic():
+                # A savepoint for the rows and for their announcements alike.
+                with transaction.atomic(), changes_batched(""):
                     self._write_staged(cleaned, outcomes, rows)
             except DatabaseError:
                 logger.warning("Import batch fell back to row-by-row writes", exc_info=True)

@@ -8,18 +8,24 @@ deliver them. An agent without an endpoint pays one indexed query per change.
 
 Which changes are events:
 - `contact.updated` only when a field of the contact's JSON, an attribute, a tag or a Stripe
-  account changed; `changes` keeps just those keys. A change of last/first seen, notes or
-  moved conversations alone is no event.
+  account changed; `changes` keeps just those keys, as {key: [before, after]} (a bulk
+  action's "tags_added"/"tags_removed" become "tags" like any other tag change). A change of
+  last/first seen, notes or moved conversations alone is no event.
 - `contact.identified` beside it when the identity level rose.
+- `contact.restored` before it when the same write brought a deleted contact back (an
+  upsert of its external id).
+- Archived attributes are left out of the contact and of `changes`, as the API leaves them
+  out by default; a change of an archived attribute alone is no event.
 - An erased contact's event carries its id only.
 
-Bulk operations (an import batch, a bulk action) send their contacts in messages of up to
-BATCH_SIZE: `data.contacts` is a list of what a single message's `data` holds.
+One write of one contact gives one message per event, keyed by the contact. Bulk operations
+(an import batch, a bulk action) send their contacts in messages of up to BATCH_SIZE:
+`data.contacts` is a list of what a single message's `data` holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -50,15 +56,43 @@ ACTION_EVENTS = {
 }
 
 
-def meaningful_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """The part of an audit entry's changes a webhook reports."""
+# What a bulk action records instead of "tags": the names it added to or removed from each.
+TAG_DELTAS = ("tags_added", "tags_removed")
+
+
+def meaningful_changes(
+    changes: dict[str, Any], visible: Container[str] | None = None
+) -> dict[str, Any]:
+    """The part of an audit entry's changes a webhook reports; attributes outside `visible`
+    (archived ones) are left out when it is given."""
     return {
         key: value
         for key, value in changes.items()
         if key in CONTACT_FIELDS
         or key == "tags"
-        or key.startswith(("attributes.", "stripe_accounts"))
+        or key in TAG_DELTAS
+        or key.startswith("stripe_accounts")
+        or (key.startswith("attributes.") and (visible is None or key.split(".", 1)[1] in visible))
     }
+
+
+def tags_before_after(changes: dict[str, Any], tags_now: list[str]) -> dict[str, Any]:
+    """`changes` with a bulk action's tag deltas as "tags": [before, after], `after` being
+    the contact's tags as the same transaction left them."""
+    if not any(key in changes for key in TAG_DELTAS):
+        return changes
+    added = {name.casefold() for name in changes.get("tags_added") or []}
+    removed = [name for name in changes.get("tags_removed") or [] if name not in tags_now]
+    before = [name for name in tags_now if name.casefold() not in added] + removed
+    out = {key: value for key, value in changes.items() if key not in TAG_DELTAS}
+    out["tags"] = [sorted(before, key=str.casefold), tags_now]
+    return out
+
+
+def restored(changes: dict[str, Any]) -> bool:
+    """Whether a write took the contact out of the bin (deleted_at: [a time, None])."""
+    change = changes.get("deleted_at")
+    return isinstance(change, list) and len(change) == 2 and bool(change[0]) and not change[1]
 
 
 def identity_rose(changes: dict[str, Any]) -> bool:
@@ -68,20 +102,25 @@ def identity_rose(changes: dict[str, Any]) -> bool:
     return IDENTITY_RANK.get(after, 0) > IDENTITY_RANK.get(before, 0)
 
 
-def contact_events(entry: ChangeEntry) -> list[tuple[str, dict[str, Any]]]:
-    """(event type, what the event says besides the contact) for one audit entry."""
+def contact_events(
+    entry: ChangeEntry, visible: Container[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(event type, what the event says besides the contact) for one audit entry; `visible`
+    are the attribute keys an event may show (None: all)."""
     action = entry.action
     if action == AuditEvent.Action.UPDATED:
-        changes = meaningful_changes(entry.changes)
-        if not changes:
-            return []
-        events = [("contact.updated", {"changes": changes})]
+        events: list[tuple[str, dict[str, Any]]] = []
+        if restored(entry.changes):
+            events.append(("contact.restored", {}))
+        changes = meaningful_changes(entry.changes, visible)
+        if changes:
+            events.append(("contact.updated", {"changes": changes}))
         if identity_rose(changes):
             events.append(("contact.identified", {"identity": changes["identity"]}))
         return events
     if action == AuditEvent.Action.MERGED:
         merged = (entry.changes.get("merged_contact") or [None])[0] or {}
-        changes = meaningful_changes(entry.changes)
+        changes = meaningful_changes(entry.changes, visible)
         extra = {"merged_contact_id": merged.get("id"), "changes": changes}
         events = [("contact.merged", extra)]
         if identity_rose(changes):
@@ -152,22 +191,22 @@ def outbox_write(
 # --- Contacts -----------------------------------------------------------------------------------
 
 
-def _contacts_json(agent_id: int, ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-    archived = set(
-        AttributeDefinition.objects.filter(agent_id=agent_id, archived=True).values_list(
+def visible_attributes(agent_id: int) -> set[str]:
+    """The attribute keys the API shows by default: those of the agent's live definitions."""
+    return set(
+        AttributeDefinition.objects.filter(agent_id=agent_id, archived=False).values_list(
             "key", flat=True
         )
     )
+
+
+def _contacts_json(
+    agent_id: int, ids: Iterable[Any], visible: Container[str]
+) -> dict[Any, dict[str, Any]]:
     found = Contact.objects.filter(agent_id=agent_id, pk__in=list(ids)).prefetch_related(
         "tags", "stripe_accounts"
     )
-    out = {}
-    for contact in found:
-        data = contact_to_dict(contact)
-        if archived:
-            data["attributes"] = {k: v for k, v in data["attributes"].items() if k not in archived}
-        out[contact.pk] = data
-    return out
+    return {contact.pk: contact_to_dict(contact, visible_keys=visible) for contact in found}
 
 
 def on_contacts_changed(
@@ -176,25 +215,33 @@ def on_contacts_changed(
     endpoints = _subscribed(agent_id)
     if not endpoints:
         return
+    visible = visible_attributes(agent_id)
     wanted = [
         (entry, event_type, extra)
         for entry in entries
-        for event_type, extra in contact_events(entry)
+        for event_type, extra in contact_events(entry, visible)
         if any(e.wants(event_type) for e in endpoints)
     ]
     if not wanted:
         return
     needs_json = {e.contact_id for e, t, _ in wanted if t != "contact.erased"}
-    contacts = _contacts_json(agent_id, needs_json) if needs_json else {}
+    contacts = _contacts_json(agent_id, needs_json, visible) if needs_json else {}
 
     def data(entry: ChangeEntry, event_type: str, extra: dict[str, Any]) -> dict[str, Any]:
         if event_type == "contact.erased":
             return {"contact": {"id": str(entry.contact_id)}}
-        return {"contact": contacts.get(entry.contact_id, {"id": str(entry.contact_id)}), **extra}
+        contact = contacts.get(entry.contact_id, {"id": str(entry.contact_id)})
+        if "changes" in extra and "tags" in contact:
+            extra = {**extra, "changes": tags_before_after(extra["changes"], contact["tags"])}
+        return {"contact": contact, **extra}
 
-    if len(wanted) == 1 and not source:
-        entry, event_type, extra = wanted[0]
-        events = [(event_type, str(entry.contact_id), data(entry, event_type, extra))]
+    if not source and len({entry.contact_id for entry in entries}) == 1:
+        # One write of one contact: each event on its own, in the contact's order (an
+        # update and the identification it brought are two messages, not a batch).
+        events = [
+            (event_type, str(entry.contact_id), data(entry, event_type, extra))
+            for entry, event_type, extra in wanted
+        ]
     else:
         # Bulk: one message per event type and BATCH_SIZE contacts, ordered among the
         # operation's own messages.

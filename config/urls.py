@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("helpdesk.urls")),
     path("", include("identity.urls")),
     path("", include("attributes.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 # Django's admin is a developer's tool: served in development, and in production only when

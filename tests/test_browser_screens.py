@@ -4,9 +4,12 @@ accessibility violation of serious or critical impact."""
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from attributes.selectors import attribute_definition_map
@@ -23,6 +26,8 @@ from tests.browser import (
     sign_in,
 )
 from tests.factories import MembershipFactory, UserFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from webhooks.services import endpoint_create
 from workspaces.invitations import invitation_create
 from workspaces.models import Membership
 
@@ -69,11 +74,63 @@ def _screens(base: str, demo: dict) -> list[tuple[str, str]]:
         ("settings", f"{a}/settings/"),
         ("identity settings", f"{a}/settings/identity/"),
         ("members", f"{a}/settings/members/"),
+        *_webhook_screens(a, demo),
         ("invitation", f"{base}/invitations/{_invitation_token(demo)}/"),
         ("password reset", f"{base}/password-reset/"),
         ("account", f"{base}/account/"),
         ("widget demo", f"{base}/demo/widget/?agent={agent}"),
         ("not found", f"{a}/contacts/00000000-0000-0000-0000-000000000000/"),
+    ]
+
+
+def _webhook_screens(a: str, demo: dict) -> list[tuple[str, str]]:
+    """Settings → Webhooks with an endpoint that keeps failing and one the worker switched
+    off, the failing one's delivery log, and a delivery with its bodies."""
+    agent, now = demo["agent"], timezone.now()
+    failing, _ = endpoint_create(
+        agent=agent,
+        url="https://hooks.example.com/rapport/contacts?source=rapport&team=support-eu",
+        events=["contact.created", "contact.updated", "conversation.status_changed"],
+        description="CRM sync (contacts and escalations)",
+        user=demo["user"],
+    )
+    off, _ = endpoint_create(agent=agent, url="https://billing.example.com/in", events=["*"])
+    WebhookEndpoint.objects.filter(pk=failing.pk).update(failing_since=now - timedelta(hours=5))
+    WebhookEndpoint.objects.filter(pk=off.pk).update(
+        enabled=False,
+        disabled_reason="Switched off on 2026-01-02 03:04 UTC: every delivery failed for 120 "
+        "hours (last: Connection failed: Connection refused)",
+    )
+    ada = demo["ada"]
+    body = json.dumps({"type": "contact.updated", "data": {"contact": {"id": str(ada.pk)}}})
+    delivery = None
+    for minutes, status, code, error in (
+        (1, "pending", 503, "The endpoint answered 503."),
+        (20, "failed", 410, "The endpoint answered 410."),
+        (90, "succeeded", 200, ""),
+    ):
+        message = WebhookMessage.objects.create(
+            agent=agent, event_type="contact.updated", body=body
+        )
+        delivery = WebhookDelivery.objects.create(
+            endpoint=failing,
+            message=message,
+            status=status,
+            attempts=1,
+            response_status=code,
+            response_body='{"error": "temporarily unavailable"}' if code != 200 else "",
+            latency_ms=184,
+            error=error,
+            created_at=now - timedelta(minutes=minutes),
+            last_attempt_at=now - timedelta(minutes=minutes),
+            next_attempt_at=now + timedelta(hours=2),
+        )
+    endpoint = f"{a}/settings/webhooks/{failing.pk}/"
+    return [
+        ("webhooks", f"{a}/settings/webhooks/"),
+        ("webhook endpoint", endpoint),
+        ("webhook delivery", f"{endpoint}deliveries/{delivery.pk}/"),
+        ("webhook delete", f"{endpoint}delete/"),
     ]
 
 

@@ -21,6 +21,7 @@ SETTINGS_TABS = (
     ("General & API keys", "workspaces:settings"),
     ("Identity verification", "identity:settings"),
     ("Members", "workspaces:members"),
+    ("Webhooks", "webhooks:endpoints"),
 )
 # The settings tabs staff see too (read-only); for them, Settings opens the first of these.
 STAFF_SETTINGS_TABS = frozenset({"workspaces:members"})
@@ -32,7 +33,12 @@ def _settings_tabs(request: HttpRequest, agent) -> list[dict[str, Any]]:
         if agent.my_role != "admin" and name not in STAFF_SETTINGS_TABS:
             continue
         url = reverse(name, kwargs={"agent_public_id": agent.public_id})
-        tabs.append({"label": label, "url": url, "active": request.path == url})
+        tabs.append({"label": label, "url": url, "active": False})
+    # The deepest tab whose URL prefixes the current path is the active one (a webhook
+    # endpoint's page is under Webhooks; every page is under General's settings/).
+    candidates = [t for t in tabs if request.path.startswith(t["url"])]
+    if candidates:
+        max(candidates, key=lambda t: len(t["url"]))["active"] = True
     return tabs
 
 

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("table", "api", "import", "identify", "bulk")
+SECTIONS = ("table", "api", "import", "identify", "bulk", "webhooks")
 DOC = Path("docs/PERFORMANCE.md")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -58,6 +58,8 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Production-like: no query logging, no debug toolbars.
     os.environ["DEBUG"] = "false"
+    # The webhooks section's receiver listens on loopback (inherited by its processes).
+    os.environ["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"
     import django
 
     django.setup()
@@ -71,7 +73,7 @@ def main() -> int:
         )
         return 2
 
-    from bench import api, bulk, identify, imports, table
+    from bench import api, bulk, identify, imports, table, webhooks
     from bench.context import prepare
     from bench.harness import render_table
 
@@ -81,6 +83,7 @@ def main() -> int:
         "import": imports.run,
         "identify": identify.run,
         "bulk": bulk.run,
+        "webhooks": webhooks.run,
     }
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in runners]

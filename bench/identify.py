@@ -64,10 +64,17 @@ def _identify_agent() -> Agent:
     return agent or agent_create(workspace=workspace, name="Identify load")
 
 
-def _start_server(port: int) -> subprocess.Popen:
+def _start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """gunicorn serving this project on loopback; `env` adds to (or overrides) this process's
+    environment for it."""
     # One loopback client sends every call: the per-address widget limit (meant for
     # visitors) is raised for it; the per-agent limit stays as configured.
-    env = {**os.environ, "DEBUG": "false", "WIDGET_RATE_LIMIT_PER_ADDRESS": "1000000/minute"}
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "WIDGET_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+        **(env or {}),
+    }
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "config.wsgi",
@@ -88,6 +95,12 @@ def _start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
+def pool_attributes(user: int) -> dict[str, str]:
+    """What a user of the pool always sends: the same values, so a returning user's identify
+    changes nothing but when the contact was last seen."""
+    return {"name": f"Load User {user}", "email": f"load{user}@example.com"}
+
+
 class _Sender:
     """A client connection sending identify calls for random users of the pool (it reconnects
     by itself when the server closes the connection after an answer)."""
@@ -99,20 +112,25 @@ class _Sender:
 
     def body(self) -> str:
         user = self.rng.randrange(USER_POOL)
+        # A browser keeps its visitor id: each user comes back from one of a few devices.
+        return self.signed_body(
+            user_id=f"load-{user}",
+            visitor_id=f"v-{user}-{self.rng.randrange(3)}",
+            attributes=pool_attributes(user),
+        )
+
+    def signed_body(self, *, user_id: str, visitor_id: str, attributes: dict) -> str:
+        """An identify body with a fresh HS256 token for `user_id` carrying `attributes`."""
         token = jwt.encode(
             {
-                "user_id": f"load-{user}",
+                "user_id": user_id,
                 "exp": int(time.time()) + 300,
-                "contact_attributes": {
-                    "name": f"Load User {user}",
-                    "email": f"load{user}@example.com",
-                },
+                "contact_attributes": attributes,
             },
             self.secret,
             algorithm="HS256",
         )
-        # A browser keeps its visitor id: each user comes back from one of a few devices.
-        return json.dumps({"visitor_id": f"v-{user}-{self.rng.randrange(3)}", "token": token})
+        return json.dumps({"visitor_id": visitor_id, "token": token})
 
     def send(self, body: str, since: float, out: list, errors: list) -> None:
         """Send one identify; its latency from `since` (perf_counter) goes to `out` when it

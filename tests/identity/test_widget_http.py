@@ -164,9 +164,9 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
     # the rate counters (one statement), locked contact, update, audit, the webhook
-    # subscriptions, session upsert, seen; plus three savepoints and their releases; on PostgreSQL the relaxed commit. The
-    # agent and its secrets are kept from the first call; no attribute values: the schema
-    # is not read; no email: no probe.
+    # subscriptions, session upsert, seen; plus three savepoints and their releases; on
+    # PostgreSQL the relaxed commit. The agent and its secrets are kept from the first call;
+    # no attribute values: the schema is not read; no email: no probe.
     from django.db import connection
 
     with django_assert_num_queries(13 + (connection.vendor == "postgresql")):

@@ -28,6 +28,7 @@ from webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from webhooks.rendering import messages_render
 from webhooks.secrets import endpoint_signing_secrets
 from workspaces.api import api_agent
 from workspaces.models import Agent
@@ -150,6 +151,7 @@ def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 
 def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
+    """Expects the message rendered (`messages_render`)."""
     message = delivery.message
     pending = delivery.status == WebhookDelivery.Status.PENDING
     return {
@@ -325,6 +327,7 @@ class DeliveryCollection(APIView):
         page = list(rows.order_by("-id")[: size + 1])
         more = len(page) > size
         page = page[:size]
+        messages_render([d.message for d in page])
         cursor = encode_cursor({"id": str(page[-1].pk)}) if more else None
         return Response(
             {"results": [delivery_json(d) for d in page], "next": page_url(request, cursor)}
@@ -354,4 +357,5 @@ class DeliveryRedeliver(APIView):
             ) from None
         again = services.delivery_redeliver(delivery)
         again.message = delivery.message
+        messages_render([again.message])
         return Response(delivery_json(again), status=202)

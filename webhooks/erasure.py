@@ -3,7 +3,8 @@
 Messages about the person (keyed by their contact id, or by a contact merged into them:
 their contact and conversation events) are deleted with their deliveries, sent or not: a
 pending one will not carry their data out after the erasure. Batches of a bulk operation
-lose the person's entries (a batch left empty goes). Any other message naming them (an
+lose the person's entries, in their body or, not sent yet, in their draft (a batch left
+empty goes). Any other message naming them (an
 anonymous conversation's subject) is scrubbed like a transcript. The `contact.erased` event
 itself is written after this, with the contact's id only."""
 
@@ -32,6 +33,18 @@ def outbox_forget(
     deleted = messages.filter(ordering_key__in=ids).count()
     messages.filter(ordering_key__in=ids).delete()
     changed = 0
+    # Batches not sent yet are drafts: ids and changes, the person's in their own items.
+    for message in messages.filter(draft__isnull=False).only("id", "draft"):
+        items = message.draft.get("items") or []
+        kept = [i for i in items if str(i.get("id")) not in ids]
+        if not kept:
+            message.delete()
+            deleted += 1
+        elif len(kept) != len(items):
+            WebhookMessage.objects.filter(pk=message.pk).update(
+                draft={**message.draft, "items": kept}
+            )
+            changed += 1
     in_batches = messages.filter(reduce(or_, (Q(body__contains=i) for i in ids)))
     for message in in_batches.only("id", "body").iterator(chunk_size=200):
         payload = orjson.loads(message.body)

@@ -32,8 +32,7 @@ import orjson
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.models import IDENTITY_RANK, AuditEvent, Contact
-from contacts.serialization import contact_to_dict
+from contacts.models import IDENTITY_RANK, AuditEvent
 from contacts.signals import ChangeEntry, contacts_changed
 from core.times import iso
 from helpdesk.models import Conversation
@@ -138,7 +137,7 @@ def _subscribed(agent_id: int) -> list[WebhookEndpoint]:
     )
 
 
-def _body(message: WebhookMessage, data: dict[str, Any]) -> str:
+def envelope(message: WebhookMessage, data: dict[str, Any]) -> str:
     envelope = {
         "id": message.webhook_id,
         "type": message.event_type,
@@ -152,20 +151,26 @@ def outbox_write(
     *,
     agent_id: int,
     endpoints: Sequence[WebhookEndpoint],
-    events: Iterable[tuple[str, str, dict[str, Any]]],
+    events: Iterable[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]],
 ) -> list[WebhookMessage]:
-    """Write (event type, ordering key, data) as messages, each with a delivery to every
-    endpoint that wants it; events no endpoint wants are not written."""
+    """Write (event type, ordering key, data, draft) as messages, each with a delivery to
+    every endpoint that wants it; events no endpoint wants are not written. A message has
+    its data now, or a draft `webhooks.rendering` makes the data of when it is first sent."""
     now = timezone.now()
     messages, targets = [], []
-    for event_type, ordering_key, data in events:
+    for event_type, ordering_key, data, draft in events:
         wanted = [e for e in endpoints if e.wants(event_type)]
         if not wanted:
             continue
         message = WebhookMessage(
-            agent_id=agent_id, event_type=event_type, ordering_key=ordering_key, created_at=now
+            agent_id=agent_id,
+            event_type=event_type,
+            ordering_key=ordering_key,
+            draft=draft,
+            created_at=now,
         )
-        message.body = _body(message, data)
+        if data is not None:
+            message.body = envelope(message, data)
         messages.append(message)
         targets.append(wanted)
     if not messages:
@@ -200,22 +205,20 @@ def visible_attributes(agent_id: int) -> set[str]:
     )
 
 
-def _contacts_json(
-    agent_id: int, ids: Iterable[Any], visible: Container[str]
-) -> dict[Any, dict[str, Any]]:
-    found = Contact.objects.filter(agent_id=agent_id, pk__in=list(ids)).prefetch_related(
-        "tags", "stripe_accounts"
-    )
-    return {contact.pk: contact_to_dict(contact, visible_keys=visible) for contact in found}
+def _touches_attributes(entries: Sequence[ChangeEntry]) -> bool:
+    return any(key.startswith("attributes.") for e in entries for key in e.changes)
 
 
 def on_contacts_changed(
     sender: Any, *, agent_id: int, entries: Sequence[ChangeEntry], source: str, **kwargs: Any
 ) -> None:
+    """Drafts, not bodies: the contacts' JSON is read when the message is first sent, out of
+    this transaction (an import batch pays for ids and changes only)."""
     endpoints = _subscribed(agent_id)
     if not endpoints:
         return
-    visible = visible_attributes(agent_id)
+    # Which attributes are archived only matters when an attribute changed.
+    visible = visible_attributes(agent_id) if _touches_attributes(entries) else None
     wanted = [
         (entry, event_type, extra)
         for entry in entries
@@ -224,22 +227,22 @@ def on_contacts_changed(
     ]
     if not wanted:
         return
-    needs_json = {e.contact_id for e, t, _ in wanted if t != "contact.erased"}
-    contacts = _contacts_json(agent_id, needs_json, visible) if needs_json else {}
 
-    def data(entry: ChangeEntry, event_type: str, extra: dict[str, Any]) -> dict[str, Any]:
+    def item(entry: ChangeEntry, event_type: str, extra: dict[str, Any]) -> dict[str, Any]:
         if event_type == "contact.erased":
-            return {"contact": {"id": str(entry.contact_id)}}
-        contact = contacts.get(entry.contact_id, {"id": str(entry.contact_id)})
-        if "changes" in extra and "tags" in contact:
-            extra = {**extra, "changes": tags_before_after(extra["changes"], contact["tags"])}
-        return {"contact": contact, **extra}
+            return {"id": str(entry.contact_id), "erased": True}
+        return {"id": str(entry.contact_id), "extra": extra}
 
     if not source and len({entry.contact_id for entry in entries}) == 1:
         # One write of one contact: each event on its own, in the contact's order (an
         # update and the identification it brought are two messages, not a batch).
         events = [
-            (event_type, str(entry.contact_id), data(entry, event_type, extra))
+            (
+                event_type,
+                str(entry.contact_id),
+                None,
+                {"items": [item(entry, event_type, extra)], "batch": False},
+            )
             for entry, event_type, extra in wanted
         ]
     else:
@@ -247,13 +250,14 @@ def on_contacts_changed(
         # operation's own messages.
         by_type: dict[str, list[dict[str, Any]]] = {}
         for entry, event_type, extra in wanted:
-            by_type.setdefault(event_type, []).append(data(entry, event_type, extra))
+            by_type.setdefault(event_type, []).append(item(entry, event_type, extra))
         key = source or "bulk"
         events = [
             (
                 event_type,
                 key,
-                {"contacts": items[i : i + BATCH_SIZE], "source": key},
+                None,
+                {"items": items[i : i + BATCH_SIZE], "batch": True, "source": key},
             )
             for event_type, items in by_type.items()
             for i in range(0, len(items), BATCH_SIZE)
@@ -289,7 +293,7 @@ def on_conversation_changed(
     outbox_write(
         agent_id=conversation.agent_id,
         endpoints=endpoints,
-        events=[(f"conversation.{change}", key, data)],
+        events=[(f"conversation.{change}", key, data, None)],
     )
 
 
@@ -319,7 +323,7 @@ def on_import_completed(sender: Any, *, job: ContactImport, **kwargs: Any) -> No
         agent_id=job.agent_id,
         endpoints=endpoints,
         # After the import's own batches (same key), so a receiver sees them first.
-        events=[("import.completed", f"import:{job.pk}", {"import": import_summary(job)})],
+        events=[("import.completed", f"import:{job.pk}", {"import": import_summary(job)}, None)],
     )
 
 

@@ -70,7 +70,12 @@ class WebhookMessage(models.Model):
     """One event, as sent: its body is signed byte for byte, so it is stored as text.
 
     The integer key is the outbox order; `uid` is the `webhook-id` header (the receiver's
-    deduplication key, the same on every attempt and redelivery)."""
+    deduplication key, the same on every attempt and redelivery).
+
+    A contact event is written as a `draft` (the contacts' ids and what changed) and its body
+    is made when it is first sent or shown (`webhooks.rendering`): the contact's JSON costs
+    nothing inside the change's transaction, and from then on every attempt sends the same
+    bytes."""
 
     uid = models.UUIDField(default=uuid7, unique=True, editable=False)
     agent = models.ForeignKey("workspaces.Agent", on_delete=models.CASCADE, related_name="+")
@@ -78,7 +83,9 @@ class WebhookMessage(models.Model):
     # Messages with the same key reach an endpoint in the order they were written (a
     # contact's id; a bulk operation's own key for its batches).
     ordering_key = models.CharField(max_length=80, blank=True, default="")
-    body = models.TextField()
+    body = models.TextField(blank=True, default="")
+    # {"items": [{"id", "event", "extra"}…], "batch": bool, "source": str} until rendered.
+    draft = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from webhooks import transport
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from webhooks.rendering import messages_render
 from webhooks.secrets import endpoint_signing_secrets
 from webhooks.signing import signed_headers
 
@@ -90,6 +91,8 @@ def claim(delivery_id: Any, now) -> Any:
 def send(delivery: WebhookDelivery) -> transport.Attempt:
     """POST the delivery's message to its endpoint, signed for this attempt."""
     endpoint, message = delivery.endpoint, delivery.message
+    if message.draft is not None:
+        messages_render([message])  # deliver() renders a pass's messages beforehand
     headers = signed_headers(
         endpoint_signing_secrets(endpoint),
         msg_id=message.webhook_id,
@@ -100,71 +103,120 @@ def send(delivery: WebhookDelivery) -> transport.Attempt:
 
 
 def record(delivery_id: Any, lease: Any, attempt: transport.Attempt) -> WebhookDelivery | None:
-    """Store an attempt's outcome, if this worker still holds the delivery."""
+    """Store one attempt's outcome, if this worker still holds the delivery."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    recorded = record_many([(delivery, attempt)], lease)
+    return recorded[0] if recorded else None
+
+
+def record_many(
+    outcomes: list[tuple[WebhookDelivery, transport.Attempt]], lease: Any
+) -> list[WebhookDelivery]:
+    """Store the outcomes of a pass in one transaction: the deliveries this worker still
+    holds (a lease that ran out means another worker took one over), then each endpoint's
+    failure record (cleared by a success, started by a failure, and the endpoint switched
+    off when it has failed for WEBHOOK_DISABLE_AFTER_HOURS)."""
     now = timezone.now()
     with transaction.atomic():
-        delivery = (
+        held = set(
             WebhookDelivery.objects.select_for_update()
-            .filter(pk=delivery_id, status=_STATUS.PENDING, locked_until=lease)
-            .first()
+            .filter(pk__in=[d.pk for d, _ in outcomes], status=_STATUS.PENDING, locked_until=lease)
+            .values_list("pk", flat=True)
         )
-        if delivery is None:
-            return None  # the lease ran out and another worker took it over
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.response_status = attempt.status
-        delivery.response_body = attempt.body
-        delivery.latency_ms = attempt.latency_ms
-        delivery.error = attempt.error[:500]
-        delivery.locked_until = None
-        endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
-        if attempt.succeeded:
-            delivery.status = _STATUS.SUCCEEDED
-            endpoints.filter(failing_since__isnull=False).update(failing_since=None)
-        else:
-            delay = (
-                retry_delay(delivery.attempts, attempt.retry_after) if attempt.retryable else None
-            )
-            if delay is None:
-                delivery.status = _STATUS.FAILED
+        saved, succeeded, failed = [], {}, {}
+        for delivery, attempt in outcomes:
+            if delivery.pk not in held:
+                continue
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            delivery.response_status = attempt.status
+            delivery.response_body = attempt.body
+            delivery.latency_ms = attempt.latency_ms
+            delivery.error = attempt.error[:500]
+            delivery.locked_until = None
+            if attempt.succeeded:
+                delivery.status = _STATUS.SUCCEEDED
+                succeeded[delivery.endpoint_id] = delivery.endpoint
             else:
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-            endpoints.filter(failing_since__isnull=True).update(failing_since=now)
-            cutoff = now - timedelta(hours=settings.WEBHOOK_DISABLE_AFTER_HOURS)
-            hours = settings.WEBHOOK_DISABLE_AFTER_HOURS
-            endpoints.filter(enabled=True, failing_since__lt=cutoff).update(
-                enabled=False,
-                disabled_at=now,
-                disabled_reason=(
-                    f"Switched off on {now:%Y-%m-%d %H:%M} UTC: every delivery failed for "
-                    f"{hours:g} hours (last: {delivery.error or 'no answer'})"
-                )[:255],
-                updated_at=now,
-            )
-        delivery.save()
-    return delivery
+                delay = (
+                    retry_delay(delivery.attempts, attempt.retry_after)
+                    if attempt.retryable
+                    else None
+                )
+                if delay is None:
+                    delivery.status = _STATUS.FAILED
+                else:
+                    delivery.next_attempt_at = now + timedelta(seconds=delay)
+                failed[delivery.endpoint_id] = delivery
+            saved.append(delivery)
+        WebhookDelivery.objects.bulk_update(saved, _RECORDED, batch_size=200)
+        _endpoints_note(succeeded, failed, now)
+    return saved
+
+
+_RECORDED = [
+    "attempts",
+    "last_attempt_at",
+    "response_status",
+    "response_body",
+    "latency_ms",
+    "error",
+    "locked_until",
+    "status",
+    "next_attempt_at",
+]
+
+
+def _endpoints_note(
+    succeeded: dict[Any, WebhookEndpoint], failed: dict[Any, WebhookDelivery], now
+) -> None:
+    cleared = [pk for pk, endpoint in succeeded.items() if endpoint.failing_since is not None]
+    if cleared:
+        WebhookEndpoint.objects.filter(pk__in=cleared).update(failing_since=None)
+    failing = [pk for pk in failed if pk not in succeeded]
+    if not failing:
+        return
+    WebhookEndpoint.objects.filter(pk__in=failing, failing_since__isnull=True).update(
+        failing_since=now
+    )
+    hours = settings.WEBHOOK_DISABLE_AFTER_HOURS
+    cutoff = now - timedelta(hours=hours)
+    for pk in failing:
+        last = failed[pk].error or "no answer"
+        WebhookEndpoint.objects.filter(pk=pk, enabled=True, failing_since__lt=cutoff).update(
+            enabled=False,
+            disabled_at=now,
+            disabled_reason=(
+                f"Switched off on {now:%Y-%m-%d %H:%M} UTC: every delivery failed for "
+                f"{hours:g} hours (last: {last})"
+            )[:255],
+            updated_at=now,
+        )
 
 
 def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookDelivery]:
     """Claim, send and record these deliveries (sent in parallel: no two of them share an
     ordering key, `due` makes sure). Returns the recorded ones."""
-    now = timezone.now()
-    leases = {pk: lease for pk in delivery_ids if (lease := claim(pk, now)) is not None}
-    if not leases:
+    if not delivery_ids:
         return []
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    WebhookDelivery.objects.filter(pk__in=delivery_ids, status=_STATUS.PENDING).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    ).update(locked_until=lease)
     claimed = list(
-        WebhookDelivery.objects.filter(pk__in=list(leases))
+        WebhookDelivery.objects.filter(pk__in=delivery_ids, locked_until=lease)
         .select_related("endpoint", "message")
         .order_by("message_id")
     )
+    if not claimed:
+        return []
+    messages_render([d.message for d in claimed])
     with ThreadPoolExecutor(max_workers=max(1, min(senders, len(claimed)))) as pool:
         attempts = list(pool.map(send, claimed))
-    recorded = []
-    for delivery, attempt in zip(claimed, attempts, strict=True):
-        saved = record(delivery.pk, leases[delivery.pk], attempt)
-        if saved is not None:
-            recorded.append(saved)
-    return recorded
+    return record_many(list(zip(claimed, attempts, strict=True)), lease)
 
 
 def deliver_due(*, limit: int = BATCH) -> int:

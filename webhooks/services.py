@@ -170,6 +170,7 @@ def endpoint_send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
                     TEST_EVENT,
                     f"test:{uuid7()}",
                     {"endpoint": {"id": str(endpoint.pk), "url": endpoint.url}},
+                    None,
                 )
             ],
         )

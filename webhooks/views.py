@@ -32,6 +32,7 @@ from core.htmx import render_page_or_fragment, wants_fragment
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
 from webhooks.forms import EVENT_HELP, EndpointForm
 from webhooks.models import ALL_EVENTS, WebhookDelivery, WebhookEndpoint
+from webhooks.rendering import messages_render
 from webhooks.selectors import deliveries_of, delivery_get, endpoint_get, endpoints_of
 from webhooks.services import (
     delivery_redeliver,
@@ -456,6 +457,7 @@ def delivery_detail(
     access = _admin_access(request, agent_public_id)
     endpoint = _endpoint_for(access, endpoint_id)
     delivery = _delivery_for(endpoint, delivery_id)
+    messages_render([delivery.message])
     body = delivery.message.body
     try:
         pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)

@@ -3,6 +3,7 @@ batches lose their entries, other mentions are scrubbed; the erased event has th
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from django.db import transaction
 
@@ -13,6 +14,7 @@ from core.actors import Actor
 from helpdesk.services import conversation_start
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookMessage
+from webhooks.rendering import messages_render
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.importer("erasure tests")
@@ -24,12 +26,20 @@ def endpoint(agent, settings):
     return services.endpoint_create(agent=agent, url="https://hooks.example.com/x", events=["*"])[0]
 
 
+def render(message: WebhookMessage) -> str:
+    messages_render([message])
+    return message.body
+
+
 def create(agent, name: str, email: str) -> Contact:
     return contact_create(agent=agent, actor=ACTOR, data={"name": name, "email": email}).contact
 
 
 def bodies(agent) -> str:
-    return " ".join(WebhookMessage.objects.filter(agent=agent).values_list("body", flat=True))
+    """Every message of the agent as it would be sent (drafts rendered)."""
+    messages = list(WebhookMessage.objects.filter(agent=agent))
+    messages_render(messages)
+    return " ".join(m.body for m in messages)
 
 
 def test_erasure_removes_the_person_from_every_message(agent):
@@ -38,25 +48,36 @@ def test_erasure_removes_the_person_from_every_message(agent):
     twin = create(agent, "Zeb Q", "zebq@example.com")
     contact_merge(primary=zeb, secondary=twin, actor=ACTOR)
     conversation_start(agent=agent, contact=None, first_message="I am zeb@example.com")
-    with transaction.atomic(), changes_batched("bulk"):
-        ada = create(agent, "Ada Lovelace", "ada@example.com")
-        contact_update(contact=Contact.objects.get(pk=zeb.pk), actor=ACTOR, data={"company": "Q"})
-    batch = WebhookMessage.objects.get(event_type="contact.updated", ordering_key="bulk")
-    assert "zeb@example.com" in batch.body
-    assert "zeb@example.com" in bodies(agent)
+    ada = create(agent, "Ada Lovelace", "ada@example.com")
+    for company, source in (("Q", "sent"), ("R", "draft")):
+        with transaction.atomic(), changes_batched(source):
+            for person in (zeb, ada):
+                contact_update(
+                    contact=Contact.objects.get(pk=person.pk),
+                    actor=ACTOR,
+                    data={"company": company},
+                )
+    # One batch is sent before the erasure, the other is still a draft.
+    sent = WebhookMessage.objects.get(ordering_key="sent")
+    messages_render([sent])
+    assert "zeb@example.com" in sent.body
+    assert str(zeb.pk) in str(WebhookMessage.objects.get(ordering_key="draft").draft)
 
     record = contact_erase(contact=Contact.objects.get(pk=zeb.pk), actor=ACTOR)
 
     assert record["webhook_messages_deleted"] >= 4  # created, updated, merged, the twin's
-    assert record["webhook_messages_redacted"] == 1  # the bulk batch
+    # The two batches lose the person; the anonymous conversation's subject is scrubbed.
+    assert record["webhook_messages_redacted"] == 3
     text = bodies(agent)
     for trace in ("zeb@example.com", "zebq@example.com", "Quixley", "+14155559876"):
         assert trace not in text, trace
     assert str(twin.pk) not in text
     # The other people of the batches stay.
-    assert "ada@example.com" in text
-    created = WebhookMessage.objects.get(event_type="contact.created", ordering_key="bulk")
-    assert str(ada.pk) in created.body
+    for source in ("sent", "draft"):
+        (item,) = orjson.loads(render(WebhookMessage.objects.get(ordering_key=source)))["data"][
+            "contacts"
+        ]
+        assert item["contact"]["email"] == "ada@example.com"
     # The anonymous conversation's subject is scrubbed, its event kept.
     conversation = WebhookMessage.objects.get(event_type="conversation.created")
     assert "[erased email]" in conversation.body
@@ -71,6 +92,7 @@ def test_a_batch_holding_only_the_person_goes(agent):
     with transaction.atomic(), changes_batched("import:x"):
         zeb = create(agent, "Zebulon Quixley", "zeb@example.com")
     (batch,) = WebhookMessage.objects.filter(ordering_key="import:x")
+    assert batch.draft is not None
     contact_erase(contact=zeb, actor=ACTOR)
     assert not WebhookMessage.objects.filter(pk=batch.pk).exists()
     assert not WebhookDelivery.objects.filter(message_id=batch.pk).exists()

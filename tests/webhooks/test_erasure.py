@@ -96,3 +96,29 @@ def test_a_batch_holding_only_the_person_goes(agent):
     contact_erase(contact=zeb, actor=ACTOR)
     assert not WebhookMessage.objects.filter(pk=batch.pk).exists()
     assert not WebhookDelivery.objects.filter(message_id=batch.pk).exists()
+
+
+def test_an_erasure_over_the_api_leaves_the_outbox_without_the_person(agent, api):
+    created = api.post(
+        "/api/v1/contacts/",
+        {"name": "Zebulon Quixley", "email": "zeb@example.com", "phone": "+14155559876"},
+        format="json",
+    )
+    assert created.status_code == 201
+    contact_id = created.json()["id"]
+    assert (
+        api.patch(
+            f"/api/v1/contacts/{contact_id}/", {"company": "Quixley Ltd"}, format="json"
+        ).status_code
+        == 200
+    )
+    assert "zeb@example.com" in bodies(agent)  # the events name the person before
+
+    assert api.post(f"/api/v1/contacts/{contact_id}/erase/").status_code == 204
+
+    text = bodies(agent)
+    for trace in ("zeb@example.com", "Quixley", "+14155559876", "Zebulon"):
+        assert trace not in text, trace
+    (erased,) = WebhookMessage.objects.filter(agent=agent)
+    assert erased.event_type == "contact.erased"
+    assert orjson.loads(erased.body)["data"] == {"contact": {"id": contact_id}}

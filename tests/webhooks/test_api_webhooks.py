@@ -6,24 +6,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.helpers import error
-from tests.webhooks.receiver import Receiver, Reply
+from tests.webhooks.receiver import Reply
 from webhooks import relay
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/webhooks/"
-
-
-@pytest.fixture(autouse=True)
-def _local_targets(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as running:
-        yield running
 
 
 def create(api, **body):

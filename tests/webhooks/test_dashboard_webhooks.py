@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from tests.factories import AgentFactory
 from tests.helpers import HX, agent_url
-from tests.webhooks.receiver import Receiver, Reply
+from tests.webhooks.receiver import Reply
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from webhooks.secrets import endpoint_signing_secrets
 from webhooks.services import endpoint_create
@@ -27,17 +27,8 @@ HOOK = "https://hooks.example.com/rapport"
 
 
 @pytest.fixture(autouse=True)
-def _local_targets(settings):
-    """The test receiver listens on 127.0.0.1, which production refuses."""
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
+def _grace(settings):
     settings.WEBHOOK_ROTATION_GRACE_HOURS = 24
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as running:
-        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from contacts.models import Contact
 from contacts.services import contact_create, contact_update
 from core.actors import Actor
-from tests.webhooks.receiver import Receiver, Reply
+from tests.webhooks.receiver import Reply
 from webhooks import relay, services
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from webhooks.transport import RESPONSE_LIMIT
@@ -32,16 +32,8 @@ PENDING, SUCCEEDED, FAILED = (
 
 
 @pytest.fixture(autouse=True)
-def _local_targets(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
+def _short_timeout(settings):
     settings.WEBHOOK_TIMEOUT_SECONDS = 2.0
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as running:
-        yield running
 
 
 @pytest.fixture

@@ -77,14 +77,21 @@ def due(now, limit: int = BATCH) -> list[Any]:
     )
 
 
-def claim(delivery_id: Any, now) -> Any:
-    """Hold one delivery for this worker; its lease (the token to record with) or None."""
+def claim_many(delivery_ids: list[Any], now) -> tuple[Any, int]:
+    """Hold those of these deliveries no live worker holds, in one statement; the lease
+    (the token to record with) and how many were taken."""
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
     taken = (
-        WebhookDelivery.objects.filter(pk=delivery_id, status=_STATUS.PENDING)
+        WebhookDelivery.objects.filter(pk__in=delivery_ids, status=_STATUS.PENDING)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
         .update(locked_until=lease)
     )
+    return lease, taken
+
+
+def claim(delivery_id: Any, now) -> Any:
+    """Hold one delivery for this worker; its lease or None."""
+    lease, taken = claim_many([delivery_id], now)
     return lease if taken else None
 
 
@@ -201,11 +208,9 @@ def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookD
     ordering key, `due` makes sure). Returns the recorded ones."""
     if not delivery_ids:
         return []
-    now = timezone.now()
-    lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    WebhookDelivery.objects.filter(pk__in=delivery_ids, status=_STATUS.PENDING).filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    ).update(locked_until=lease)
+    lease, taken = claim_many(delivery_ids, timezone.now())
+    if not taken:
+        return []
     claimed = list(
         WebhookDelivery.objects.filter(pk__in=delivery_ids, locked_until=lease)
         .select_related("endpoint", "message")

@@ -212,6 +212,10 @@ def main() -> int:
                 "2",
                 "--timeout",
                 "300",
+                # Generated queries can be long (a repeated `segment=` of JSON-like text);
+                # gunicorn's own 4 KB request-line cap would answer 414 before the app.
+                "--limit-request-line",
+                "0",
                 "--access-logfile",
                 "-",
             ],

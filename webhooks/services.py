@@ -142,8 +142,17 @@ def endpoint_rotate_secret(endpoint: WebhookEndpoint) -> str:
 
 
 def endpoint_delete(endpoint: WebhookEndpoint) -> None:
-    """Remove the endpoint with its delivery log (messages no endpoint needs are pruned)."""
-    endpoint.delete()
+    """Remove the endpoint with its delivery log (messages no endpoint needs are pruned).
+
+    Switched off first, in a transaction of its own, so changes made from then on write no
+    delivery for it; the row lock then waits for the writes already under way, whose
+    deliveries go with the rest (a delivery committed after the cascade collected its rows
+    would break the foreign key at the end)."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if locked is not None:
+            locked.delete()
 
 
 def delivery_redeliver(delivery: WebhookDelivery) -> WebhookDelivery:

@@ -203,9 +203,22 @@ def _endpoints_note(
         )
 
 
+_senders: ThreadPoolExecutor | None = None
+_senders_lock = threading.Lock()
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    """The process's sending threads, made once (not one pool per pass)."""
+    global _senders
+    with _senders_lock:
+        if _senders is None:
+            _senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook-send")
+        return _senders
+
+
 def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookDelivery]:
-    """Claim, send and record these deliveries (sent in parallel: no two of them share an
-    ordering key, `due` makes sure). Returns the recorded ones."""
+    """Claim, send and record these deliveries (sent in parallel by up to `senders` threads:
+    no two of them share an ordering key, `due` makes sure). Returns the recorded ones."""
     if not delivery_ids:
         return []
     lease, taken = claim_many(delivery_ids, timezone.now())
@@ -219,8 +232,10 @@ def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookD
     if not claimed:
         return []
     messages_render([d.message for d in claimed])
-    with ThreadPoolExecutor(max_workers=max(1, min(senders, len(claimed)))) as pool:
-        attempts = list(pool.map(send, claimed))
+    if senders <= 1 or len(claimed) == 1:
+        attempts = [send(delivery) for delivery in claimed]
+    else:
+        attempts = list(_sender_pool().map(send, claimed))
     return record_many(list(zip(claimed, attempts, strict=True)), lease)
 
 
@@ -242,8 +257,10 @@ def prune(now=None) -> int:
 
 
 def relay_forever(stop: threading.Event) -> None:
-    """The worker's delivery loop, on its own thread and database connection: deliver while
-    anything is due, then wait WEBHOOK_POLL_SECONDS; errors are logged and the loop goes on."""
+    """The worker's delivery loop, on its own thread and database connection: a pass, then
+    another at once if it was full (more is waiting), else a wait of WEBHOOK_POLL_SECONDS, so
+    a steady trickle of events is sent in passes of several, not one pass per event. Errors
+    are logged and the loop goes on."""
     next_prune = 0.0
     while not stop.is_set():
         close_old_connections()
@@ -255,6 +272,6 @@ def relay_forever(stop: threading.Event) -> None:
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         except Exception:
             logger.exception("Delivering webhooks failed; trying again shortly")
-        if not sent:
+        if sent < BATCH:
             stop.wait(settings.WEBHOOK_POLL_SECONDS)
     connections.close_all()  # this thread's connections only

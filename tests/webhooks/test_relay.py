@@ -360,6 +360,38 @@ def test_the_workers_loop_delivers_what_is_committed(agent, receiver):
     assert not loop.is_alive()
 
 
+def test_the_loop_waits_after_a_pass_that_was_not_full(monkeypatch, settings):
+    """A trickle of events is sent in passes of several: only a full pass (more is waiting)
+    is followed by another at once; otherwise the loop waits WEBHOOK_POLL_SECONDS."""
+    settings.WEBHOOK_POLL_SECONDS = 0.2
+    passes: list[int] = []
+    stop = threading.Event()
+
+    def one_sent(**kwargs):
+        passes.append(1)
+        return 1
+
+    monkeypatch.setattr(relay, "deliver_due", one_sent)
+    monkeypatch.setattr(relay, "prune", lambda now=None: 0)
+    monkeypatch.setattr(relay, "close_old_connections", lambda: None)
+    loop = threading.Thread(target=relay.relay_forever, args=(stop,), daemon=True)
+    loop.start()
+    stop.wait(0.5)
+    stop.set()
+    loop.join(5)
+    assert 2 <= len(passes) <= 4
+
+    passes.clear()
+    monkeypatch.setattr(relay, "deliver_due", lambda **kwargs: passes.append(1) or relay.BATCH)
+    stop = threading.Event()
+    loop = threading.Thread(target=relay.relay_forever, args=(stop,), daemon=True)
+    loop.start()
+    stop.wait(0.2)
+    stop.set()
+    loop.join(5)
+    assert len(passes) > 20  # full passes follow one another without a wait
+
+
 # --- Switching a failing endpoint off ---------------------------------------------------------
 
 

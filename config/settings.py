@@ -66,7 +66,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id, the one log line per request and the request metrics see all.
+    "core.observability.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app server itself (compressed, hashed names in production).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,6 +142,40 @@ if IS_POSTGRES and DB_POOL_SIZE:
         # A request that waits this long for a connection fails (503 on the API/widget).
         "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
     }
+# Read replicas (core.replicas): PostgreSQL standbys streaming from the primary, as the
+# aliases replica1, replica2, ... Dashboard and API reads of contacts, attributes,
+# conversations and transfers go to a healthy one; writes, transactions, the widget and the
+# worker stay on the primary. Whoever wrote reads the primary for PIN_SECONDS and then only
+# from a standby that has replayed their write; a standby lagging more than MAX_LAG_SECONDS
+# or unreachable is skipped.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+DATABASE_REPLICA_PIN_SECONDS = env_float("DATABASE_REPLICA_PIN_SECONDS", 5.0, minimum=0)
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float("DATABASE_REPLICA_MAX_LAG_SECONDS", 10.0, minimum=0)
+DATABASE_REPLICAS: list[str] = []
+if DATABASE_REPLICA_URLS:
+    if not IS_POSTGRES:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
+    for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+        _replica = dj_database_url.parse(_url, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"])
+        if _replica["ENGINE"] != "django.db.backends.postgresql":
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: entry {_number} is not postgres://")
+        _replica["CONN_HEALTH_CHECKS"] = True
+        _pool = DATABASES["default"].get("OPTIONS", {}).get("pool")
+        if _pool:
+            _replica.setdefault("OPTIONS", {})["pool"] = dict(_pool)
+        # The test runner creates no database for a standby: it streams the primary's.
+        _replica["TEST"] = {"MIRROR": "default"}
+        DATABASES[f"replica{_number}"] = _replica
+        DATABASE_REPLICAS.append(f"replica{_number}")
+    DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "core.replicas.ReplicaMiddleware",
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -282,6 +320,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Production serves what `collectstatic` wrote (make serve runs it): names carry a hash of
+# the content and WhiteNoise sends them gzip-compressed with a far-future cache header.
+# Development and tests read the apps' folders directly.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG and not PRODUCTION
+WHITENOISE_MAX_AGE = 365 * 86400 if PRODUCTION else 0
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 
 # --- Security -----------------------------------------------------------------------------
@@ -412,14 +464,29 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "core.api.schema.add_common_error_responses",
 ]
 
-# --- Logging ------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Request bodies and headers (tokens, keys) never reach the log: only the status line.
-        "django.request": {"level": "ERROR"},
-    },
-}
+# --- Logging and metrics -------------------------------------------------------------------
+# JSON lines in production (one per request, with its request id; see core.observability),
+# key=value lines in development. Personal data, keys and tokens are never logged.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "console"), "json" if PRODUCTION else "console")
+LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO")
+# The one line per request ("rapport.request"); off in development, where runserver prints
+# its own.
+REQUEST_LOG = env_bool("REQUEST_LOG", PRODUCTION)
+from core.observability import logging_config, structlog_configure  # noqa: E402
+
+structlog_configure()
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# /metrics (Prometheus) answers a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`
+# or connects from METRICS_ALLOWED_NETWORKS (addresses or CIDR blocks, matched against the
+# connecting address: behind a proxy, use the token). Unset in production: 404. Development
+# allows loopback.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS", [] if PRODUCTION else ["127.0.0.0/8", "::1/128"]
+)
+# /readyz: the newest worker heartbeat must be younger than this (the worker writes one
+# every WORKER_HEARTBEAT_SECONDS); READYZ_REQUIRE_WORKER=false leaves the worker out.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+READYZ_WORKER_MAX_AGE_SECONDS = env_int("READYZ_WORKER_MAX_AGE_SECONDS", 60, minimum=5)
+READYZ_REQUIRE_WORKER = env_bool("READYZ_REQUIRE_WORKER", True)

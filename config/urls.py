@@ -3,9 +3,13 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from core.api.views import api_not_found
+from core.health import healthz, metrics_view, readyz
 from workspaces.views import admin_login
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(("config.api_urls", "api"))),
     re_path(r"^api/", api_not_found),
     path("", include("workspaces.urls")),

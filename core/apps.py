@@ -9,4 +9,9 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from core import health, metrics, worker_loops
         from core.api import schema  # noqa: F401 - registers the OpenAPI extensions
+
+        # Every task worker reports that it is alive (/readyz, /metrics).
+        worker_loops.register("worker-heartbeat", health.heartbeat_forever)
+        metrics.gauges_register("workers", health.worker_gauges)

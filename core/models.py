@@ -1,4 +1,5 @@
-"""The kernel's one table: rate-limit counters (core.ratelimit)."""
+"""The kernel's tables: rate-limit counters (core.ratelimit) and worker heartbeats
+(core.health)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running task worker (`manage.py worker`), rewritten every
+    WORKER_HEARTBEAT_SECONDS: /readyz and the metrics tell from it whether any worker is
+    alive. A worker that stops cleanly deletes its row; a killed one's row just ages."""
+
+    # host:pid, unique while the process lives.
+    name = models.CharField(max_length=200, primary_key=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (seen {self.seen_at:%H:%M:%S})"

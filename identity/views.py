@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import metrics
 from core.errors import DomainError
 from identity import selectors, services, snippets
 from identity.sessions import InvalidSessionToken, session_token_issue, session_token_verify
@@ -42,14 +43,16 @@ logger = logging.getLogger("rapport.identity")
 
 @widget_endpoint(methods=("POST",), limited=("POST",))
 def identify(request: HttpRequest, agent: Agent) -> HttpResponse:
-    data = read_json(request)
     try:
+        data = read_json(request)
         result = services.identify(agent=agent, data=data, session_token=bearer_token(request))
     except DomainError as exc:
         # The code only: tokens, hashes and payloads never reach the log.
         logger.info("identify refused for agent %s: %s", agent.public_id, exc.code)
+        metrics.IDENTIFY.labels(exc.code).inc()
         raise
     contact = result.contact
+    metrics.IDENTIFY.labels(contact.identity if contact is not None else "anonymous").inc()
     body: dict[str, Any] = {
         "contact": None
         if contact is None

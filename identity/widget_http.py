@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from core import ratelimit
 from core.api.errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
 from core.errors import DomainError
+from core.observability import bind
 from core.ratelimit import client_address
 from workspaces.agent_cache import cached_agent
 from workspaces.models import Agent
@@ -150,6 +151,7 @@ def _call(view, request, agent_public_id, limited, *args, **kwargs) -> HttpRespo
     agent: Agent | None = cached_agent(public_id=agent_public_id)
     if agent is None:
         return error_response("not_found", "No such agent.", status=404)
+    bind(agent_id=agent.pk)
     if request.method in limited and (refused := _rate_limited(request, agent)):
         return refused
     try:

@@ -8,8 +8,9 @@ class TransfersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from transfers import erasure
+        from transfers import erasure, metrics
         from transfers.bulk import services as bulk
 
         erasure.connect()
         bulk.connect()
+        metrics.connect()

@@ -22,6 +22,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core import metrics
 from webhooks import transport
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from webhooks.rendering import messages_render
@@ -133,6 +135,7 @@ def record_many(
             .values_list("pk", flat=True)
         )
         saved, succeeded, failed = [], {}, {}
+        outcomes: Counter[str] = Counter()
         for delivery, attempt in outcomes:
             if delivery.pk not in held:
                 continue
@@ -145,6 +148,7 @@ def record_many(
             delivery.locked_until = None
             if attempt.succeeded:
                 delivery.status = _STATUS.SUCCEEDED
+                outcomes["succeeded"] += 1
                 succeeded[delivery.endpoint_id] = delivery.endpoint
             else:
                 delay = (
@@ -154,12 +158,16 @@ def record_many(
                 )
                 if delay is None:
                     delivery.status = _STATUS.FAILED
+                    outcomes["failed"] += 1
                 else:
                     delivery.next_attempt_at = now + timedelta(seconds=delay)
+                    outcomes["retrying"] += 1
                 failed[delivery.endpoint_id] = delivery
             saved.append(delivery)
         WebhookDelivery.objects.bulk_update(saved, _RECORDED, batch_size=200)
         _endpoints_note(succeeded, failed, now)
+    for outcome, n in outcomes.items():
+        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc(n)
     return saved
 
 

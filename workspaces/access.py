@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from core.actors import Actor
+from core.observability import bind
 from workspaces.selectors import AgentAccess, agent_access_for_user
 
 
@@ -15,6 +16,7 @@ def get_agent_access(
     """The agent if the user belongs to its workspace (404 otherwise, even if it exists);
     with admin=True, staff members get 403."""
     access = agent_access_for_user(user=request.user, public_id=agent_public_id)
+    bind(agent_id=access.agent.pk)
     if admin and not access.is_admin:
         raise PermissionDenied("Only workspace admins can do this.")
     return access

@@ -15,6 +15,7 @@ from rest_framework.throttling import BaseThrottle
 from core import ratelimit
 from core.actors import Actor
 from core.api import AUTH_HEADER
+from core.observability import bind
 from workspaces.models import Agent, ApiKey
 from workspaces.selectors import api_key_lookup
 from workspaces.services import api_key_touch
@@ -34,6 +35,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if api_key is None:
             raise exceptions.AuthenticationFailed("The API key is unknown or has been revoked.")
         api_key_touch(api_key=api_key)
+        bind(agent_id=api_key.agent_id, api_key_id=api_key.pk)
         return (ApiKeyUser(api_key), api_key)
 
     def authenticate_header(self, request: Request) -> str:

@@ -10,7 +10,7 @@ DEMO_EMAIL ?= admin@example.com
 DEMO_PASSWORD ?= rapport-demo
 DEMO_CONTACTS ?= 3000
 
-.PHONY: run test install lint format check-python bench screenshots
+.PHONY: run serve test install lint format check-python bench screenshots
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -41,6 +41,28 @@ run: install
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py worker --no-reload --no-startup-delay & worker=$$!; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
+
+# Production on this machine: migrations, static files, gunicorn and the task worker(s)
+# (manage.py serve). Settings come from the environment; SECRET_KEY defaults to one made
+# once in var/secret_key. It expects a TLS proxy in front (BEHIND_TLS_PROXY); LOCAL_HTTP=1
+# lets a browser use plain http://HOST:PORT for a trial.
+SERVE_ENV = RAPPORT_ENV=production \
+	ALLOWED_HOSTS="$${ALLOWED_HOSTS:-localhost,127.0.0.1}" \
+	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" \
+	BEHIND_TLS_PROXY="$${BEHIND_TLS_PROXY:-true}" \
+	PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus}" \
+	HOST=$(HOST) PORT=$(PORT)
+ifeq ($(LOCAL_HTTP),1)
+SERVE_ENV += SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
+	SECURE_HSTS_SECONDS=0
+endif
+
+var/secret_key:
+	@mkdir -p var
+	@umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+serve: install var/secret_key
+	@$(SERVE_ENV) $(PY) manage.py serve
 
 # axe-core (package.json) for the browser suite's accessibility checks; without npm they skip.
 node_modules/.package-lock.json: package.json package-lock.json

@@ -38,7 +38,7 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 2000, 0)
 max_requests_jitter = max_requests // 10
 backlog = 2048
 # Heartbeat files on tmpfs: a slow disk must not make the arbiter think a worker hangs.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - gunicorn docs
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

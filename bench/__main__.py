@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("table", "api", "import", "identify", "bulk", "webhooks")
+SECTIONS = ("table", "api", "import", "identify", "bulk", "webhooks", "load")
 DOC = Path("docs/PERFORMANCE.md")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -73,7 +73,7 @@ def main() -> int:
         )
         return 2
 
-    from bench import api, bulk, identify, imports, table, webhooks
+    from bench import api, bulk, identify, imports, load, table, webhooks
     from bench.context import prepare
     from bench.harness import render_table
 
@@ -84,6 +84,7 @@ def main() -> int:
         "identify": identify.run,
         "bulk": bulk.run,
         "webhooks": webhooks.run,
+        "load": load.run,
     }
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in runners]

@@ -159,6 +159,8 @@ def server_env(*, port: int, secret_key: str, metrics_dir: str, app_name: str) -
         "CSRF_COOKIE_SECURE": "false",
         "SECURE_HSTS_SECONDS": "0",
         "DATABASE_URL": _database_url(),
+        # Uploaded imports where this process deletes them afterwards.
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WEB_CONCURRENCY": str(WEB_CONCURRENCY),

@@ -20,10 +20,10 @@ from attributes.selectors import attribute_definitions
 from core.errors import ConflictError, TooLargeError, ValidationFailed
 from transfers import tasks
 from transfers.imports import files
-from transfers.imports.engine import check_valid_mapping
+from transfers.imports.engine import check_valid_mapping, progress_reset
 from transfers.imports.mapping import auto_map
 from transfers.imports.readers import FORMATS, FileFormatError, analyze
-from transfers.models import ContactImport, ImportRowIssue
+from transfers.models import ContactImport
 from workspaces.models import Agent
 
 logger = logging.getLogger(__name__)
@@ -148,17 +148,6 @@ def _queue(job: ContactImport) -> None:
         _enqueue(job)
 
 
-def _progress_reset(job: ContactImport) -> None:
-    """Back to before the first row: counters, row issues and times (the caller saves)."""
-    ImportRowIssue.objects.filter(job=job).delete()
-    job.error = ""
-    job.total_rows = None
-    job.processed_rows = 0
-    job.created_count = job.updated_count = job.unchanged_count = 0
-    job.failed_count = job.skipped_count = 0
-    job.started_at = job.finished_at = None
-
-
 def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
     """Queue a dry run or the real import from the first row (previous results cleared).
 
@@ -173,7 +162,7 @@ def import_start(*, job: ContactImport, dry_run: bool) -> ContactImport:
         if not job.file:
             raise ConflictError("The file of this import is no longer stored; upload it again.")
         check_valid_mapping(job)
-        _progress_reset(job)
+        progress_reset(job)
         job.dry_run = dry_run
         job.status = Status.QUEUED
         # While queued, the heartbeat says since when: no worker for long is worth a warning.
@@ -215,7 +204,7 @@ def _requeue(job: ContactImport) -> None:
     (each batch commits with the job's progress, so no row is written twice); a dry run
     starts over, since its per-row report is written in one go."""
     if job.dry_run:
-        _progress_reset(job)
+        progress_reset(job)
     job.status = Status.QUEUED
     job.run_token = ""
     job.error = ""

@@ -26,8 +26,10 @@ class WorkerStopped(Exception):
 
 @task
 def run_import(import_id: str) -> str:
-    """Run or resume one import job (see transfers.imports.engine)."""
-    return import_run(import_id)
+    """Run or resume one import job (see transfers.imports.engine). A run its stopping worker
+    hands back enqueues the next run in the transaction that releases the job: the job is
+    never queued without a task waiting for it."""
+    return import_run(import_id, requeue=lambda: run_import.enqueue(import_id))
 
 
 @task

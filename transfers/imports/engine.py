@@ -13,6 +13,13 @@ Every row ends up counted as created, updated, unchanged, failed or skipped, and
 failed or skipped row is stored with its reason. Each batch commits together with the job's
 progress, so an interrupted job resumes exactly after the last committed batch; a dry run
 rolls every batch back and writes a per-row report instead.
+
+One run at a time: a run claims the job with a fresh token under the job's row lock, and
+every batch re-reads the token under that lock inside its own transaction before it
+commits. A run that lost the job (it was thought dead and another run claimed it) therefore
+rolls its batch back instead of committing it beside the new run's. A worker being stopped
+(SIGTERM, `stop_requested`) ends its run between two batches and hands the job back, queued
+again, so another worker resumes it after the last committed batch at once.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import logging
 import queue
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -56,6 +63,12 @@ from transfers.signals import import_completed
 logger = logging.getLogger(__name__)
 
 Status = ContactImport.Status
+
+# Set by the task worker when it is asked to stop (`manage.py worker`, SIGTERM or SIGINT): the
+# run in progress stops before its next batch and hands its job back (`_Run.release`). An
+# event rather than a signal handler here, because the worker owns the signals; reading it
+# once per batch costs nothing next to the batch.
+stop_requested = threading.Event()
 
 
 class JobLost(Exception):
@@ -159,15 +172,18 @@ def import_claim(job_id: Any) -> tuple[ContactImport, str] | None:
     return job, token
 
 
-def import_run(job_id: Any) -> str:
-    """Run (or resume) one import job to its end; returns the final status."""
+def import_run(job_id: Any, *, requeue: Callable[[], object] | None = None) -> str:
+    """Run (or resume) one import job to its end; returns the final status, or "released"
+    when the worker was asked to stop and the job was handed back after its last batch
+    (`requeue` then queues its next run in the same transaction)."""
     claimed = import_claim(job_id)
     if claimed is None:
         return "skipped"
     job, token = claimed
-    run = _Run(job, token)
+    run = _Run(job, token, requeue=requeue)
     try:
-        run.execute()
+        if not run.execute():
+            return "released"
     except JobLost:
         return "lost"
     except (FileFormatError, MappingError) as exc:
@@ -185,9 +201,12 @@ def import_run(job_id: Any) -> str:
 
 
 class _Run:
-    def __init__(self, job: ContactImport, token: str) -> None:
+    def __init__(
+        self, job: ContactImport, token: str, *, requeue: Callable[[], object] | None = None
+    ) -> None:
         self.job = job
         self.token = token
+        self.requeue = requeue
         self.report: Any = None
         self.report_writer: Any = None
 
@@ -273,7 +292,9 @@ class _Run:
 
     # -- pass 2 ---------------------------------------------------------------------------------
 
-    def execute(self) -> None:
+    def execute(self) -> bool:
+        """Write every row after the last saved one and finish; False when the worker is
+        stopping and the job was handed back instead."""
         job = self.job
         definitions = self._definitions()
         self.scan()
@@ -287,10 +308,14 @@ class _Run:
             # Reading, converting and cleaning the next batch (Python) overlaps with writing
             # this one (the database): the two use the machine's two cores.
             for batch in prefetched(self._batches(), depth=2):
+                if stop_requested.is_set():
+                    self.release()
+                    return False
                 self.flush(batch)
         finally:
             self._close_report()
         self.finish()
+        return True
 
     def _batches(self) -> Iterator[Batch]:
         """The rows after the last saved one, prepared and cleaned, a batch at a time.
@@ -413,6 +438,29 @@ class _Run:
             ContactImport.objects.filter(pk=job.pk).update(file="")
         self.job.refresh_from_db()
 
+    def release(self) -> None:
+        """Hand the job back after its last committed batch: queued and unclaimed, with its
+        next run enqueued in the same transaction (`requeue`), so a worker resumes it now
+        rather than after IMPORT_STALE_SECONDS. A dry run starts over (see `progress_reset`)."""
+        with transaction.atomic():
+            job = ContactImport.objects.select_for_update().get(pk=self.job.pk)
+            if job.run_token != self.token:
+                raise JobLost
+            if job.dry_run:
+                progress_reset(job)
+            job.status = Status.QUEUED
+            job.run_token = ""
+            job.heartbeat_at = timezone.now()
+            job.save()
+            if self.requeue is not None:
+                self.requeue()
+        logger.info(
+            "Import %s handed back after %s rows: its worker is stopping",
+            job.pk,
+            job.processed_rows,
+        )
+        self.job = job
+
     def fail(self, message: str) -> None:
         updated = ContactImport.objects.filter(pk=self.job.pk, run_token=self.token).update(
             status=Status.FAILED, error=message[:2000], finished_at=timezone.now()
@@ -474,6 +522,20 @@ def _row_label(row: RowData | None) -> str:
         return ""
     data = row.data
     return str(data.get("external_id") or data.get("email") or data.get("phone") or "")[:200]
+
+
+def progress_reset(job: ContactImport) -> None:
+    """Back to before the first row: counters, row issues and times (the caller saves).
+
+    What a dry run goes through whenever it is run again: its per-row report is written in
+    one go from the first row."""
+    ImportRowIssue.objects.filter(job=job).delete()
+    job.error = ""
+    job.total_rows = None
+    job.processed_rows = 0
+    job.created_count = job.updated_count = job.unchanged_count = 0
+    job.failed_count = job.skipped_count = 0
+    job.started_at = job.finished_at = None
 
 
 def check_valid_mapping(job: ContactImport) -> None:

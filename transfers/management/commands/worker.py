@@ -16,22 +16,41 @@ restarted worker may get no other task for hours, so only the worker's loop is s
 come round. `db_worker`'s loop has no hook between polls, hence a small thread with its own
 database connection; a check that fails (the database busy or away) is logged and tried
 again at the next interval, and the thread dies with the worker.
+
+Stopping (SIGTERM from a deploy or a process manager, or Ctrl+C): `db_worker` lets the task
+in progress run to its end before it exits, which for an import of a million rows is
+minutes. This worker also sets `transfers.imports.engine.stop_requested`: the import in
+progress commits the batch it is writing, hands the job back queued with its next run
+enqueued (another worker resumes it after that batch at once, not after
+IMPORT_STALE_SECONDS), and the worker exits with status 0 within about one batch's time. A
+second signal ends the task at once: the open batch rolls back and the import resumes like
+a killed worker's, after IMPORT_STALE_SECONDS.
+
+Several workers, on one host or many, share the queue: `db_worker` claims a task row with
+`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL (on SQLite in an exclusive transaction, one
+writer at a time), so a task runs once, and an import's run token (see the engine) keeps
+two runs of one import from both committing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from django.db import close_old_connections, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+from django_tasks_db.management.commands import db_worker
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 from django_tasks_db.management.commands.db_worker import valid_interval
 
 from core import worker_loops
 from transfers.bulk.services import bulk_jobs_recover_stalled
+from transfers.imports import engine
 from transfers.services import imports_recover_stalled
 
 logger = logging.getLogger("transfers.imports")
@@ -56,6 +75,31 @@ def recover_periodically(interval: float, stop: threading.Event) -> None:
         close_old_connections()
         recover_stalled_imports()
         connections.close_all()  # this thread's connections only
+
+
+class Worker(db_worker.Worker):
+    """`db_worker`'s worker, whose first stop signal also asks a running import to stop at
+    its next batch (the signal handler runs on the main thread, between the import's
+    statements; the import reads the flag before each batch)."""
+
+    def shutdown(self, signum: int, frame: FrameType | None) -> None:
+        engine.stop_requested.set()
+        super().shutdown(signum, frame)
+
+
+@contextlib.contextmanager
+def _worker_class(cls: type[db_worker.Worker]) -> Iterator[None]:
+    """Have `db_worker`'s `handle` build its worker from `cls` while it runs.
+
+    That `handle` makes its `Worker` itself and has no hook to choose another class; naming
+    ours in its module for the command's lifetime keeps the rest of its `handle` (options,
+    autoreload, signals) theirs instead of a copy that would drift from the library."""
+    original = db_worker.Worker
+    db_worker.Worker = cls
+    try:
+        yield
+    finally:
+        db_worker.Worker = original
 
 
 class Command(DbWorkerCommand):
@@ -93,4 +137,5 @@ class Command(DbWorkerCommand):
                 daemon=True,  # ends with the worker
             )
             self.recovery_thread.start()
-        super().handle(batch=batch, reload=reload, **options)
+        with _worker_class(Worker):
+            super().handle(batch=batch, reload=reload, **options)

@@ -2,7 +2,7 @@
 
 The other sections measure one kind of work at a time. Support staff, integrations and
 the widget do not take turns: here CLIENTS clients send back to back (a closed loop, no
-pause between calls) for DURATION_S seconds, each call drawn from a mix:
+pause between calls) for a minute (BENCH_LOAD_SECONDS, below), each call drawn from a mix:
 
 - table (25 %): the dashboard's contact list of the bench agent as its admin sees it
   (session cookie), default order, another sort, a search, or the page after one it got;
@@ -11,8 +11,9 @@ pause between calls) for DURATION_S seconds, each call drawn from a mix:
 - identify (40 %): a verified identify of the identify section's returning users, with a
   fresh HS256 token each time;
 
-and, IMPORT_AFTER_S into the timed part, one CSV of IMPORT_ROWS new contacts is uploaded to
-`POST /api/v1/imports/` and polled until the task worker has finished it.
+and, a fifth of the way into the timed part (at most 5 s), one CSV of IMPORT_ROWS new
+contacts is uploaded to `POST /api/v1/imports/` and polled until the task worker has
+finished it.
 
 The server is `manage.py serve`, as `make serve` starts it with RAPPORT_ENV=production:
 collectstatic, gunicorn from config/gunicorn.conf.py (WEB_CONCURRENCY processes of
@@ -22,8 +23,8 @@ file, var/bench-load-server.log). Only the plain-http settings of `make serve LO
 and the rate limits differ: one loopback client sends every call, so the per-address
 widget limit and the per-key API limit are lifted for it. The sizes suit the 2-core
 reference machine: three processes of eight threads hold 24 requests at once, each process
-never needs more connections than its pool holds, and 64 clients queue in gunicorn's
-backlog rather than in the database.
+never needs more connections than its pool holds, and 64 clients queue in gunicorn rather
+than in the database.
 
 What must hold:
 - no errors: every answer is the one expected (200 and the table's markup, 200 JSON, the
@@ -36,9 +37,13 @@ What must hold:
   server's processes carry their own application_name (PGAPPNAME), so the benchmark's own
   connections and anyone else's are not counted.
 
-p50/p95/p99 per kind are measured after a warm-up (WARM_UP_S; errors count from the first
-call). The import's rows are deleted afterwards, with its job, file and task row, and the
-session the clients used, so repeated runs leave the agent as it was.
+p50/p95/p99 per kind are measured after a warm-up (the first fifth of the run, at most 5 s;
+errors count from the first call). The clients do not pause, so the server is saturated:
+the latencies include the wait for one of its threads, and the rates add up to what it
+serves of this mix on this machine.
+
+The import's rows are deleted afterwards, with its job, file and task row, and the session
+the clients used, so repeated runs leave the agent as it was.
 
 BENCH_LOAD_SECONDS sets the timed part (default 60 s, or 5 s when the agent holds fewer
 than SMALL_AGENT contacts, as CI's `--smoke` run on 3,000 contacts does); BENCH_LOAD_CLIENTS
@@ -714,7 +719,12 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
             )
             importer.start()
             clients = [LoadClient(setup, tally, seed=n) for n in range(1, CLIENTS + 1)]
+            cpu_before, wall_before = time.process_time(), time.monotonic()
             _run_clients(lambda client: client.loop(load_start, stop), clients)
+            # The clients share the machine with the server: what they took of it.
+            client_cpu = time.process_time() - cpu_before
+            client_wall = time.monotonic() - wall_before
+            load_average = os.getloadavg()[0]
             importer.join()
             sampler.stop()
     finally:
@@ -724,10 +734,13 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
         Session.objects.filter(session_key=cookie).delete()
         _forget_import(ctx)
         path.unlink(missing_ok=True)
+    timed = sum(map(len, tally.latencies.values()))
     log(
-        f"  {sum(map(len, tally.latencies.values())):,} timed calls, "
+        f"  {timed:,} timed calls ({timed / seconds:,.0f} req/s), "
         f"{sum(map(len, tally.errors.values()))} errors, {tally.reconnects} reconnects; "
-        f"server stopped with status {server.exit_status} (log: {SERVER_LOG})"
+        f"clients' CPU {client_cpu:.1f} s in {client_wall:.1f} s, load average "
+        f"{load_average:.1f} at the end; server stopped with status {server.exit_status} "
+        f"(log: {SERVER_LOG})"
     )
     for kind, errors in tally.errors.items():
         log(f"  {kind} errors ({len(errors)}), first: {errors[:3]}")

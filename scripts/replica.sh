@@ -48,6 +48,8 @@ down() {
   else
     say "no cluster $v/$CLUSTER, nothing to do"
   fi
+  # pg_dropcluster keeps files it did not create (our conf.d file): the folder goes too.
+  rm -rf "/etc/postgresql/$v/$CLUSTER"
 }
 
 # The primary must accept replication connections from 127.0.0.1 (trust, as its other

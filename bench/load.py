@@ -270,6 +270,8 @@ class ConnectionSampler(threading.Thread):
         self.app_name = app_name
         self.stopping = threading.Event()
         self.samples: list[tuple[int, int]] = []
+        # The server's backends at the last sample (their CPU is the database's share).
+        self.pids: list[int] = []
         self.error: str | None = None
 
     def run(self) -> None:
@@ -277,13 +279,15 @@ class ConnectionSampler(threading.Thread):
             with psycopg.connect(_database_url(), autocommit=True) as conn:
                 while not self.stopping.is_set():
                     row = conn.execute(
-                        "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') "
+                        "SELECT count(*), count(*) FILTER (WHERE state <> 'idle'), "
+                        "coalesce(array_agg(pid), '{}') "
                         "FROM pg_stat_activity WHERE datname = current_database() "
                         "AND backend_type = 'client backend' AND application_name = %s "
                         "AND pid <> pg_backend_pid()",
                         [self.app_name],
                     ).fetchone()
                     self.samples.append((row[0], row[1]))
+                    self.pids = list(row[2])
                     self.stopping.wait(SAMPLE_EVERY_S)
         except psycopg.Error as exc:
             self.error = repr(exc)
@@ -660,12 +664,63 @@ def connections_row(sampler: ConnectionSampler) -> Row:
     )
 
 
-def _run_clients(target: Callable[[LoadClient], None], clients: list[LoadClient]) -> None:
-    threads = [threading.Thread(target=target, args=(client,)) for client in clients]
+def _proc_cpu(stat: Path, *, reaped: bool) -> tuple[int, float] | None:
+    """(process group, CPU seconds) of a process from /proc, with those of the children it
+    has waited for when `reaped`; None when it is gone (or there is no /proc)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return int(fields[2]), ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Usage:
+    """CPU seconds used so far by the benchmark's process (the clients), the server's
+    processes (one process group: gunicorn, its workers and the task worker, with the
+    gunicorn workers already recycled) and each of the server's database backends."""
+
+    clients: float
+    server: float
+    backends: dict[int, float]
+
+    @classmethod
+    def now(cls, server_pid: int, backend_pids: list[int]) -> Usage:
+        server = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            found = _proc_cpu(stat, reaped=True)
+            if found and found[0] == server_pid:
+                server += found[1]
+        backends = {}
+        for pid in backend_pids:
+            found = _proc_cpu(Path(f"/proc/{pid}/stat"), reaped=False)
+            if found:
+                backends[pid] = found[1]
+        return cls(time.process_time(), server, backends)
+
+    def since(self, start: Usage) -> tuple[float, float, float]:
+        """Clients', server's and its backends' CPU seconds from `start` to this one."""
+        backends = sum(cpu - start.backends.get(pid, 0.0) for pid, cpu in self.backends.items())
+        return self.clients - start.clients, self.server - start.server, backends
+
+
+def _run_clients(
+    clients: list[LoadClient], *, load_start: float, stop: float, usage: Callable[[], Usage]
+) -> tuple[float, float, float]:
+    """Run the clients to `stop`; the CPU seconds used from `load_start` to `stop`."""
+    threads = [threading.Thread(target=client.loop, args=(load_start, stop)) for client in clients]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, load_start - time.monotonic()))
+    start = usage()
+    time.sleep(max(0.0, stop - time.monotonic()))
+    used = usage().since(start)
     for thread in threads:
         thread.join()
+    return used
 
 
 def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
@@ -719,12 +774,12 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
             )
             importer.start()
             clients = [LoadClient(setup, tally, seed=n) for n in range(1, CLIENTS + 1)]
-            cpu_before, wall_before = time.process_time(), time.monotonic()
-            _run_clients(lambda client: client.loop(load_start, stop), clients)
-            # The clients share the machine with the server: what they took of it.
-            client_cpu = time.process_time() - cpu_before
-            client_wall = time.monotonic() - wall_before
-            load_average = os.getloadavg()[0]
+            client_cpu, server_cpu, backend_cpu = _run_clients(
+                clients,
+                load_start=load_start,
+                stop=stop,
+                usage=lambda: Usage.now(server.process.pid, sampler.pids),
+            )
             importer.join()
             sampler.stop()
     finally:
@@ -738,9 +793,14 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     log(
         f"  {timed:,} timed calls ({timed / seconds:,.0f} req/s), "
         f"{sum(map(len, tally.errors.values()))} errors, {tally.reconnects} reconnects; "
-        f"clients' CPU {client_cpu:.1f} s in {client_wall:.1f} s, load average "
-        f"{load_average:.1f} at the end; server stopped with status {server.exit_status} "
-        f"(log: {SERVER_LOG})"
+        f"server stopped with status {server.exit_status} (log: {SERVER_LOG})"
+    )
+    # The server may not have had the machine to itself: what it and the clients took of it.
+    cores = os.cpu_count() or 1
+    log(
+        f"  CPU in the {seconds:g} s timed: server {server_cpu:.1f} s, its database backends "
+        f"{backend_cpu:.1f} s ({(server_cpu + backend_cpu) / seconds:.2f} of {cores} cores), "
+        f"clients {client_cpu:.1f} s"
     )
     for kind, errors in tally.errors.items():
         log(f"  {kind} errors ({len(errors)}), first: {errors[:3]}")

@@ -5,6 +5,8 @@ PostgreSQL a short run against `manage.py serve` passes and leaves the agent as 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection
@@ -76,6 +78,19 @@ def test_the_connections_row_holds_the_bound_and_wants_the_server_seen():
     # No connection with the server's label: the count missed it.
     sampler.samples = [(0, 0)]
     assert load.connections_row(sampler).ok is False
+
+
+def test_cpu_use_is_counted_over_the_timed_part_for_backends_old_and_new():
+    start = load.Usage(clients=1.0, server=10.0, backends={11: 2.0, 12: 1.0})
+    end = load.Usage(clients=1.5, server=16.0, backends={11: 3.5, 13: 0.25})
+    # Backend 12 closed meanwhile (its share is lost); 13 opened during the timed part.
+    assert end.since(start) == (0.5, 6.0, 1.75)
+
+
+def test_the_server_processes_are_found_by_their_process_group():
+    own = load.Usage.now(os.getpgid(0), [os.getpid()])
+    assert own.server > 0
+    assert own.backends[os.getpid()] > 0
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark measures PostgreSQL")

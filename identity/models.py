@@ -57,10 +57,18 @@ class HandoffTokenUse(models.Model):
     agent = models.ForeignKey(
         "workspaces.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    jti = models.CharField(max_length=64, unique=True)
+    jti = models.CharField(max_length=64)
     used_at = models.DateTimeField(default=timezone.now)
     # Rows are pruned once the token could no longer be redeemed anyway.
     expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        # Once per agent: a token is signed with one agent's secret and redeemed only at that
+        # agent, so this is as strict as a global key, and it holds the tenant key like every
+        # unique constraint of a tenant's table (docs/SCALING.md).
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "jti"], name="uniq_handoff_token_use"),
+        ]
 
     def __str__(self) -> str:
         return f"hand-off {self.jti}"

@@ -106,6 +106,18 @@ class ImportRowIssue(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     job = models.ForeignKey(ContactImport, on_delete=models.CASCADE, related_name="issues")
+    # The job's agent, copied: every tenant's table carries its tenant key, so the table
+    # could be distributed by agent (docs/SCALING.md). No index: rows are read by job.
+    # Nullable until every writer sets it (the engine does; rows made before it are filled
+    # by migration 0003).
+    agent = models.ForeignKey(
+        "workspaces.Agent",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
     row_number = models.PositiveIntegerField()
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ERROR)
     # [{"column", "value", "message"}, …]: every problem of the row, named by column.

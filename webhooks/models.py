@@ -77,7 +77,7 @@ class WebhookMessage(models.Model):
     nothing inside the change's transaction, and from then on every attempt sends the same
     bytes."""
 
-    uid = models.UUIDField(default=uuid7, unique=True, editable=False)
+    uid = models.UUIDField(default=uuid7, editable=False)
     agent = models.ForeignKey("workspaces.Agent", on_delete=models.CASCADE, related_name="+")
     event_type = models.CharField(max_length=40)
     # Messages with the same key reach an endpoint in the order they were written (a
@@ -90,6 +90,11 @@ class WebhookMessage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["agent", "created_at"], name="webhook_message_agent")]
+        # Unique per agent, like every unique constraint of a tenant's table (docs/SCALING.md);
+        # the webhook-id a receiver deduplicates on is a uuid7, which does not repeat anyway.
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "uid"], name="uniq_webhook_message_uid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.uid}"

@@ -390,6 +390,7 @@ class _Run:
                 issues.append(
                     ImportRowIssue(
                         job_id=job.pk,
+                        agent_id=job.agent_id,
                         row_number=prepared.source.number,
                         kind=ImportRowIssue.Kind.ERROR
                         if outcome.action == "error"

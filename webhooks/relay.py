@@ -135,7 +135,7 @@ def record_many(
             .values_list("pk", flat=True)
         )
         saved, succeeded, failed = [], {}, {}
-        outcomes: Counter[str] = Counter()
+        counted: Counter[str] = Counter()
         for delivery, attempt in outcomes:
             if delivery.pk not in held:
                 continue
@@ -148,7 +148,7 @@ def record_many(
             delivery.locked_until = None
             if attempt.succeeded:
                 delivery.status = _STATUS.SUCCEEDED
-                outcomes["succeeded"] += 1
+                counted["succeeded"] += 1
                 succeeded[delivery.endpoint_id] = delivery.endpoint
             else:
                 delay = (
@@ -158,15 +158,15 @@ def record_many(
                 )
                 if delay is None:
                     delivery.status = _STATUS.FAILED
-                    outcomes["failed"] += 1
+                    counted["failed"] += 1
                 else:
                     delivery.next_attempt_at = now + timedelta(seconds=delay)
-                    outcomes["retrying"] += 1
+                    counted["retrying"] += 1
                 failed[delivery.endpoint_id] = delivery
             saved.append(delivery)
         WebhookDelivery.objects.bulk_update(saved, _RECORDED, batch_size=200)
         _endpoints_note(succeeded, failed, now)
-    for outcome, n in outcomes.items():
+    for outcome, n in counted.items():
         metrics.WEBHOOK_DELIVERIES.labels(outcome).inc(n)
     return saved
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from contacts.models import Contact
@@ -70,7 +71,10 @@ def test_a_delivery_verifies_with_the_standardwebhooks_package_and_by_hand(
     agent, endpoint, receiver
 ):
     contact = make_contact(agent, email="ada@example.com")
+    sample = ("rapport_webhook_deliveries_total", {"outcome": "succeeded"})
+    before = REGISTRY.get_sample_value(*sample) or 0
     assert relay.deliver_due() == 1
+    assert REGISTRY.get_sample_value(*sample) == before + 1  # /metrics counts it
     (got,) = receiver.requests
     message = WebhookMessage.objects.get()
     assert got.headers["webhook-id"] == message.webhook_id == got.json["id"]

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from contacts.models import Contact
 from core import health
@@ -250,3 +251,20 @@ def test_no_personal_data_key_or_token_reaches_the_log_of_identify_import_and_er
     assert len([e for e in lines(json_log) if e.get("event") == "request"]) == 5
     for value in secrets_and_data:
         assert value not in log, f"{value[:12]}… reached the log"
+
+
+def test_rows_written_by_an_import_are_counted_when_their_batch_commits(
+    key, agent, django_capture_on_commit_callbacks
+):
+    sample = ("rapport_import_rows_total", {"outcome": "created"})
+    before = REGISTRY.get_sample_value(*sample) or 0
+    uploader = Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}")
+    csv_text = "external_id,name\nm-1,One\nm-2,Two\nm-3,Three\n"
+    queued = uploader.post("/api/v1/imports/", {"file": upload(csv_text, "people.csv")})
+    assert queued.status_code == 202, queued.content
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        import_run(queued.json()["id"])
+    assert (REGISTRY.get_sample_value(*sample) or 0) == before  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    assert REGISTRY.get_sample_value(*sample) == before + 3

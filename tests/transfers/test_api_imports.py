@@ -260,7 +260,8 @@ def test_the_upload_queues_a_task_that_runs_the_job_once_the_transaction_commits
         assert response.json()["status"] == "queued"
         assert not Contact.objects.exists()
 
-    assert len(callbacks) == 1
+    # One task enqueued (the other callbacks count the rows written, for /metrics).
+    assert len([c for c in callbacks if c.__qualname__.startswith("_enqueue")]) == 1
     job = ContactImport.objects.get(agent=agent)
     assert job.status == "completed"
     body = api.get(f"{URL}{job.pk}/").json()

@@ -585,7 +585,8 @@ def test_the_import_button_runs_the_task_once_the_request_commits(
     job = make_job(agent)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = action(admin_client, job, "import")
-    assert len(callbacks) == 1
+    # One task enqueued (the other callbacks count the rows written, for /metrics).
+    assert len([c for c in callbacks if c.__qualname__.startswith("_enqueue")]) == 1
     job.refresh_from_db()
     assert job.status == ContactImport.Status.COMPLETED
     assert Contact.objects.filter(agent=agent).count() == 2

@@ -38,6 +38,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -54,6 +55,9 @@ from transfers.imports import engine
 from transfers.services import imports_recover_stalled
 
 logger = logging.getLogger("transfers.imports")
+# How long a stopping worker waits for its loops (a webhook pass in flight: its sends are
+# bounded by WEBHOOK_TIMEOUT_SECONDS).
+LOOPS_STOP_SECONDS = 15
 
 
 def recover_stalled_imports() -> None:
@@ -124,10 +128,12 @@ class Command(DbWorkerCommand):
         if not batch and runs_tasks:
             # The registered loops (the webhooks relay): for as long as the worker runs.
             self.loops_stop = threading.Event()
-            for name, loop in worker_loops.registered().items():
-                threading.Thread(
-                    target=loop, args=(self.loops_stop,), name=name, daemon=True
-                ).start()
+            self.loop_threads = [
+                threading.Thread(target=loop, args=(self.loops_stop,), name=name, daemon=True)
+                for name, loop in worker_loops.registered().items()
+            ]
+            for thread in self.loop_threads:
+                thread.start()
         if recover_interval and not batch and runs_tasks:
             self.recovery_stop = threading.Event()
             self.recovery_thread = threading.Thread(
@@ -137,5 +143,20 @@ class Command(DbWorkerCommand):
                 daemon=True,  # ends with the worker
             )
             self.recovery_thread.start()
-        with _worker_class(Worker):
-            super().handle(batch=batch, reload=reload, **options)
+        try:
+            with _worker_class(Worker):
+                super().handle(batch=batch, reload=reload, **options)
+        finally:
+            self._stop_loops()
+
+    def _stop_loops(self) -> None:
+        """On the way out (SIGTERM included): the loops finish what they are doing (the relay
+        records the pass it sent, the heartbeat removes this worker's row) for up to
+        LOOPS_STOP_SECONDS in all, then the process ends with them or without them."""
+        stop = getattr(self, "loops_stop", None)
+        if stop is None:
+            return
+        stop.set()
+        deadline = time.monotonic() + LOOPS_STOP_SECONDS
+        for thread in self.loop_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

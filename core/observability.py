@@ -3,7 +3,8 @@
 - The request id is the caller's `X-Request-ID` when it is a plain token (letters, digits,
   `.-_:`, up to 128 characters), else a new one; it is sent back in the same header and
   bound to every log line written while the request runs (structlog's context variables),
-  and it travels with the tasks the request enqueues (`request_id_current`).
+  and it travels with the tasks the request enqueues (`request_id_current` when enqueuing,
+  `task_logging` in the task).
 - The line (logger "rapport.request", when REQUEST_LOG is on: production by default) says
   method, path, view, status, duration, database queries and time, and who asked: the
   member's user id, or the API key's id and agent, or the widget's agent, bound by the
@@ -18,8 +19,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import structlog
@@ -43,6 +44,18 @@ def request_id_for(request: HttpRequest) -> str:
 def request_id_current() -> str:
     """The id of the request (or task) this code runs for, or ""."""
     return str(structlog.contextvars.get_contextvars().get("request_id", ""))
+
+
+@contextmanager
+def task_logging(request_id: str, **values: Any) -> Iterator[None]:
+    """Inside a task: its log lines carry the id of the request that enqueued it (a new one
+    when none did), and `values` (ids only)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id or uuid.uuid4().hex, **values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
 
 
 def bind(**values: Any) -> None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from attributes.models import AttributeType
 from attributes.selectors import attribute_definitions
 from core.errors import ConflictError, TooLargeError, ValidationFailed
+from core.observability import request_id_current
 from transfers import tasks
 from transfers.imports import files
 from transfers.imports.engine import check_valid_mapping, progress_reset
@@ -129,8 +130,8 @@ def import_set_mapping(
 
 
 def _enqueue(job: ContactImport) -> None:
-    job_id = str(job.pk)
-    transaction.on_commit(lambda: tasks.run_import.enqueue(job_id))
+    job_id, request_id = str(job.pk), request_id_current()
+    transaction.on_commit(lambda: tasks.run_import.enqueue(job_id, request_id=request_id))
 
 
 WORKER_STOPPED = (

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from django.db.models import QuerySet
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from core.observability import task_logging
 from transfers.bulk.runner import bulk_job_run
 from transfers.imports.engine import import_run
+
+logger = structlog.get_logger("transfers.tasks")
 
 
 class WorkerStopped(Exception):
@@ -25,17 +29,28 @@ class WorkerStopped(Exception):
 
 
 @task
-def run_import(import_id: str) -> str:
+def run_import(import_id: str, request_id: str = "") -> str:
     """Run or resume one import job (see transfers.imports.engine). A run its stopping worker
     hands back enqueues the next run in the transaction that releases the job: the job is
-    never queued without a task waiting for it."""
-    return import_run(import_id, requeue=lambda: run_import.enqueue(import_id))
+    never queued without a task waiting for it. `request_id`: the request that started it,
+    named in this run's log lines."""
+    with task_logging(request_id, import_id=import_id):
+        logger.info("import run started")
+        status = import_run(
+            import_id, requeue=lambda: run_import.enqueue(import_id, request_id=request_id)
+        )
+        logger.info("import run ended", status=status)
+        return status
 
 
 @task
-def run_bulk_job(job_id: str) -> str:
+def run_bulk_job(job_id: str, request_id: str = "") -> str:
     """Run or resume one bulk action on every contact of a view (see transfers.bulk)."""
-    return bulk_job_run(job_id)
+    with task_logging(request_id, bulk_job_id=job_id):
+        logger.info("bulk job run started")
+        status = bulk_job_run(job_id)
+        logger.info("bulk job run ended", status=status)
+        return status
 
 
 def bulk_task_rows(*, job_id: Any) -> QuerySet[DBTaskResult]:

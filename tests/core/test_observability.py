@@ -268,3 +268,31 @@ def test_rows_written_by_an_import_are_counted_when_their_batch_commits(
     for callback in callbacks:
         callback()
     assert REGISTRY.get_sample_value(*sample) == before + 3
+
+
+def test_the_request_id_that_started_an_import_is_in_the_log_lines_of_its_task(
+    json_log, key, agent, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.models import DBTaskResult
+
+    from transfers import tasks
+
+    uploader = Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}")
+    csv_text = "external_id,name\nr-1,One\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = uploader.post(
+            "/api/v1/imports/",
+            {"file": upload(csv_text, "people.csv")},
+            HTTP_X_REQUEST_ID="upload-42",
+        )
+    assert queued.status_code == 202, queued.content
+    job_id = queued.json()["id"]
+    (row,) = DBTaskResult.objects.filter(task_path=tasks.run_import.module_path)
+    assert row.args_kwargs == {"args": [job_id], "kwargs": {"request_id": "upload-42"}}
+
+    assert tasks.run_import.call(job_id, request_id="upload-42") == "completed"
+
+    task_lines = [line for line in lines(json_log) if line.get("import_id") == job_id]
+    assert [line["event"] for line in task_lines] == ["import run started", "import run ended"]
+    assert {line["request_id"] for line in task_lines} == {"upload-42"}
+    assert task_lines[-1]["status"] == "completed"

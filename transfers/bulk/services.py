@@ -14,6 +14,7 @@ from django.utils import timezone
 from contacts import signals
 from contacts.models import Contact
 from core.errors import ConflictError
+from core.observability import request_id_current
 from core.redaction import Redactor, strings
 from transfers import tasks
 from transfers.bulk.actions import BackgroundRequest
@@ -61,8 +62,8 @@ def _scrubbed(value: Any, redactor: Redactor) -> Any:
 
 
 def _enqueue(job: BulkJob) -> None:
-    job_id = str(job.pk)
-    transaction.on_commit(lambda: tasks.run_bulk_job.enqueue(job_id))
+    job_id, request_id = str(job.pk), request_id_current()
+    transaction.on_commit(lambda: tasks.run_bulk_job.enqueue(job_id, request_id=request_id))
 
 
 def bulk_job_start(request: BackgroundRequest) -> BulkJob:

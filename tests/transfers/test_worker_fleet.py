@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from django_tasks_db.management.commands import db_worker
 
@@ -41,6 +42,10 @@ BATCH = 20  # rows per transaction in the worker processes
 ROWS = 1_200  # 60 batches an import
 BAD_EVERY = 50  # every 50th row has an invalid email: a failed row, reported once
 STOPPED = "transfers.tasks.WorkerStopped"
+# How long a stopped worker may take to exit: the batch it is writing (milliseconds here),
+# then its loops' last writes (the heartbeat removing its row, the relay recording a pass),
+# which it waits for up to LOOPS_STOP_SECONDS; on SQLite those wait for the write lock.
+EXIT_SECONDS = worker.LOOPS_STOP_SECONDS + 15
 
 
 @pytest.fixture(autouse=True)
@@ -251,24 +256,34 @@ def test_three_workers_share_the_imports_and_one_killed_mid_import_is_finished_b
     survivors = names - {victim}
     for tag, job in jobs.items():
         assert_written_exactly_once(job, tag)
-        finished = tasks.import_task_rows(import_id=job.pk).filter(status="SUCCESSFUL")
-        assert [r.return_value for r in finished] == ["completed"]  # run to the end once
+        ends = [r.return_value for r in tasks.import_task_rows(import_id=job.pk)]
+        # Run to the end once. Any other run ended "lost" having committed nothing more: a
+        # live worker silent past IMPORT_STALE_SECONDS (on SQLite, waiting that long for the
+        # write lock) has its import taken over, and its next batch rolls back.
+        assert ends.count("completed") == 1
+        assert set(ends) <= {"completed", "lost", None}
     # The killed worker's run: its task row closed by the heartbeat check, its job resumed
     # after its last committed batch by one of the other workers.
-    dead, resumed = tasks.import_task_rows(import_id=victim_job.pk).order_by("enqueued_at")
-    assert (dead.status, dead.worker_ids, dead.exception_class_path) == (
-        "FAILED", [victim], STOPPED,
-    )  # fmt: skip
+    rows = list(tasks.import_task_rows(import_id=victim_job.pk))
+    dead = [r for r in rows if r.worker_ids[-1] == victim]
+    assert [(r.status, r.exception_class_path) for r in dead] == [("FAILED", STOPPED)]
+    resumed = next(r for r in rows if r.return_value == "completed")
     assert resumed.status == "SUCCESSFUL"
     assert resumed.worker_ids[-1] in survivors
-    # All three took imports from the one queue.
     claimed = {
         w for ids in tasks.import_task_rows().values_list("worker_ids", flat=True) for w in ids
     }
-    assert claimed == names
-    for name in survivors:  # idle now: a stop signal ends them at once, with status 0
+    if connection.vendor == "postgresql":
+        # All three took imports from the one queue. SQLite has one write lock and no queue
+        # for it: a worker committing batch after batch can keep another from claiming a
+        # task for many seconds (20 s seen), so there only the victim and the survivor
+        # that resumed its import are sure to have run one.
+        assert claimed == names
+    assert {victim, resumed.worker_ids[-1]} <= claimed <= names
+    for name in survivors:  # idle now: a stop signal ends them, with status 0
         workers.processes[name].terminate()
-        assert workers.processes[name].wait(15) == 0, workers.logs()
+    for name in survivors:
+        assert workers.processes[name].wait(EXIT_SECONDS) == 0, workers.logs()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -284,9 +299,9 @@ def test_a_worker_stopped_with_sigterm_hands_its_import_back_after_a_batch_and_e
 
     first.send_signal(signal.SIGTERM)
     try:
-        code = first.wait(15)  # one batch of 20 rows takes milliseconds
+        code = first.wait(EXIT_SECONDS)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"the worker did not stop within 15 s\n{workers.logs()}") from None
+        raise AssertionError(f"the worker did not stop in time\n{workers.logs()}") from None
     assert code == 0, workers.logs()
 
     job.refresh_from_db()

@@ -22,9 +22,10 @@ in progress run to its end before it exits, which for an import of a million row
 minutes. This worker also sets `transfers.imports.engine.stop_requested`: the import in
 progress commits the batch it is writing, hands the job back queued with its next run
 enqueued (another worker resumes it after that batch at once, not after
-IMPORT_STALE_SECONDS), and the worker exits with status 0 within about one batch's time. A
-second signal ends the task at once: the open batch rolls back and the import resumes like
-a killed worker's, after IMPORT_STALE_SECONDS.
+IMPORT_STALE_SECONDS), and the worker exits with status 0 once that batch is committed and
+its loops have finished (at most LOOPS_STOP_SECONDS more). A second signal ends the task at
+once: the open batch rolls back and the import resumes like a killed worker's, after
+IMPORT_STALE_SECONDS.
 
 Several workers, on one host or many, share the queue: `db_worker` claims a task row with
 `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL (on SQLite in an exclusive transaction, one

@@ -45,10 +45,13 @@ def run_import(import_id: str, request_id: str = "") -> str:
 
 @task
 def run_bulk_job(job_id: str, request_id: str = "") -> str:
-    """Run or resume one bulk action on every contact of a view (see transfers.bulk)."""
+    """Run or resume one bulk action on every contact of a view (see transfers.bulk); like
+    an import's, a run its stopping worker hands back enqueues the next one."""
     with task_logging(request_id, bulk_job_id=job_id):
         logger.info("bulk job run started")
-        status = bulk_job_run(job_id)
+        status = bulk_job_run(
+            job_id, requeue=lambda: run_bulk_job.enqueue(job_id, request_id=request_id)
+        )
         logger.info("bulk job run ended", status=status)
         return status
 

@@ -397,3 +397,39 @@ def test_an_erased_person_is_redacted_from_the_jobs_that_name_them(agent, admin_
     assert named.params == {"tag": "[erased name]"}
     other.refresh_from_db()
     assert (other.query, other.params) == ("q=ada", {"tag": "spring"})
+
+
+def test_a_stopping_worker_hands_a_bulk_job_back_and_the_next_run_goes_on(
+    agent, admin_user, monkeypatch
+):
+    """SIGTERM on the worker (the engine's stop flag): the run ends after the batch it is
+    writing, the job is queued again with its next run enqueued, and that run finishes the
+    job without changing anyone twice."""
+    from django_tasks_db.models import DBTaskResult
+
+    from transfers.imports import engine
+
+    contacts = ContactFactory.create_batch(5, agent=agent)
+    job = start(agent, admin_user, BulkAction("tag", {"tag": "x"}))
+    apply = contacts_bulk.bulk_apply
+
+    def stop_after_first_batch(**kwargs):
+        engine.stop_requested.set()
+        return apply(**kwargs)
+
+    monkeypatch.setattr(runner, "bulk_apply", stop_after_first_batch)
+    try:
+        assert tasks.run_bulk_job.call(str(job.pk)) == "released"
+    finally:
+        engine.stop_requested.clear()
+    job.refresh_from_db()
+    assert (job.status, job.run_token, job.processed_count) == ("queued", "", 2)
+    assert len(tagged(agent, "x")) == 2
+    waiting = DBTaskResult.objects.filter(task_path=tasks.run_bulk_job.module_path, status="READY")
+    assert [row.args_kwargs["args"] for row in waiting] == [[str(job.pk)]]
+
+    monkeypatch.setattr(runner, "bulk_apply", apply)
+    job = run(job)
+    assert (job.status, job.processed_count, job.changed_count) == ("completed", 5, 5)
+    assert tagged(agent, "x") == {c.pk for c in contacts}
+    assert AuditEvent.objects.filter(action="updated").count() == 5

@@ -27,6 +27,7 @@ from core.actors import Actor, Channel
 from core.errors import DomainError, ValidationFailed
 from transfers.bulk.actions import BulkAction, bulk_action_clean, bulk_apply, bulk_next_ids
 from transfers.bulk.actions import bulk_matching as matching
+from transfers.imports.engine import stop_requested
 from transfers.models import BulkJob, BulkJobContact
 from workspaces.models import Membership
 
@@ -81,15 +82,18 @@ def bulk_job_claim(job_id: Any) -> tuple[BulkJob, str] | None:
     return job, token
 
 
-def bulk_job_run(job_id: Any) -> str:
-    """Run (or resume) one bulk job to its end; returns the final status."""
+def bulk_job_run(job_id: Any, *, requeue: Callable[[], object] | None = None) -> str:
+    """Run (or resume) one bulk job to its end; returns the final status, or "released" when
+    the worker was asked to stop (SIGTERM) and the job was handed back after its last batch
+    (`requeue` then queues its next run in the same transaction)."""
     claimed = bulk_job_claim(job_id)
     if claimed is None:
         return "skipped"
     job, token = claimed
-    run = _Run(job, token)
+    run = _Run(job, token, requeue=requeue)
     try:
-        run.execute()
+        if not run.execute():
+            return "released"
     except JobLost:
         return "lost"
     except DomainError as exc:
@@ -110,18 +114,26 @@ def _sentence(error: DomainError) -> str:
 
 
 class _Run:
-    def __init__(self, job: BulkJob, token: str) -> None:
+    def __init__(
+        self, job: BulkJob, token: str, *, requeue: Callable[[], object] | None = None
+    ) -> None:
         self.job = job
         self.token = token
+        self.requeue = requeue
         self.status = job.status
         self.next_ids: Callable[[Any, int], list[Any]] | None = None
 
-    def execute(self) -> None:
+    def execute(self) -> bool:
+        """Batches until the job ends (True), or until the worker is asked to stop: then the
+        job is handed back after its last batch (False)."""
         size, pause = batch_size(), pause_ratio()
         while True:
+            if stop_requested.is_set():
+                self.release()
+                return False
             started = time.monotonic()
             if self._batch(size):
-                return
+                return True
             # Yield to the people using the dashboard: the job takes at most 1 / (1 + pause)
             # of the time, so a million contacts never starve the table's own queries.
             if pause:
@@ -209,6 +221,27 @@ class _Run:
             job.save(update_fields=PROGRESS_FIELDS)
             self.job = job
         return False
+
+    def release(self) -> None:
+        """Hand the job back, queued and unclaimed, with its next run enqueued in the same
+        transaction (`requeue`): another worker goes on after the last committed batch at
+        once, not after IMPORT_STALE_SECONDS."""
+        with transaction.atomic():
+            job = BulkJob.objects.select_for_update(of=("self",)).get(pk=self.job.pk)
+            if job.run_token != self.token:
+                raise JobLost
+            job.status = Status.QUEUED
+            job.run_token = ""
+            job.heartbeat_at = timezone.now()
+            job.save(update_fields=["status", "run_token", "heartbeat_at"])
+            if self.requeue is not None:
+                self.requeue()
+        logger.info(
+            "Bulk job %s handed back after %s contacts: its worker is stopping",
+            job.pk,
+            job.processed_count,
+        )
+        self.job, self.status = job, Status.QUEUED
 
     def _end(self, job: BulkJob, status: str) -> bool:
         job.status = status

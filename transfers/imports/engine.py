@@ -65,7 +65,8 @@ logger = logging.getLogger(__name__)
 Status = ContactImport.Status
 
 # Set by the task worker when it is asked to stop (`manage.py worker`, SIGTERM or SIGINT): the
-# run in progress stops before its next batch and hands its job back (`_Run.release`). An
+# run in progress (an import here, a bulk action in transfers.bulk.runner) stops before its
+# next batch and hands its job back (`_Run.release`). An
 # event rather than a signal handler here, because the worker owns the signals; reading it
 # once per batch costs nothing next to the batch.
 stop_requested = threading.Event()

@@ -4,8 +4,8 @@ It applies migrations, collects static files (hashed and compressed, served by W
 then starts gunicorn (config/gunicorn.conf.py) and WORKER_PROCESSES task workers
 (`manage.py worker`), and watches them:
 - SIGTERM or SIGINT goes to every child: gunicorn finishes the requests in flight, each
-  worker ends its current batch and hands its import back to the queue (it resumes after
-  the last committed batch); then this command exits 0.
+  worker ends its current batch and hands its import or bulk action back to the queue (it
+  resumes after the last committed batch); then this command exits 0.
 - A task worker that dies is started again (after a pause if it keeps dying); if gunicorn
   dies, the workers are stopped and the command exits with gunicorn's status, so a
   supervisor (systemd, Kubernetes) can restart the whole.

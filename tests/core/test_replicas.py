@@ -529,6 +529,29 @@ def _closed_port() -> int:
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
+@needs_postgres
+def test_a_copy_export_streams_from_the_replica(loopback, agent, key, monkeypatch):
+    """On PostgreSQL an export is a COPY on a raw cursor, out of the ORM's sight: it must
+    still run on the replica the router chose for the request."""
+    from transfers.exports import copy as copy_export
+
+    ContactFactory(agent=agent, name="Ada Lovelace")
+    used: list[str] = []
+    real = copy_export._copy
+
+    def spy(*args, **kwargs):
+        used.append(kwargs.get("using", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(copy_export, "_copy", spy)
+    response = ApiClient(HTTP_AUTHORIZATION=f"Bearer {key.raw}").get(
+        "/api/v1/contacts/export/?format=csv"
+    )
+    assert response.status_code == 200
+    assert "Ada Lovelace" in b"".join(response.streaming_content).decode()
+    assert used == [REPLICA]
+
+
 def test_a_down_replica_is_skipped_and_the_page_still_answers(
     replicas_on, staff_client, agent, contact
 ):

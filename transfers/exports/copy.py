@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import QuerySet
 
 from attributes.models import AttributeDefinition
@@ -189,12 +189,15 @@ PARALLEL_FROM_ROWS = 200_000
 _SNAPSHOT_RE = re.compile(r"^[0-9A-F-]+$")
 
 
-def _copy(sql: str, params: list, options: str, *, cursor=None) -> Iterator[bytes]:
-    """COPY's output in chunks of about 256 KB (COPY itself sends one message per row)."""
+def _copy(
+    sql: str, params: list, options: str, *, cursor=None, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[bytes]:
+    """COPY's output in chunks of about 256 KB (COPY itself sends one message per row), on
+    `cursor` or a cursor of the database `using`."""
     buffer = bytearray()
     with contextlib.ExitStack() as stack:
         if cursor is None:
-            cursor = stack.enter_context(connection.cursor())
+            cursor = stack.enter_context(connections[using].cursor())
         copy = stack.enter_context(
             cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params)
         )
@@ -216,6 +219,9 @@ class _Export:
         self.keys = keys
         self.hidden = hidden
         self.agent_id = agent_id
+        # The database the router reads contacts from for this request: a read replica
+        # when one serves it (core.replicas), else the primary.
+        self.using = qs.db
         self.source, self.source_params = _source(qs)
         self.options = (
             "FORMAT csv"
@@ -235,16 +241,19 @@ class _Export:
 
     def stream(self) -> Iterator[bytes]:
         estimate = count_estimate(self.qs)[0]
-        if estimate >= PARALLEL_FROM_ROWS and connection.get_autocommit():
+        # Two halves on one exported snapshot: on the primary only (a standby's snapshot
+        # cannot be shared between its connections the same way).
+        parallel = self.using == DEFAULT_DB_ALIAS and connections[self.using].get_autocommit()
+        if estimate >= PARALLEL_FROM_ROWS and parallel:
             yield from self._parallel(estimate)
             return
         sql = self.query(merge=estimate >= MERGE_FROM_ROWS)
-        yield from _copy(sql.text, sql.params, self.options)
+        yield from _copy(sql.text, sql.params, self.options, using=self.using)
 
     def _parallel(self, estimate: int) -> Iterator[bytes]:
         """The first half streams from this connection while a thread spools the second half
         to a temporary file; both read the same snapshot, so the halves fit exactly."""
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]

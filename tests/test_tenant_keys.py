@@ -24,23 +24,14 @@ from django.db import connection, models
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models.fields.composite import CompositePrimaryKey
 
+from tests.test_architecture import LAYERS
 from tests.transfers.conftest import upload
 from transfers.imports.engine import import_run
 from transfers.models import ImportRowIssue
 from transfers.services import import_create, import_start
 from workspaces.models import Agent, Workspace
 
-PROJECT_APPS = (
-    "core",
-    "workspaces",
-    "attributes",
-    "contacts",
-    "identity",
-    "helpdesk",
-    "transfers",
-    "webhooks",
-    "demo",
-)
+PROJECT_APPS = LAYERS
 
 # Tables of no tenant.
 GLOBAL = {

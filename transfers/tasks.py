@@ -9,6 +9,7 @@ its row RUNNING for good; the helpers below find a job's rows so that its recove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -28,32 +29,36 @@ class WorkerStopped(Exception):
     """Recorded on the task row of a run whose worker stopped before the end."""
 
 
+def _logged_run(what: str, request_id: str, run: Callable[[], str], **ids: str) -> str:
+    """A job's run with its start and end logged under the id of the request that started
+    the job (`ids` name the job)."""
+    with task_logging(request_id, **ids):
+        logger.info(f"{what} run started")
+        status = run()
+        logger.info(f"{what} run ended", status=status)
+        return status
+
+
 @task
 def run_import(import_id: str, request_id: str = "") -> str:
     """Run or resume one import job (see transfers.imports.engine). A run its stopping worker
     hands back enqueues the next run in the transaction that releases the job: the job is
     never queued without a task waiting for it. `request_id`: the request that started it,
     named in this run's log lines."""
-    with task_logging(request_id, import_id=import_id):
-        logger.info("import run started")
-        status = import_run(
-            import_id, requeue=lambda: run_import.enqueue(import_id, request_id=request_id)
-        )
-        logger.info("import run ended", status=status)
-        return status
+    requeue = lambda: run_import.enqueue(import_id, request_id=request_id)  # noqa: E731
+    return _logged_run(
+        "import", request_id, lambda: import_run(import_id, requeue=requeue), import_id=import_id
+    )
 
 
 @task
 def run_bulk_job(job_id: str, request_id: str = "") -> str:
     """Run or resume one bulk action on every contact of a view (see transfers.bulk); like
     an import's, a run its stopping worker hands back enqueues the next one."""
-    with task_logging(request_id, bulk_job_id=job_id):
-        logger.info("bulk job run started")
-        status = bulk_job_run(
-            job_id, requeue=lambda: run_bulk_job.enqueue(job_id, request_id=request_id)
-        )
-        logger.info("bulk job run ended", status=status)
-        return status
+    requeue = lambda: run_bulk_job.enqueue(job_id, request_id=request_id)  # noqa: E731
+    return _logged_run(
+        "bulk job", request_id, lambda: bulk_job_run(job_id, requeue=requeue), bulk_job_id=job_id
+    )
 
 
 def bulk_task_rows(*, job_id: Any) -> QuerySet[DBTaskResult]:

@@ -29,6 +29,7 @@ from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 import orjson
+from django.db import connection
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
@@ -132,9 +133,15 @@ def contact_events(
 
 
 def _subscribed(agent_id: int) -> list[WebhookEndpoint]:
-    return list(
-        WebhookEndpoint.objects.filter(agent_id=agent_id, enabled=True).only("id", "events")
-    )
+    """The agent's endpoints that are on. On PostgreSQL they are read FOR KEY SHARE, the
+    lock the deliveries' foreign key takes anyway, only now instead of at commit: an
+    endpoint being deleted meanwhile waits for this transaction, and its cascade then sees
+    the deliveries written here (otherwise they would point at a deleted row at commit)."""
+    endpoints = WebhookEndpoint.objects.filter(agent_id=agent_id, enabled=True).only("id", "events")
+    if connection.vendor != "postgresql":
+        return list(endpoints)
+    sql, params = endpoints.query.sql_with_params()
+    return list(WebhookEndpoint.objects.raw(f"{sql} FOR KEY SHARE", params))
 
 
 def envelope(message: WebhookMessage, data: dict[str, Any]) -> str:

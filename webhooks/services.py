@@ -145,7 +145,8 @@ def endpoint_delete(endpoint: WebhookEndpoint) -> None:
     """Remove the endpoint with its delivery log (messages no endpoint needs are pruned).
 
     Switched off first, in a transaction of its own, so changes made from then on write no
-    delivery for it; the row lock then waits for the writes already under way, whose
+    delivery for it; the row lock then waits for the writes already under way (they hold
+    the endpoint FOR KEY SHARE from the moment they read it, `events._subscribed`), whose
     deliveries go with the rest (a delivery committed after the cascade collected its rows
     would break the foreign key at the end)."""
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)

@@ -8,12 +8,15 @@
   do not all restart together); one silent for GUNICORN_TIMEOUT seconds is killed.
 - SIGTERM: stop accepting, let requests in flight finish for up to GUNICORN_GRACEFUL_TIMEOUT
   seconds, then exit.
-- No access log: the app writes one JSON line per request itself (core.observability).
+- No access log: the app writes one JSON line per request itself (core.observability);
+  gunicorn's own lines use the same format.
 """
 
 from __future__ import annotations
 
 import os
+
+from core.observability import logging_config, structlog_configure
 
 
 def _int(name: str, default: int, minimum: int = 0) -> int:
@@ -42,6 +45,18 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# gunicorn's own lines (start, stop, a worker replaced) in the app's format: JSON lines in
+# production, like every other line of the process.
+structlog_configure()
+logconfig_dict = logging_config(
+    fmt=os.environ.get("LOG_FORMAT", "json"), level=os.environ.get("LOG_LEVEL", "INFO")
+)
+logconfig_dict["loggers"].update(
+    {
+        name: {"level": "INFO", "handlers": ["console"], "propagate": False}
+        for name in ("gunicorn.error", "gunicorn.access")
+    }
+)
 proc_name = "rapport-web"
 # The proxy in front (BEHIND_TLS_PROXY) connects from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")

@@ -128,7 +128,11 @@ def test_serve_runs_production_with_a_worker_static_files_and_stops_on_sigterm(t
     assert time.monotonic() - started < 30
     assert not WorkerHeartbeat.objects.exists()  # the worker stopped cleanly
 
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    text = log.read_text().splitlines()
+    lines = [json.loads(line) for line in text if line.startswith("{")]
+    # gunicorn's own lines are JSON too: no plain "[date] [pid] [INFO]" line is left.
+    assert not [line for line in text if line.startswith("[")]
+    assert any(line.get("logger") == "gunicorn.error" for line in lines)
     requests = [line for line in lines if line.get("event") == "request"]
     login = next(line for line in requests if line["request_id"] == "probe-1")
     assert login["path"] == "/login/"

@@ -224,8 +224,8 @@ def _sender_pool() -> ThreadPoolExecutor:
         return _senders
 
 
-def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookDelivery]:
-    """Claim, send and record these deliveries (sent in parallel by up to `senders` threads:
+def deliver(delivery_ids: list[Any]) -> list[WebhookDelivery]:
+    """Claim, send and record these deliveries (sent in parallel by up to SENDERS threads:
     no two of them share an ordering key, `due` makes sure). Returns the recorded ones."""
     if not delivery_ids:
         return []
@@ -240,7 +240,7 @@ def deliver(delivery_ids: list[Any], *, senders: int = SENDERS) -> list[WebhookD
     if not claimed:
         return []
     messages_render([d.message for d in claimed])
-    if senders <= 1 or len(claimed) == 1:
+    if len(claimed) == 1:
         attempts = [send(delivery) for delivery in claimed]
     else:
         attempts = list(_sender_pool().map(send, claimed))

@@ -186,7 +186,7 @@ def endpoint_send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
         )
     delivery = WebhookDelivery.objects.get(message=message)
     if endpoint.enabled:
-        relay.deliver([delivery.pk], senders=1)
+        relay.deliver([delivery.pk])
         delivery.refresh_from_db()
     return delivery
 

@@ -380,6 +380,36 @@ def test_the_table_is_read_from_the_replica(loopback, staff_client, agent, conta
     assert not any('"contacts_contact"' in q["sql"] for q in on_primary.captured_queries)
 
 
+def test_the_widget_never_reads_a_replica_over_http(loopback, agent):
+    """The trust rule reads the primary only: a verified identify (a write), the GET that
+    turns its session into a hand-off token and the GET of its conversation's messages (a
+    read of the help desk, which other pages read from a replica) make no query on the
+    replica, however healthy it is."""
+    from django.urls import reverse
+
+    from tests.identity.conftest import Widget, start_conversation
+
+    widget = Widget(agent)
+    identified = widget.jwt(user_id="u-1", email="ada@example.com")
+    assert identified.status_code == 200, identified.content
+    conversation = start_conversation(widget)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {widget.session_token}"}
+    kwargs = {"agent_public_id": agent.public_id}
+    with _reads_on(REPLICA) as on_replica:
+        token = widget.client.get(reverse("identity:identity_token", kwargs=kwargs), **bearer)
+        messages = widget.client.get(
+            reverse(
+                "helpdesk:widget-messages",
+                kwargs={**kwargs, "conversation_id": str(conversation.pk)},
+            ),
+            **bearer,
+        )
+    assert token.status_code == 200, token.content
+    assert token.json()["token"]
+    assert messages.status_code == 200, messages.content
+    assert on_replica.captured_queries == []
+
+
 @pytest.mark.parametrize(
     ("page", "table"),
     [

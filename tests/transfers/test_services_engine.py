@@ -1,4 +1,5 @@
-"""The import engine end to end, through both writers (services everywhere, COPY on PostgreSQL)."""
+"""The import engine end to end, through both writers (the services, and the database's
+set-based fast path: COPY on PostgreSQL, bulk statements on SQLite)."""
 
 from __future__ import annotations
 
@@ -518,16 +519,16 @@ def test_values_with_tabs_backslashes_quotes_and_newlines_are_stored_as_written(
 def test_a_batch_the_database_refuses_is_written_again_row_by_row(
     run_import, agent, schema, writer, monkeypatch
 ):
-    if writer != "copy":
-        pytest.skip("the fallback is the COPY writer's")
-    from django.db import DataError
+    if writer != "fast":
+        pytest.skip("the fallback is the fast writers'")
+    from django.db import DataError, connection
 
-    from transfers.imports import copy_writer as pg
+    from transfers.imports.engine import FAST_WRITERS
 
-    def refuse(self, cleaned, outcomes, rows):
+    def refuse(self, *args):
         raise DataError("value out of range")
 
-    monkeypatch.setattr(pg.CopyWriter, "_write_staged", refuse)
+    monkeypatch.setattr(FAST_WRITERS[connection.vendor], "_write_staged", refuse)
     job = run_import(CSV + "u4,Bad,not-an-email,,,,,,\n")
 
     assert counts(job) == {"created": 3, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 0}

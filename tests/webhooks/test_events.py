@@ -589,12 +589,11 @@ def test_a_conversation_without_a_contact_is_ordered_by_itself(agent, hook):
 # --- Imports and bulk actions ---------------------------------------------------------------------
 
 
-@pytest.fixture(params=["services", "copy"])
+@pytest.fixture(params=["services", "fast"])
 def writer(request, settings) -> str:
-    """Imports run through the row-by-row services and, on PostgreSQL, the COPY fast path."""
-    if request.param == "copy" and connection.vendor != "postgresql":
-        pytest.skip("the COPY fast path exists on PostgreSQL only")
-    settings.IMPORT_FAST_PATH = request.param == "copy"
+    """Imports run through the row-by-row services and the database's set-based fast path
+    (COPY on PostgreSQL, bulk statements on SQLite)."""
+    settings.IMPORT_FAST_PATH = request.param == "fast"
     return request.param
 
 

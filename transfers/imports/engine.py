@@ -6,8 +6,9 @@ A run reads the file twice, streaming both times:
    written), counts its rows and notes rows whose contact a later row of the file also
    names (the last one wins, the earlier ones are reported as skipped);
 2. the write pass converts each row through the mapping and hands batches to a writer:
-   the contact services row by row (every database), or set-based SQL fed by COPY
-   (PostgreSQL, `transfers.imports.copy_writer`).
+   the contact services row by row (every database), or set-based: SQL fed by COPY on
+   PostgreSQL (`transfers.imports.copy_writer`), bulk reads and writes on SQLite
+   (`transfers.imports.sqlite_writer`).
 
 Every row ends up counted as created, updated, unchanged, failed or skipped, and every
 failed or skipped row is stored with its reason. Each batch commits together with the job's
@@ -56,6 +57,7 @@ from transfers.imports.mapping import (
     validate_mapping,
 )
 from transfers.imports.readers import FileFormatError, SourceRow, open_rows
+from transfers.imports.sqlite_writer import SqliteWriter
 from transfers.imports.writers import Outcome, PreparedRow, ServiceWriter
 from transfers.models import ContactImport, ImportRowIssue
 from transfers.signals import import_completed
@@ -133,14 +135,14 @@ def prefetched(items: Iterator[Any], *, depth: int) -> Iterator[Any]:
         thread.join(timeout=30)
 
 
-def _use_fast_path() -> bool:
-    return connection.vendor == "postgresql" and settings.IMPORT_FAST_PATH
+# The set-based writer of each database (IMPORT_FAST_PATH); the services everywhere else.
+FAST_WRITERS = {"postgresql": CopyWriter, "sqlite": SqliteWriter}
 
 
 def make_writer(*, job, actor, definitions, converter):
-    if _use_fast_path():
-        return CopyWriter(job=job, actor=actor, definitions=definitions, converter=converter)
-    return ServiceWriter(job=job, actor=actor, definitions=definitions, converter=converter)
+    writer = FAST_WRITERS.get(connection.vendor) if settings.IMPORT_FAST_PATH else None
+    writer = writer or ServiceWriter
+    return writer(job=job, actor=actor, definitions=definitions, converter=converter)
 
 
 # --- Running a job ---------------------------------------------------------------------------

@@ -8,10 +8,14 @@ from __future__ import annotations
 from contacts.models import ADOPTABLE_SOURCES, Contact
 
 TABLE = Contact._meta.db_table
+# Every column by name, never `SELECT *`: a statement a connection has prepared (see
+# DB_PREPARE_THRESHOLD) fails with "cached plan must not change result type" once a
+# migration adds a column under it; a named list keeps its result type.
+COLUMNS = ", ".join(f.column for f in Contact._meta.concrete_fields)
 
 # The agent's contact by external id or fingerprint (every identify and upsert).
 LOCKED_BY = {
-    column: f"SELECT * FROM {TABLE} WHERE agent_id = %s AND {column} = %s LIMIT 1"
+    column: f"SELECT {COLUMNS} FROM {TABLE} WHERE agent_id = %s AND {column} = %s LIMIT 1"
     for column in ("external_id", "fingerprint")
 }
 

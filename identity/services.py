@@ -240,6 +240,8 @@ def _identify_trusted(
                 unknown_attributes=_unknown_policy(agent, signed=True),
                 on_forbidden="ignore",
                 adopt=True,
+                # An error ends this identify's transaction anyway (it is raised again).
+                savepoint=False,
             )
         except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None

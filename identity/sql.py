@@ -11,5 +11,7 @@ SESSION_UPSERT = (
     " (id, agent_id, visitor_id, contact_id, created_contact, signed, created_at, last_seen_at)"
     " VALUES (%s, %s, %s, NULL, %s, %s, %s, %s)"
     " ON CONFLICT (agent_id, visitor_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
-    " RETURNING *"
+    # Every column by name: a prepared statement keeps its result type when a migration
+    # adds a column (`RETURNING *` would fail with "cached plan must not change result type").
+    f" RETURNING {', '.join(f.column for f in VisitorSession._meta.concrete_fields)}"
 )

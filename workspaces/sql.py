@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from workspaces.models import Agent, IdentitySecret
 
-AGENT_BY_PUBLIC_ID = f"SELECT * FROM {Agent._meta.db_table} WHERE public_id = %s"
+
+def _columns(model) -> str:
+    """Every column by name, never `*`: a prepared statement (DB_PREPARE_THRESHOLD) must keep
+    its result type when a migration adds a column."""
+    return ", ".join(f.column for f in model._meta.concrete_fields)
+
+
+AGENT_BY_PUBLIC_ID = f"SELECT {_columns(Agent)} FROM {Agent._meta.db_table} WHERE public_id = %s"
 IDENTITY_SECRETS = (
-    f"SELECT * FROM {IdentitySecret._meta.db_table} WHERE agent_id = %s"
+    f"SELECT {_columns(IdentitySecret)} FROM {IdentitySecret._meta.db_table}"
+    " WHERE agent_id = %s"
     " ORDER BY created_at DESC, id DESC"
 )

@@ -320,6 +320,7 @@ def contact_upsert(
     on_forbidden: ForbiddenPolicy = "error",
     merge_related: bool = False,
     adopt: bool = False,
+    savepoint: bool = True,
 ) -> ContactWrite:
     """Create or update the contact with this external_id; a soft-deleted one is restored.
 
@@ -330,6 +331,11 @@ def contact_upsert(
     `adopt` (a signed identify): when no contact has this external id and `data` carries an
     email, the one contact the team already has with that email is adopted instead of
     creating a second person (see `_adopt`). `ContactWrite.adoption` says what happened.
+
+    `savepoint=False` (identify): inside the caller's transaction no savepoint is taken
+    around the whole upsert, two statements fewer on the hot path; a caller that passes it
+    must let an error end its transaction (the bulk API relies on the savepoint to go on
+    with the next item). The insert keeps its own savepoint, which the race above needs.
     """
     try:
         ext = normalize.normalize_external_id(external_id)
@@ -341,7 +347,7 @@ def contact_upsert(
         raise ForbiddenError("Only a trusted channel can write a contact by external id.")
     data = {k: v for k, v in data.items() if k != "external_id"}
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
         contact = _locked_by(agent, external_id=ext)
         adoption = ""

@@ -164,12 +164,13 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
     # the rate counters (one statement), locked contact, update, audit, the webhook
-    # subscriptions, session upsert, seen; plus three savepoints and their releases; on
-    # PostgreSQL the relaxed commit. The agent and its secrets are kept from the first call;
+    # subscriptions, session upsert, seen; plus two savepoints and their releases (the
+    # upsert takes none of its own inside identify's transaction); on PostgreSQL the
+    # relaxed commit. The agent and its secrets are kept from the first call;
     # no attribute values: the schema is not read; no email: no probe.
     from django.db import connection
 
-    with django_assert_num_queries(13 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(11 + (connection.vendor == "postgresql")):
         assert _post(agent, body).status_code == 200
     assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
 
@@ -191,11 +192,12 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
     from django.db import connection
 
     # the rate counters (one statement), schema (the token carries an attribute), locked
-    # contact, session upsert, same-email probe, seen; two savepoints and their releases;
-    # on PostgreSQL the relaxed commit.
+    # contact, session upsert, same-email probe, seen; one savepoint and its release (the
+    # upsert takes none of its own inside identify's transaction); on PostgreSQL the
+    # relaxed commit.
     # Nothing changed: no contact update, no audit, no session update; the agent and its
     # secrets are kept from the first call.
-    with django_assert_num_queries(10 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(8 + (connection.vendor == "postgresql")):
         response = _post(agent, body)
     assert response.status_code == 200
     assert response.json()["contact"]["id"] == str(contact.pk)

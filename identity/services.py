@@ -132,19 +132,6 @@ def _run(
     return identify_anonymous(agent=agent, visitor_id=visitor_id, session_token=session_token)
 
 
-def _relax_commit_durability() -> None:
-    """Let this transaction's COMMIT return before its WAL record reaches the disk.
-
-    Identify is idempotent and re-sent on every page load, so a crash can at worst lose
-    the last fraction of a second of last-seen times and sessions, which the next identify
-    recreates. Waiting for the disk flush would otherwise dominate the endpoint's latency.
-    (Hand-off tokens, messages and dashboard edits keep full durability.)
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 def _retryable(exc: OperationalError) -> bool:
     # 40P01 deadlock_detected, 40001 serialization_failure
     return getattr(exc.__cause__, "sqlstate", None) in {"40P01", "40001"}
@@ -227,7 +214,6 @@ def _identify_trusted(
     ignored: list[dict[str, str]] = []
     data = payload.contact_data(fields, ignored=ignored)
     with transaction.atomic():
-        _relax_commit_durability()
         definitions = _definitions_for_write(agent, data, signed=True)
         try:
             write = contact_upsert(
@@ -246,7 +232,9 @@ def _identify_trusted(
         except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None
         ignored += payload.clean_ignored(write.ignored, signed=True)
-        session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
+        session = visitor_session_get_or_create(
+            agent=agent, visitor_id=visitor_id, relaxed_commit=True
+        )
         contact = visitor_history_absorb(session=session, target=write.contact, actor=actor)
         contact = same_email_absorb(agent=agent, target=contact, actor=actor)
         visitor_session_attach(
@@ -324,13 +312,14 @@ def identify_self_reported(
     raw = payload.self_reported_data(data, ignored=ignored)
     policy = _unknown_policy(agent, signed=False)
     with transaction.atomic():
-        _relax_commit_durability()
         definitions = _definitions_for_write(agent, raw, signed=False)
         if definitions is None:
             definitions = attribute_definition_map(agent=agent)
         clean = _preview(agent, actor, raw, definitions)
         ignored += payload.clean_ignored(clean.ignored, signed=False)
-        session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
+        session = visitor_session_get_or_create(
+            agent=agent, visitor_id=visitor_id, relaxed_commit=True
+        )
         current = _current_contact(agent, session, session_token)
 
         if current is not None and current.identity == Identity.VERIFIED:
@@ -412,8 +401,9 @@ def identify_anonymous(*, agent: Agent, visitor_id: str, session_token: str = ""
     """A visitor id alone: the session (created on first sight), and its contact if it has
     one. No contact is created here; starting a conversation creates an anonymous one."""
     with transaction.atomic():
-        _relax_commit_durability()
-        session = visitor_session_get_or_create(agent=agent, visitor_id=visitor_id)
+        session = visitor_session_get_or_create(
+            agent=agent, visitor_id=visitor_id, relaxed_commit=True
+        )
         current = _current_contact(agent, session, session_token)
         return _anonymous_result(session, current, [])
 

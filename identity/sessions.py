@@ -27,16 +27,26 @@ class InvalidSessionToken(Exception):
     """The token is malformed, forged, expired, or belongs to another agent."""
 
 
-def visitor_session_get_or_create(*, agent: Agent, visitor_id: str) -> VisitorSession:
+def visitor_session_get_or_create(
+    *, agent: Agent, visitor_id: str, relaxed_commit: bool = False
+) -> VisitorSession:
     """The session for this widget visitor id, created on first sight; either way marked
-    seen now. (SQL by hand: every identify starts here.)"""
+    seen now. (SQL by hand: every identify starts here.)
+
+    `relaxed_commit` (PostgreSQL): the same statement lets the caller's transaction commit
+    without waiting for the disk (see `sql.SESSION_UPSERT_RELAXED`)."""
     visitor_id = (visitor_id or "").strip()[:MAX_VISITOR_ID]
     if not visitor_id:
         raise ValueError("visitor_id is required")
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     new_id = VisitorSession._meta.pk.get_db_prep_value(uuid.uuid4(), connection)
+    statement = (
+        sql.SESSION_UPSERT_RELAXED
+        if relaxed_commit and connection.vendor == "postgresql"
+        else sql.SESSION_UPSERT
+    )
     (session,) = VisitorSession.objects.raw(
-        sql.SESSION_UPSERT, [new_id, agent.pk, visitor_id, False, False, now, now]
+        statement, [new_id, agent.pk, visitor_id, False, False, now, now]
     )
     session.agent = agent
     return session

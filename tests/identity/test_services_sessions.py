@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
@@ -105,3 +106,25 @@ def test_a_session_token_never_reaches_a_verified_contact_the_session_did_not_si
     token = session_token_issue(session=session, agent=agent)
     assert session_token_verify(token=token, agent=agent).contact is None
     assert VisitorSession.objects.get(pk=session.pk).contact_id is None
+
+
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="commit durability is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_identify_relaxes_its_commit_and_the_hand_off_keeps_it_durable(agent):
+    """Identify's session upsert also sets synchronous_commit off for its own transaction
+    (re-sent on every page load, nothing is lost that the next call does not redo); the
+    hand-off, whose token must stay used after a crash, commits durably."""
+    from django.db import connection, transaction
+
+    def durability() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        visitor_session_get_or_create(agent=agent, visitor_id="v-1", relaxed_commit=True)
+        assert durability() == "off"
+    assert durability() == "on"  # SET LOCAL: the next transaction is durable again
+    with transaction.atomic():
+        visitor_session_get_or_create(agent=agent, visitor_id="v-1")
+        assert durability() == "on"

@@ -164,13 +164,11 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
     # the rate counters (one statement), locked contact, update, audit, the webhook
-    # subscriptions, session upsert, seen; plus two savepoints and their releases (the
-    # upsert takes none of its own inside identify's transaction); on PostgreSQL the
-    # relaxed commit. The agent and its secrets are kept from the first call;
+    # subscriptions, session upsert (which also relaxes the commit on PostgreSQL), seen; plus
+    # two savepoints and their releases (the upsert takes none of its own inside identify's
+    # transaction). The agent and its secrets are kept from the first call;
     # no attribute values: the schema is not read; no email: no probe.
-    from django.db import connection
-
-    with django_assert_num_queries(11 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(11):
         assert _post(agent, body).status_code == 200
     assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
 
@@ -189,15 +187,14 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
     contact = Contact.objects.get(agent=agent, external_id="u-1")
     first_seen = contact.last_seen_at
     session = VisitorSession.objects.get(agent=agent, visitor_id=visitor)
-    from django.db import connection
 
     # the rate counters (one statement), schema (the token carries an attribute), locked
-    # contact, session upsert, same-email probe, seen; one savepoint and its release (the
-    # upsert takes none of its own inside identify's transaction); on PostgreSQL the
-    # relaxed commit.
+    # contact, session upsert (which also relaxes the commit on PostgreSQL), same-email probe,
+    # seen; one savepoint and its release (the upsert takes none of its own inside
+    # identify's transaction).
     # Nothing changed: no contact update, no audit, no session update; the agent and its
     # secrets are kept from the first call.
-    with django_assert_num_queries(8 + (connection.vendor == "postgresql")):
+    with django_assert_num_queries(8):
         response = _post(agent, body)
     assert response.status_code == 200
     assert response.json()["contact"]["id"] == str(contact.pk)

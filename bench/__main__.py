@@ -1,14 +1,18 @@
-"""Run the benchmark: `make bench` (PostgreSQL only).
+"""Run the benchmark: `make bench`.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench python -m bench [--contacts N]
+    python -m bench                   # SQLite, var/bench.sqlite3: the table and import sections
 
 Seeds or reuses an agent with N contacts, measures each section, prints one table and
-writes it to docs/PERFORMANCE.md between the bench markers.
+writes it to docs/PERFORMANCE.md: between the bench markers for PostgreSQL (the production
+and performance target, every section), between the bench-sqlite markers for SQLite (the
+zero-configuration default: the table and import sections), when the file has them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sys
@@ -17,11 +21,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SECTIONS = ("table", "api", "import", "identify", "bulk", "webhooks", "load")
+# What SQLite can be asked: the others measure PostgreSQL's pool, replicas and COPY paths.
+SQLITE_SECTIONS = ("table", "import")
+DEFAULT_CONTACTS = {"postgresql": 1_000_000, "sqlite": 100_000}
 DOC = Path("docs/PERFORMANCE.md")
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+MARKERS = {
+    "postgresql": ("<!-- bench:start -->", "<!-- bench:end -->"),
+    "sqlite": ("<!-- bench-sqlite:start -->", "<!-- bench-sqlite:end -->"),
+}
+START, END = MARKERS["postgresql"]
+COMMANDS = {
+    "postgresql": "DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench",
+    "sqlite": "make bench",
+}
 
 
-def _machine() -> str:
+def _machine(vendor: str) -> str:
     cores = os.cpu_count()
     try:
         meminfo = Path("/proc/meminfo").read_text().splitlines()
@@ -32,21 +47,72 @@ def _machine() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0]
-        cursor.execute("SHOW shared_buffers")
-        buffers = cursor.fetchone()[0]
+        if vendor == "sqlite":
+            cursor.execute("SELECT sqlite_version()")
+            database = f"SQLite {cursor.fetchone()[0]} (WAL, synchronous=NORMAL)"
+        else:
+            cursor.execute("SHOW server_version")
+            pg = cursor.fetchone()[0]
+            cursor.execute("SHOW shared_buffers")
+            database = f"PostgreSQL {pg} (shared_buffers {cursor.fetchone()[0]})"
     return (
         f"{cores} cores, {memory}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, PostgreSQL {pg} (shared_buffers {buffers})"
+        f"Python {platform.python_version()}, {database}"
     )
 
 
+def sections_for(vendor: str, asked: str | None) -> tuple[list[str], str | None]:
+    """The sections to run, or an error message: the database's own by default; on SQLite
+    a section that measures PostgreSQL is refused by name."""
+    available = SQLITE_SECTIONS if vendor == "sqlite" else SECTIONS
+    if not asked:
+        return list(available), None
+    wanted = [s.strip() for s in asked.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        return [], f"Unknown sections: {', '.join(unknown)}; choose from {', '.join(SECTIONS)}."
+    refused = [s for s in wanted if s not in available]
+    if refused:
+        return [], (
+            f"The {', '.join(refused)} "
+            f"{'sections measure' if len(refused) > 1 else 'section measures'} "
+            "PostgreSQL, the production target; on SQLite only "
+            f"{' and '.join(SQLITE_SECTIONS)} run. For every section set DATABASE_URL, e.g.\n"
+            f"  {COMMANDS['postgresql']}"
+        )
+    return wanted, None
+
+
+def write_report(text: str, report: str, vendor: str) -> str | None:
+    """`text` (docs/PERFORMANCE.md) with the report between the database's markers, or None
+    when SQLite's markers are missing (its report is then printed only; PostgreSQL's block
+    is appended under a heading of its own, as before)."""
+    start, end = MARKERS[vendor]
+    block = f"{start}\n{report}{end}"
+    if start in text and end in text:
+        return text.split(start)[0] + block + text.split(end, 1)[1]
+    if vendor == "sqlite":
+        return None
+    return text.rstrip() + "\n\n## Benchmark (`make bench`)\n\n" + block + "\n"
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--contacts",
+        type=int,
+        default=None,
+        help="contacts in the bench agent (1,000,000 on PostgreSQL, 100,000 on SQLite)",
+    )
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument(
+        "--sections",
+        default=None,
+        help=f"comma-separated, of {', '.join(SECTIONS)} "
+        f"(default: all; on SQLite {', '.join(SQLITE_SECTIONS)})",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--smoke",
@@ -55,6 +121,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from bench.database import bench_database_url
+
+    # Without DATABASE_URL the benchmark's own SQLite file, never the development database.
+    os.environ["DATABASE_URL"] = bench_database_url()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Production-like: no query logging, no debug toolbars.
     os.environ["DEBUG"] = "false"
@@ -65,60 +135,48 @@ def main() -> int:
     django.setup()
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        print(
-            "make bench measures PostgreSQL, the production target. Set DATABASE_URL, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench",
-            file=sys.stderr,
-        )
+    vendor = connection.vendor
+    if vendor not in MARKERS:
+        print("make bench measures PostgreSQL or SQLite.", file=sys.stderr)
+        return 2
+    wanted, problem = sections_for(vendor, args.sections)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
 
-    from bench import api, bulk, identify, imports, load, table, webhooks
     from bench.context import prepare
     from bench.harness import render_table
 
-    runners = {
-        "table": table.run,
-        "api": api.run,
-        "import": imports.run,
-        "identify": identify.run,
-        "bulk": bulk.run,
-        "webhooks": webhooks.run,
-        "load": load.run,
-    }
-    wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in runners]
-    if unknown:
-        print(f"Unknown sections: {', '.join(unknown)}; choose from {', '.join(runners)}.")
-        return 2
-
     started = time.monotonic()
     log = lambda line: print(line, flush=True)  # noqa: E731
-    ctx = prepare(contacts=args.contacts, log=log)
+    contacts = args.contacts if args.contacts is not None else DEFAULT_CONTACTS[vendor]
+    ctx = prepare(contacts=contacts, log=log)
     log(f"Agent {ctx.agent.public_id}: {ctx.contacts:,} contacts")
     rows = []
     for name in wanted:
         log(f"== {name}")
-        rows += runners[name](ctx, repeat=args.repeat, log=log)
+        section = importlib.import_module(f"bench.{'imports' if name == 'import' else name}")
+        rows += section.run(ctx, repeat=args.repeat, log=log)
     table_md = render_table(rows)
     elapsed = time.monotonic() - started
-    command = "DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench"
     report = (
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} min on {_machine()}.\n"
-        f"Command: `{command}` ({ctx.contacts:,} contacts in the agent, "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} min on "
+        f"{_machine(vendor)}.\n"
+        f"Command: `{COMMANDS[vendor]}` ({ctx.contacts:,} contacts in the agent, "
         f"{args.repeat} timed requests per line after warm-up).\n\n{table_md}\n"
     )
     print()
     print(report)
-    if not args.no_write and not args.smoke and set(wanted) == set(runners):
+    everything = SQLITE_SECTIONS if vendor == "sqlite" else SECTIONS
+    if not args.no_write and not args.smoke and set(wanted) == set(everything):
         text = DOC.read_text() if DOC.exists() else "# Performance\n"
-        block = f"{START}\n{report}{END}"
-        if START in text and END in text:
-            text = text.split(START)[0] + block + text.split(END, 1)[1]
+        written = write_report(text, report, vendor)
+        if written is None:
+            start, end = MARKERS[vendor]
+            print(f"{DOC} has no {start} … {end} block: the SQLite report is printed only.")
         else:
-            text = text.rstrip() + "\n\n## Benchmark (`make bench`)\n\n" + block + "\n"
-        DOC.write_text(text)
-        print(f"Written to {DOC}.")
+            DOC.write_text(written)
+            print(f"Written to {DOC}.")
     if args.smoke:
         return 0
     return 0 if all(r.ok is not False for r in rows) else 1

@@ -1,14 +1,35 @@
-"""`python -m bench.database`: create the benchmark's PostgreSQL database when it does not
-exist yet, so `make bench` works on a fresh server (it then migrates and seeds it)."""
+"""`python -m bench.database`: make the benchmark's database ready to migrate.
+
+On PostgreSQL (DATABASE_URL=postgres://…) the database is created when it does not exist
+yet, so `make bench` works on a fresh server. Without DATABASE_URL the benchmark runs its
+SQLite sections on its own file, var/bench.sqlite3 (never the development database), whose
+folder is made here; an explicit sqlite:///path is used as given.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 import psycopg
 from psycopg import sql
+
+SQLITE_FILE = Path(__file__).resolve().parent.parent / "var" / "bench.sqlite3"
+
+
+def bench_database_url() -> str:
+    """DATABASE_URL, or the benchmark's SQLite file when it is unset."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{SQLITE_FILE}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a sqlite:/// URL names (as config/settings.py reads it), else None."""
+    if not url.startswith("sqlite:"):
+        return None
+    return Path(dj_database_url.parse(url)["NAME"])
 
 
 def ensure_database(url: str) -> bool:
@@ -31,11 +52,19 @@ def ensure_database(url: str) -> bool:
 
 
 def main() -> int:
-    url = os.environ.get("DATABASE_URL", "")
+    url = bench_database_url()
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(
+            f"Benchmark on SQLite in {path}: the table and import sections "
+            "(DATABASE_URL=postgres://… measures every section on PostgreSQL)."
+        )
+        return 0
     if not url.startswith(("postgres://", "postgresql://")):
         print(
-            "make bench measures PostgreSQL, the production target. Set DATABASE_URL, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench",
+            "make bench measures PostgreSQL (DATABASE_URL=postgres://…) or, without "
+            "DATABASE_URL, SQLite in var/bench.sqlite3.",
             file=sys.stderr,
         )
         return 2

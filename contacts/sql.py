@@ -6,12 +6,13 @@ tests/contacts/test_hot_statements.py."""
 from __future__ import annotations
 
 from contacts.models import ADOPTABLE_SOURCES, Contact
+from core.rows import columns
 
 TABLE = Contact._meta.db_table
-# Every column by name, never `SELECT *`: a statement a connection has prepared (see
-# DB_PREPARE_THRESHOLD) fails with "cached plan must not change result type" once a
-# migration adds a column under it; a named list keeps its result type.
-COLUMNS = ", ".join(f.column for f in Contact._meta.concrete_fields)
+# Every column by name, in field order (core.rows), never `SELECT *`: a statement a
+# connection has prepared (DB_PREPARE_THRESHOLD) fails with "cached plan must not change
+# result type" once a migration adds a column under it; a named list keeps its result type.
+COLUMNS = columns(Contact)
 
 # The agent's contact by external id or fingerprint (every identify and upsert).
 LOCKED_BY = {

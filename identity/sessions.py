@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts.models import Identity
+from core import rows
 from identity import sql
 from identity.models import VisitorSession
 from workspaces.models import Agent
@@ -45,9 +46,11 @@ def visitor_session_get_or_create(
         if relaxed_commit and connection.vendor == "postgresql"
         else sql.SESSION_UPSERT
     )
-    (session,) = VisitorSession.objects.raw(
-        statement, [new_id, agent.pk, visitor_id, False, False, now, now]
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [new_id, agent.pk, visitor_id, False, False, now, now])
+        # The relaxed statement's last column is set_config's answer, not a field.
+        row = cursor.fetchone()[: len(VisitorSession._meta.concrete_fields)]
+        session = rows.instance(VisitorSession, row)
     session.agent = agent
     return session
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.rows import columns
 from identity.models import VisitorSession
 
 # One statement, race-free on both databases: two identifies of a new visitor both INSERT,
@@ -13,7 +14,7 @@ SESSION_UPSERT = (
     " ON CONFLICT (agent_id, visitor_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
     # Every column by name: a prepared statement keeps its result type when a migration
     # adds a column (`RETURNING *` would fail with "cached plan must not change result type").
-    f" RETURNING {', '.join(f.column for f in VisitorSession._meta.concrete_fields)}"
+    f" RETURNING {columns(VisitorSession)}"
 )
 
 # The same, also letting the transaction's COMMIT return before its WAL record reaches the

@@ -38,6 +38,7 @@ from contacts.models import (
 from contacts.services.audit import ContactWrite, audit, check_may_change
 from contacts.services.stripe import apply_stripe_accounts
 from contacts.services.tags import apply_tags
+from core import rows
 from core.actors import Actor, Channel
 from core.errors import (
     ConflictError,
@@ -295,16 +296,18 @@ def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
     transaction (SELECT … FOR UPDATE; SQLite locks the whole database on write instead).
 
     Written as SQL: every identify and every upsert comes through here, and building this
-    query with the ORM costs several times what running it does."""
+    query with the ORM costs several times what running it does; `core.rows` builds the
+    instance without `raw()`'s per-call setup."""
     ((name, value),) = lookup.items()
     sql = sql_text.LOCKED_BY[name]
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    found = list(Contact.objects.raw(sql, [agent.pk, value]))
-    if not found:
-        return None
-    found[0].agent = agent
-    return found[0]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent.pk, value])
+        contact = rows.instance(Contact, cursor.fetchone())
+    if contact is not None:
+        contact.agent = agent
+    return contact
 
 
 def contact_upsert(

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("table", "api", "import", "identify", "bulk", "webhooks", "load")
+SECTIONS = ("table", "api", "import", "identify", "bulk", "busy", "webhooks", "load")
 # What SQLite can be asked: the others measure PostgreSQL's pool, replicas and COPY paths.
 SQLITE_SECTIONS = ("table", "import")
 DEFAULT_CONTACTS = {"postgresql": 1_000_000, "sqlite": 100_000}

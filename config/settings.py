@@ -399,6 +399,9 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_048_576, minimum=1)
 # Rows written per transaction (progress is saved with each batch).
 IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 10000, minimum=1)
+# After each batch an import rests this fraction of the time the batch took (0: flat out),
+# so a large import leaves room for the dashboard and the widget.
+IMPORT_PAUSE_RATIO = env_float("IMPORT_PAUSE_RATIO", 0.0, minimum=0)
 # The set-based COPY path on PostgreSQL; off means the row-by-row services everywhere.
 IMPORT_FAST_PATH = env_bool("IMPORT_FAST_PATH", True)
 # A running import whose worker has not reported for this long can be resumed.

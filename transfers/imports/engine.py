@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic, sleep
 from typing import Any
 
 from django.conf import settings
@@ -134,6 +135,9 @@ def prefetched(items: Iterator[Any], *, depth: int) -> Iterator[Any]:
         stop.set()
         thread.join(timeout=30)
 
+
+# The longest rest between two batches (IMPORT_PAUSE_RATIO), whatever a batch took.
+MAX_PAUSE_SECONDS = 5.0
 
 # The set-based writer of each database (IMPORT_FAST_PATH); the services everywhere else.
 FAST_WRITERS = {"postgresql": CopyWriter, "sqlite": SqliteWriter}
@@ -310,11 +314,18 @@ class _Run:
         try:
             # Reading, converting and cleaning the next batch (Python) overlaps with writing
             # this one (the database): the two use the machine's two cores.
+            pause = settings.IMPORT_PAUSE_RATIO
             for batch in prefetched(self._batches(), depth=2):
                 if stop_requested.is_set():
                     self.release()
                     return False
+                started = monotonic()
                 self.flush(batch)
+                if pause:
+                    # Yield to the people using the dashboard and the widget: the writing
+                    # takes at most 1 / (1 + pause) of the time (the next batch is being
+                    # read meanwhile, so the file's parsing is not slowed down).
+                    sleep(min((monotonic() - started) * pause, MAX_PAUSE_SECONDS))
         finally:
             self._close_report()
         self.finish()

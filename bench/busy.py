@@ -79,7 +79,7 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     imports._forget_imported(ctx)
     rows = min(ctx.agent.contacts.count(), 1_000_000)
     log(f"  generating a {rows:,}-row CSV")
-    path = imports.generate(rows)
+    path = imports.generate(rows, imports.FILE)
 
     client = ctx.client()
     url = reverse("contacts:list", kwargs={"agent_public_id": ctx.agent.public_id})
@@ -88,7 +88,7 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     agent = identify._identify_agent()
     secret = identity_secret_current(agent=agent).secret
     port = identify._free_port()
-    server = identify._start_server(port)
+    server = identify._start_server(port, {"DATABASE_URL": _database_url()})
     child = None
     try:
         warm_until = time.monotonic() + identify.WARM_UP_S
@@ -114,6 +114,7 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "false",
             "DATABASE_URL": _database_url(),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # where the upload was stored
         }
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, "-c", RUN_IMPORT, str(job.pk)],

@@ -422,6 +422,21 @@ def test_a_database_error_of_sqlite_itself_redoes_the_batch_with_the_services(
     assert "not a valid email" in job.issues.get().message
 
 
+def test_an_import_gives_its_connection_a_page_cache_for_the_contacts_indexes(agent, settings):
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.execute("PRAGMA cache_size").fetchone()[0]
+    try:
+        raw.execute("PRAGMA cache_size = -2000")
+        run_import(agent, "email\na@example.com\n", fast=True, settings=settings)
+        assert sqlite_writer.cache_kib(raw) == sqlite_writer.CACHE_KIB
+        raw.execute(f"PRAGMA cache_size = {-2 * sqlite_writer.CACHE_KIB}")
+        run_import(agent, "email\nb@example.com\n", fast=True, settings=settings)
+        assert sqlite_writer.cache_kib(raw) == 2 * sqlite_writer.CACHE_KIB  # never lowered
+    finally:
+        raw.execute(f"PRAGMA cache_size = {before}")
+
+
 def test_the_fast_path_on_sqlite_is_this_writer(agent, settings):
     job = import_create(
         agent=agent, upload=SimpleUploadedFile("p.csv", b"email\na@example.com\n"), actor_label="t"

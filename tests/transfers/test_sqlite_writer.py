@@ -22,7 +22,8 @@ from contacts.models import AuditEvent, Contact, StripeAccount, Tag
 from contacts.services import contact_create, contact_soft_delete, contact_upsert
 from transfers.imports import sqlite_writer
 from transfers.imports.engine import import_run, make_writer
-from transfers.imports.sqlite_writer import SqliteWriter, select_in
+from transfers.imports.sqlite_bulk import CACHE_KIB, cache_kib, select_in
+from transfers.imports.sqlite_writer import SqliteWriter
 from transfers.imports.writers import ServiceWriter
 from transfers.models import ContactImport
 from transfers.services import import_create, import_start
@@ -429,10 +430,10 @@ def test_an_import_gives_its_connection_a_page_cache_for_the_contacts_indexes(ag
     try:
         raw.execute("PRAGMA cache_size = -2000")
         run_import(agent, "email\na@example.com\n", fast=True, settings=settings)
-        assert sqlite_writer.cache_kib(raw) == sqlite_writer.CACHE_KIB
-        raw.execute(f"PRAGMA cache_size = {-2 * sqlite_writer.CACHE_KIB}")
+        assert cache_kib(raw) == CACHE_KIB
+        raw.execute(f"PRAGMA cache_size = {-2 * CACHE_KIB}")
         run_import(agent, "email\nb@example.com\n", fast=True, settings=settings)
-        assert sqlite_writer.cache_kib(raw) == 2 * sqlite_writer.CACHE_KIB  # never lowered
+        assert cache_kib(raw) == 2 * CACHE_KIB  # never lowered
     finally:
         raw.execute(f"PRAGMA cache_size = {before}")
 

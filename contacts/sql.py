@@ -30,11 +30,15 @@ ADOPTION_CANDIDATES = (
 )
 
 # Activity: last_seen_at only moves forward, first_seen_at is set once.
-MARK_SEEN = (
+_SEEN = (
     f"UPDATE {TABLE} SET last_seen_at = CASE WHEN last_seen_at IS NULL"
     " OR last_seen_at < %s THEN %s ELSE last_seen_at END,"
-    " first_seen_at = COALESCE(first_seen_at, %s) WHERE id = %s"
+    " first_seen_at = COALESCE(first_seen_at, %s)"
 )
+MARK_SEEN = _SEEN + " WHERE id = %s"
+# Identify: the agent's contact by external id, marked seen, locked (an UPDATE locks its
+# row until the transaction ends) and read back in one statement instead of three.
+SEEN_BY_EXTERNAL_ID = _SEEN + f" WHERE agent_id = %s AND external_id = %s RETURNING {COLUMNS}"
 
 # A deleted attribute's values, out of every contact of the agent.
 REMOVE_ATTRIBUTE = {

@@ -213,6 +213,7 @@ def _identify_trusted(
 ) -> Identified:
     ignored: list[dict[str, str]] = []
     data = payload.contact_data(fields, ignored=ignored)
+    seen_at = timezone.now()
     with transaction.atomic():
         definitions = _definitions_for_write(agent, data, signed=True)
         try:
@@ -228,6 +229,8 @@ def _identify_trusted(
                 adopt=True,
                 # An error ends this identify's transaction anyway (it is raised again).
                 savepoint=False,
+                # A returning user's contact is marked seen as it is found and locked.
+                seen_at=seen_at,
             )
         except ValidationFailed as exc:
             raise payload.prefixed_error(exc, container) from None
@@ -240,7 +243,8 @@ def _identify_trusted(
         visitor_session_attach(
             session=session, contact=contact, own=False, signed=True, context=context
         )
-        contact_mark_seen(contact=contact)
+        if not write.seen or contact.pk != write.contact.pk:
+            contact_mark_seen(contact=contact, at=seen_at)
     return Identified(
         session=session, contact=contact, mode=mode, ignored=ignored, display_name=contact.name
     )

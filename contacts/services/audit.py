@@ -34,6 +34,8 @@ class ContactWrite:
     # Upsert by a signed identify: "adopted" (an existing contact took the external id),
     # "several" (more than one could have been: none was), or "".
     adoption: str = ""
+    # The upsert found the contact by marking it seen (`contact_upsert(seen_at=...)`).
+    seen: bool = False
 
     @property
     def changed(self) -> bool:

@@ -291,7 +291,7 @@ def contact_create(
             ) from None
 
 
-def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
+def _locked_by(agent: Agent, seen_at: datetime | None = None, **lookup: Any) -> Contact | None:
     """The agent's contact with this external id or fingerprint, locked until the end of the
     transaction (SELECT … FOR UPDATE; SQLite locks the whole database on write instead).
 
@@ -299,11 +299,16 @@ def _locked_by(agent: Agent, **lookup: Any) -> Contact | None:
     query with the ORM costs several times what running it does; `core.rows` builds the
     instance without `raw()`'s per-call setup."""
     ((name, value),) = lookup.items()
-    sql = sql_text.LOCKED_BY[name]
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
+    if seen_at is not None and name == "external_id":
+        # Marked seen at the same time (identify): the UPDATE takes the same row lock.
+        stamp = connection.ops.adapt_datetimefield_value(seen_at)
+        sql, params = sql_text.SEEN_BY_EXTERNAL_ID, [stamp, stamp, stamp, agent.pk, value]
+    else:
+        sql, params = sql_text.LOCKED_BY[name], [agent.pk, value]
+        if connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [agent.pk, value])
+        cursor.execute(sql, params)
         contact = rows.instance(Contact, cursor.fetchone())
     if contact is not None:
         contact.agent = agent
@@ -324,6 +329,7 @@ def contact_upsert(
     merge_related: bool = False,
     adopt: bool = False,
     savepoint: bool = True,
+    seen_at: datetime | None = None,
 ) -> ContactWrite:
     """Create or update the contact with this external_id; a soft-deleted one is restored.
 
@@ -339,6 +345,10 @@ def contact_upsert(
     around the whole upsert, two statements fewer on the hot path; a caller that passes it
     must let an error end its transaction (the bulk API relies on the savepoint to go on
     with the next item). The insert keeps its own savepoint, which the race above needs.
+
+    `seen_at` (identify): an existing contact is found by marking it seen at that time
+    (`contact_mark_seen`'s rule) in the same statement; `ContactWrite.seen` says so. A new
+    or adopted contact is not marked: the caller marks it.
     """
     try:
         ext = normalize.normalize_external_id(external_id)
@@ -352,7 +362,8 @@ def contact_upsert(
     now = timezone.now()
     with transaction.atomic(savepoint=savepoint):
         clean = _prepare(agent, actor, data, definitions, unknown_attributes, on_forbidden)
-        contact = _locked_by(agent, external_id=ext)
+        contact = _locked_by(agent, seen_at=seen_at, external_id=ext)
+        seen = contact is not None and seen_at is not None
         adoption = ""
         if contact is None and adopt and clean.core.get("email"):
             contact, adoption = _adopt(agent, actor, ext, clean.core["email"], now)
@@ -370,9 +381,10 @@ def contact_upsert(
                     write.adoption = adoption
                     return write
             except IntegrityError:
-                contact = _locked_by(agent, external_id=ext)
+                contact = _locked_by(agent, seen_at=seen_at, external_id=ext)
                 if contact is None:
                     raise
+                seen = seen_at is not None
         write = _update_locked(
             contact,
             actor=actor,
@@ -383,6 +395,7 @@ def contact_upsert(
             merge_related=merge_related,
         )
         write.adoption = adoption
+        write.seen = seen
         return write
 
 

@@ -163,12 +163,13 @@ def test_a_verified_identify_of_a_known_visitor_runs_a_fixed_number_of_queries(
     body = {"visitor_id": visitor, "token": make_jwt(agent, user_id="u-1")}
     assert _post(agent, body).status_code == 200
     body["token"] = make_jwt(agent, user_id="u-1", contact_attributes={"name": "Ada"})
-    # the rate counters (one statement), locked contact, update, audit, the webhook
-    # subscriptions, session upsert (which also relaxes the commit on PostgreSQL), seen; plus
+    # the rate counters (one statement), the contact marked seen and locked (one UPDATE),
+    # its update, audit, the webhook subscriptions, session upsert (which also relaxes the
+    # commit on PostgreSQL); plus
     # two savepoints and their releases (the upsert takes none of its own inside identify's
     # transaction). The agent and its secrets are kept from the first call;
     # no attribute values: the schema is not read; no email: no probe.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         assert _post(agent, body).status_code == 200
     assert Contact.objects.get(agent=agent, external_id="u-1").name == "Ada"
 
@@ -188,13 +189,13 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
     first_seen = contact.last_seen_at
     session = VisitorSession.objects.get(agent=agent, visitor_id=visitor)
 
-    # the rate counters (one statement), schema (the token carries an attribute), locked
-    # contact, session upsert (which also relaxes the commit on PostgreSQL), same-email probe,
-    # seen; one savepoint and its release (the upsert takes none of its own inside
+    # the rate counters (one statement), schema (the token carries an attribute), the contact
+    # marked seen and locked (one UPDATE), session upsert (which also relaxes the commit on
+    # PostgreSQL), same-email probe; one savepoint and its release (the upsert takes none of its own inside
     # identify's transaction).
     # Nothing changed: no contact update, no audit, no session update; the agent and its
     # secrets are kept from the first call.
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         response = _post(agent, body)
     assert response.status_code == 200
     assert response.json()["contact"]["id"] == str(contact.pk)

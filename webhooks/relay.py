@@ -264,22 +264,29 @@ def prune(now=None) -> int:
     return deleted
 
 
+def more_due() -> bool:
+    """Whether a delivery is due now: after a pass, those that waited behind what it sent."""
+    return bool(due(timezone.now(), 1))
+
+
 def relay_forever(stop: threading.Event) -> None:
     """The worker's delivery loop, on its own thread and database connection: a pass, then
-    another at once if it was full (more is waiting), else a wait of WEBHOOK_POLL_SECONDS, so
-    a steady trickle of events is sent in passes of several, not one pass per event. Errors
-    are logged and the loop goes on."""
+    another at once if it was full or made a delivery due (the next message of a contact or
+    an import waits for the one before it), else a wait of WEBHOOK_POLL_SECONDS, so a steady
+    trickle of events is sent in passes of several, not one pass per event, and a chain of
+    messages is not sent one per wait. Errors are logged and the loop goes on."""
     next_prune = 0.0
     while not stop.is_set():
         close_old_connections()
-        sent = 0
+        again = False
         try:
             sent = deliver_due()
+            again = sent >= BATCH or (sent > 0 and more_due())
             if time.monotonic() >= next_prune:
                 prune()
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         except Exception:
             logger.exception("Delivering webhooks failed; trying again shortly")
-        if sent < BATCH:
+        if not again:
             stop.wait(settings.WEBHOOK_POLL_SECONDS)
     connections.close_all()  # this thread's connections only

@@ -376,6 +376,7 @@ def test_the_loop_waits_after_a_pass_that_was_not_full(monkeypatch, settings):
         return 1
 
     monkeypatch.setattr(relay, "deliver_due", one_sent)
+    monkeypatch.setattr(relay, "more_due", lambda: False)  # a trickle: nothing else waits
     monkeypatch.setattr(relay, "prune", lambda now=None: 0)
     monkeypatch.setattr(relay, "close_old_connections", lambda: None)
     loop = threading.Thread(target=relay.relay_forever, args=(stop,), daemon=True)
@@ -394,6 +395,30 @@ def test_the_loop_waits_after_a_pass_that_was_not_full(monkeypatch, settings):
     stop.set()
     loop.join(5)
     assert len(passes) > 20  # full passes follow one another without a wait
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chain_of_messages_goes_out_pass_after_pass_without_waiting(agent, receiver, settings):
+    """Messages of one contact (or one import) go out in order, each after the one before:
+    a pass that made the next one due is followed by another at once, not by a poll wait."""
+    settings.WEBHOOK_POLL_SECONDS = 30  # a wait per message would take minutes
+    services.endpoint_create(agent=agent, url=receiver.url, events=["*"])
+    contact = make_contact(agent)
+    for name in ("Second", "Third", "Fourth"):
+        rename(contact, name)
+    assert WebhookDelivery.objects.filter(status=PENDING).count() == 4
+    stop = threading.Event()
+    loop = threading.Thread(target=relay.relay_forever, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        deadline = timezone.now() + timedelta(seconds=15)
+        while len(receiver.handled) < 4 and timezone.now() < deadline:
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert receiver.types() == ["contact.created"] + ["contact.updated"] * 3
+    assert not WebhookDelivery.objects.filter(status=PENDING).exists()
 
 
 # --- Switching a failing endpoint off ---------------------------------------------------------

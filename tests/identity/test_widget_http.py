@@ -191,8 +191,8 @@ def test_a_returning_verified_visitor_with_nothing_new_writes_only_last_seen(
 
     # the rate counters (one statement), schema (the token carries an attribute), the contact
     # marked seen and locked (one UPDATE), session upsert (which also relaxes the commit on
-    # PostgreSQL), same-email probe; one savepoint and its release (the upsert takes none of its own inside
-    # identify's transaction).
+    # PostgreSQL), same-email probe; one savepoint and its release (the upsert takes none of
+    # its own inside identify's transaction).
     # Nothing changed: no contact update, no audit, no session update; the agent and its
     # secrets are kept from the first call.
     with django_assert_num_queries(7):

@@ -17,9 +17,6 @@ vacuumed, so the agent is the same from run to run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from urllib.parse import quote
 
@@ -27,7 +24,7 @@ from django.db import connection
 from django.urls import reverse
 
 from bench.context import BenchContext
-from bench.harness import Row, Timing, measure, ms
+from bench.harness import Row, Timing, child_process, measure, ms
 from bench.table import TABLE_TARGET_MS
 from transfers.bulk.runner import batch_size, pause_ratio
 
@@ -104,19 +101,7 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     log(f"  table idle: p50 {ms(idle.p50)} / p95 {ms(idle.p95)}")
 
     job = _queue(ctx, count)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "DATABASE_URL": _database_url(),
-    }
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", RUN_JOB, str(job.pk)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    child = child_process(RUN_JOB, str(job.pk), DATABASE_URL=_database_url())
     samples: list[float] = []
     # The table's page, requested back to back while the job runs (at least once).
     while child.poll() is None or not samples:

@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from django.conf import settings
@@ -33,7 +32,7 @@ from django.urls import reverse
 from bench import identify, imports
 from bench.bulk import _database_url
 from bench.context import BenchContext
-from bench.harness import Row, Timing, measure, ms
+from bench.harness import Row, Timing, child_process, measure, ms
 from bench.table import TABLE_TARGET_MS
 
 BUSY_PAUSE_RATIO = 1.0
@@ -127,20 +126,12 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
         )
 
         job = _queue_import(ctx, path)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "false",
-            "DATABASE_URL": _database_url(),
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # where the upload was stored
-            "IMPORT_PAUSE_RATIO": str(pause),
-        }
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", RUN_IMPORT, str(job.pk)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
+        child = child_process(
+            RUN_IMPORT,
+            str(job.pk),
+            DATABASE_URL=_database_url(),
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),  # where the upload was stored
+            IMPORT_PAUSE_RATIO=str(pause),
         )
         _wait_for_writing(job, child)
         busy_identify, busy_served, total, busy_errors = _identify_at_rate(port, agent, secret)

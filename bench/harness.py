@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,3 +73,16 @@ def render_table(rows: list[Row]) -> str:
         for r in rows
     ]
     return "\n".join([header, *lines])
+
+
+def child_process(script: str, *args: str, **env: str) -> subprocess.Popen:
+    """`script` run by this interpreter in a child process, as the task worker would run
+    the job it names: production settings, this process's environment plus `env`, its
+    output captured (the script prints its result as the last line)."""
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false", **env},
+    )

@@ -20,6 +20,7 @@ from django.utils import timezone
 from attributes.services import attribute_create
 from contacts.models import AuditEvent, Contact, StripeAccount, Tag
 from contacts.services import contact_create, contact_soft_delete, contact_upsert
+from tests.transfers.conftest import counts
 from transfers.imports import sqlite_writer
 from transfers.imports.engine import import_run, make_writer
 from transfers.imports.sqlite_bulk import CACHE_KIB, cache_kib, select_in
@@ -45,16 +46,6 @@ def run_import(agent, content: str, *, fast: bool, settings) -> ContactImport:
     job.refresh_from_db()
     assert job.status == "completed", job.error
     return job
-
-
-def counts(job: ContactImport) -> dict[str, int]:
-    return {
-        "created": job.created_count,
-        "updated": job.updated_count,
-        "unchanged": job.unchanged_count,
-        "failed": job.failed_count,
-        "skipped": job.skipped_count,
-    }
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
+from contacts import sql as contacts_sql
 from contacts.models import AuditEvent, Contact, MergedContact, Note, StripeAccount, Tag
 from contacts.query.expressions import exact_matches
 from contacts.query.filterset import ContactFilterSet
@@ -92,9 +93,7 @@ def self_reported_twin_ids(*, agent: Agent, email: str, exclude: Contact, limit:
     pk = Contact._meta.pk
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM contacts_contact WHERE agent_id = %s AND lower(email) = %s"
-            " AND deleted_at IS NULL AND identity = 'self_reported' AND external_id IS NULL"
-            " AND id <> %s ORDER BY created_at, id LIMIT %s",
+            contacts_sql.SELF_REPORTED_TWINS,
             [agent.pk, email.lower(), pk.get_db_prep_value(exclude.pk, connection), limit],
         )
         return [pk.to_python(row[0]) for row in cursor.fetchall()]

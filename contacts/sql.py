@@ -22,11 +22,27 @@ LOCKED_BY = {
 
 # The contacts a signed identify may adopt by email (SPEC 6): live, verified by a trusted
 # channel (API, import, staff), no external id yet; two rows are enough to know "several".
-ADOPTION_CANDIDATES = (
-    f"SELECT id FROM {TABLE} WHERE agent_id = %s AND lower(email) = %s"
+_ADOPTABLE = (
+    f"SELECT id, created_at FROM {TABLE} WHERE agent_id = %s AND lower(email) = %s"
     " AND deleted_at IS NULL AND external_id IS NULL AND identity = 'verified'"
     f" AND identity_source IN ({', '.join(repr(s) for s in ADOPTABLE_SOURCES)})"
-    " ORDER BY created_at, id LIMIT 2"
+)
+# On PostgreSQL the lookup by email is fenced off (MATERIALIZED) from the ORDER BY … LIMIT:
+# left together, an agent the statistics do not know yet (a new one on a large table)
+# looks tiny, and the planner walks its whole created_at index to save a sort of 0–2 rows.
+ADOPTION_CANDIDATES = {
+    "postgresql": f"WITH m AS MATERIALIZED ({_ADOPTABLE}) SELECT id FROM m"
+    " ORDER BY created_at, id LIMIT 2",
+    "sqlite": f"{_ADOPTABLE} ORDER BY created_at, id LIMIT 2",
+}
+
+# The live self-reported contacts without an external id that have this email, oldest
+# first: what a verified identify folds in. Every verified identify asks and almost always
+# finds none; the contact_self_reported_email index answers it in this order.
+SELF_REPORTED_TWINS = (
+    f"SELECT id FROM {TABLE} WHERE agent_id = %s AND lower(email) = %s"
+    " AND deleted_at IS NULL AND identity = 'self_reported' AND external_id IS NULL"
+    " AND id <> %s ORDER BY created_at, id LIMIT %s"
 )
 
 # Activity: last_seen_at only moves forward, first_seen_at is set once.

@@ -416,7 +416,9 @@ def _adopt(
     again, so only the first adopts it; the other finds it taken and goes on without it.
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql_text.ADOPTION_CANDIDATES, [agent.pk, email.strip().lower()])
+        cursor.execute(
+            sql_text.ADOPTION_CANDIDATES[connection.vendor], [agent.pk, email.strip().lower()]
+        )
         ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != 1:
         return None, "several" if ids else ""

@@ -16,10 +16,17 @@ from django.db.models import Model
 from django.db.models.sql import Query
 
 
-def columns(model: type[Model]) -> str:
+def columns(model: type[Model], *, of: str = "") -> str:
     """Every concrete column by name, in field order: what `instance` expects. (Never `*`:
-    a prepared statement must keep its result type when a migration adds a column.)"""
-    return ", ".join(f.column for f in model._meta.concrete_fields)
+    a prepared statement must keep its result type when a migration adds a column.) `of`
+    qualifies each with a table or CTE name, for a statement that reads two models."""
+    prefix = f"{of}." if of else ""
+    return ", ".join(f"{prefix}{f.column}" for f in model._meta.concrete_fields)
+
+
+def width(model: type[Model]) -> int:
+    """How many values `columns(model)` selects."""
+    return len(model._meta.concrete_fields)
 
 
 @cache

@@ -36,23 +36,29 @@ def visitor_session_get_or_create(
 
     `relaxed_commit` (PostgreSQL): the same statement lets the caller's transaction commit
     without waiting for the disk (see `sql.SESSION_UPSERT_RELAXED`)."""
-    visitor_id = (visitor_id or "").strip()[:MAX_VISITOR_ID]
-    if not visitor_id:
-        raise ValueError("visitor_id is required")
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    new_id = VisitorSession._meta.pk.get_db_prep_value(uuid.uuid4(), connection)
     statement = (
         sql.SESSION_UPSERT_RELAXED
         if relaxed_commit and connection.vendor == "postgresql"
         else sql.SESSION_UPSERT
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, [new_id, agent.pk, visitor_id, False, False, now, now])
+        cursor.execute(statement, session_upsert_params(agent=agent, visitor_id=visitor_id))
         # The relaxed statement's last column is set_config's answer, not a field.
-        row = cursor.fetchone()[: len(VisitorSession._meta.concrete_fields)]
+        row = cursor.fetchone()[: rows.width(VisitorSession)]
         session = rows.instance(VisitorSession, row)
     session.agent = agent
     return session
+
+
+def session_upsert_params(*, agent: Agent, visitor_id: str) -> list:
+    """The parameters of `sql.SESSION_UPSERT` for this visitor id (trimmed and cut to
+    MAX_VISITOR_ID; ValueError when blank), marked seen now."""
+    visitor_id = (visitor_id or "").strip()[:MAX_VISITOR_ID]
+    if not visitor_id:
+        raise ValueError("visitor_id is required")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    new_id = VisitorSession._meta.pk.get_db_prep_value(uuid.uuid4(), connection)
+    return [new_id, agent.pk, visitor_id, False, False, now, now]
 
 
 def session_token_issue(*, session: VisitorSession, agent: Agent) -> str:
@@ -134,6 +140,19 @@ def visitor_session_attach(
     identify's `user_metadata`, or None) replaces the session context; otherwise it stays
     while the contact does, and goes when the session changes contact. (A returning
     visitor already pointing there with the same context: nothing to write.)"""
+    changes = visitor_session_attach_changes(
+        session=session, contact=contact, own=own, signed=signed, context=context
+    )
+    if changes:
+        VisitorSession.objects.filter(pk=session.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(session, name, value)
+
+
+def visitor_session_attach_changes(
+    *, session: VisitorSession, contact, own: bool, signed: bool = False, context=KEEP
+) -> dict:
+    """What `visitor_session_attach` would write to the session (nothing: an empty dict)."""
     if contact.identity == Identity.VERIFIED and not signed:
         raise ValueError("only a signed session may attach to a verified contact")
     changes = {}
@@ -147,10 +166,7 @@ def visitor_session_attach(
         context = session.context if session.contact_id == contact.pk else None
     if context != session.context:
         changes.update(context=context, context_at=timezone.now() if context is not None else None)
-    if changes:
-        VisitorSession.objects.filter(pk=session.pk).update(**changes)
-        for name, value in changes.items():
-            setattr(session, name, value)
+    return changes
 
 
 def visitor_session_detach(*, session: VisitorSession) -> None:

@@ -46,6 +46,8 @@ from contacts.services.writes import (
     contact_mark_seen,
     contact_update,
     contact_upsert,
+    contact_upsert_input,
+    contact_upsert_unchanged,
     creation_changes,
     fingerprint_for,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "contact_tags_set",
     "contact_update",
     "contact_upsert",
+    "contact_upsert_input",
+    "contact_upsert_unchanged",
     "contacts_mergeable",
     "contacts_restore_bulk",
     "contacts_soft_delete_bulk",

@@ -9,6 +9,7 @@ Rules that matter for safety live here, not in the callers:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -397,6 +398,59 @@ def contact_upsert(
         write.adoption = adoption
         write.seen = seen
         return write
+
+
+def contact_upsert_input(
+    *,
+    agent: Agent,
+    actor: Actor,
+    data: Mapping[str, Any],
+    definitions: Mapping[str, AttributeDefinition],
+    unknown_attributes: UnknownPolicy = "error",
+    on_forbidden: ForbiddenPolicy = "error",
+) -> CleanInput | None:
+    """`data` validated as `contact_upsert` would, when that takes no schema change: the
+    clean input, or None when the upsert would create attributes or refuse the input (it
+    then says why). Reads and writes nothing; with `contact_upsert_unchanged`, what a signed
+    identify of a returning visitor asks before it takes the upsert's whole path."""
+    data = {k: v for k, v in data.items() if k != "external_id"}
+    attributes = data.get("attributes")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        return None
+    if (
+        attributes
+        and unknown_attributes == "create"
+        and any(key not in definitions for key in attributes)
+    ):
+        return None
+    try:
+        clean = clean_contact_input(
+            data,
+            actor=actor,
+            definitions=definitions,
+            phone_region=agent.default_phone_region,
+            unknown_attributes=unknown_attributes,
+            on_forbidden=on_forbidden,
+        )
+    except (ValidationFailed, ForbiddenError):
+        return None
+    return None if clean.new_attributes else clean
+
+
+def contact_upsert_unchanged(
+    contact: Contact, clean: CleanInput, *, actor: Actor, identity: str | None = None
+) -> bool:
+    """Whether `contact_upsert` of `clean` (from `contact_upsert_input`) would write nothing
+    to `contact`, the contact with that external id, beyond marking it seen."""
+    identity = identity or Identity.VERIFIED
+    return not (
+        contact.deleted_at is not None
+        or clean.tags is not None
+        or clean.stripe_accounts is not None
+        or IDENTITY_RANK[identity] > IDENTITY_RANK[contact.identity]
+        or (contact.identity == Identity.VERIFIED and not actor.trusted)
+        or _apply_fields(copy.copy(contact), clean, fill_blanks_only=False)
+    )
 
 
 def _adopt(

@@ -42,12 +42,13 @@ def test_a_returning_visitors_identify_runs_on_prepared_statements(agent, settin
         assert response.json()["contact"]["identity"] == "verified"
 
     prepared = _prepared()
-    # The contact marked seen, locked and read back by its external id.
+    # One statement: the contact marked seen and read back by its external id, the session
+    # upserted, the same-email probe (identity.sql.RETURNING_VISITOR).
     lookup = next((s for s in prepared if "AND external_id = $5 RETURNING id," in s), None)
     assert lookup is not None, list(prepared)
-    assert lookup.startswith("UPDATE contacts_contact SET last_seen_at")
+    assert lookup.startswith("WITH contact AS (UPDATE contacts_contact SET last_seen_at")
+    assert "INSERT INTO identity_visitorsession" in lookup
     assert prepared[lookup] >= 2  # planned once, then run from the prepared statement
-    assert any("INSERT INTO identity_visitorsession" in s for s in prepared)
 
 
 @postgres_only

@@ -259,17 +259,7 @@ def run(ctx, *, repeat: int, log, rows: int | None = None) -> list[Row]:
     for file_format in ("csv", "jsonl"):
         result = export_probe(ctx, file_format)
         log(f"export {file_format}: {result}")
-        rate = result["rows"] / result["seconds"]
-        out.append(
-            Row(
-                f"export {result['rows']:,} contacts as {file_format.upper()}",
-                "≥ 100,000 rows/s, ≤ 200 MB",
-                f"{rate:,.0f} rows/s, peak {result['max_rss_mb']:.0f} MB",
-                f"{result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s",
-                "—",
-                rate >= 100_000 and result["max_rss_mb"] <= 200,
-            )
-        )
+        out.append(_export_row(result, file_format))
     log(f"generating a {rows:,}-row CSV")
     path = generate(rows)
     if connection.vendor == "sqlite":
@@ -310,6 +300,41 @@ def run(ctx, *, repeat: int, log, rows: int | None = None) -> list[Row]:
     return out
 
 
+EXPORT_SHARE_OF_COPY = 0.9
+
+
+def _export_row(result: dict, file_format: str) -> Row:
+    """The export's rate, memory and, on PostgreSQL, its rate against the raw COPY of the
+    same rows in the same run (≥ EXPORT_SHARE_OF_COPY): absolute rates on a shared machine
+    swing from hour to hour, the ratio does not."""
+    rate = result["rows"] / result["seconds"]
+    measured = f"{rate:,.0f} rows/s, peak {result['max_rss_mb']:.0f} MB"
+    target = "≥ 100,000 rows/s, ≤ 200 MB"
+    ok = rate >= 100_000 and result["max_rss_mb"] <= 200
+    baseline, ratio = f"{result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s", "—"
+    raw = result.get("baseline")
+    if raw:
+        # Judged on the ratio (issue: absolute rates swing 1.7× between hours here); the
+        # absolute rate is printed beside it.
+        raw_rate = result["rows"] / raw["seconds"]
+        target = f"≥ {EXPORT_SHARE_OF_COPY:.0%} of raw COPY, ≤ 200 MB (100,000 rows/s)"
+        baseline = (
+            f"raw COPY of the same SELECT, one connection: {raw['seconds']:.1f} s "
+            f"({raw_rate:,.0f} rows/s, {raw['bytes'] / 1e6:,.0f} MB); "
+            f"export {result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s"
+        )
+        ratio = f"{rate / raw_rate:.2f}× raw COPY"
+        ok = rate >= EXPORT_SHARE_OF_COPY * raw_rate and result["max_rss_mb"] <= 200
+    return Row(
+        f"export {result['rows']:,} contacts as {file_format.upper()}",
+        target,
+        measured,
+        baseline,
+        ratio,
+        ok,
+    )
+
+
 PROBE = """
 import json, sys, time
 import django
@@ -332,8 +357,32 @@ rows = Contact.objects.filter(agent__public_id=sys.argv[2], deleted_at__isnull=T
 # VmHWM is this program's own peak (ru_maxrss would count the parent's pages at fork).
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
                if line.startswith("VmHWM:"))
+baseline = None
+from django.db import connection
+if connection.vendor == "postgresql":
+    # The same rows as one raw COPY of the export's own SELECT on one connection, read by
+    # this same client and discarded: what PostgreSQL alone takes to produce the file.
+    from attributes.models import AttributeDefinition
+    from attributes.selectors import attribute_definitions
+    from contacts.models import Contact
+    from transfers.exports.copy import _Export
+    from workspaces.models import Agent
+    agent = Agent.objects.get(public_id=sys.argv[2])
+    keys = [d.key for d in attribute_definitions(agent=agent)]
+    hidden = sorted(set(AttributeDefinition.objects.filter(agent=agent)
+                        .values_list("key", flat=True)) - set(keys))
+    export = _Export(Contact.objects.filter(agent=agent, deleted_at__isnull=True),
+                     kind="csv" if sys.argv[3] == "csv" else "json",
+                     keys=keys, hidden=hidden, agent_id=agent.pk)
+    statement, params = export.statement()
+    started = time.perf_counter()
+    raw_bytes = 0
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        for data in copy:
+            raw_bytes += len(data)
+    baseline = {"seconds": time.perf_counter() - started, "bytes": raw_bytes}
 print(json.dumps({"status": response.status_code, "rows": rows, "bytes": size,
-                  "seconds": seconds, "max_rss_mb": peak_kb / 1024}))
+                  "seconds": seconds, "max_rss_mb": peak_kb / 1024, "baseline": baseline}))
 """
 
 

@@ -189,18 +189,14 @@ PARALLEL_FROM_ROWS = 200_000
 _SNAPSHOT_RE = re.compile(r"^[0-9A-F-]+$")
 
 
-def _copy(
-    sql: str, params: list, options: str, *, cursor=None, using: str = DEFAULT_DB_ALIAS
-) -> Iterator[bytes]:
-    """COPY's output in chunks of about 256 KB (COPY itself sends one message per row), on
-    `cursor` or a cursor of the database `using`."""
+def _copy(sql: str, params: list, *, cursor=None, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
+    """A `COPY … TO STDOUT`'s output in chunks of about 256 KB (COPY itself sends one message
+    per row), on `cursor` or a cursor of the database `using`."""
     buffer = bytearray()
     with contextlib.ExitStack() as stack:
         if cursor is None:
             cursor = stack.enter_context(connections[using].cursor())
-        copy = stack.enter_context(
-            cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params)
-        )
+        copy = stack.enter_context(cursor.cursor.copy(sql, params))
         for data in copy:
             buffer += data
             if len(buffer) >= CHUNK_BYTES:
@@ -239,6 +235,12 @@ class _Export:
         sql.add(" WHERE true").bounds("q.id", lo, hi).add(" ORDER BY q.id")
         return sql
 
+    def statement(self, *, merge: bool = True, lo: Any = None, hi: Any = None) -> tuple[str, list]:
+        """The export, or the id range [lo, hi) of it, as one `COPY … TO STDOUT` and its
+        parameters."""
+        sql = self.query(merge=merge, lo=lo, hi=hi)
+        return f"COPY ({sql.text}) TO STDOUT WITH ({self.options})", sql.params
+
     def stream(self) -> Iterator[bytes]:
         estimate = count_estimate(self.qs)[0]
         # Two halves on one exported snapshot: on the primary only (a standby's snapshot
@@ -247,8 +249,7 @@ class _Export:
         if estimate >= PARALLEL_FROM_ROWS and parallel:
             yield from self._parallel(estimate)
             return
-        sql = self.query(merge=estimate >= MERGE_FROM_ROWS)
-        yield from _copy(sql.text, sql.params, self.options, using=self.using)
+        yield from _copy(*self.statement(merge=estimate >= MERGE_FROM_ROWS), using=self.using)
 
     def _parallel(self, estimate: int) -> Iterator[bytes]:
         """The first half streams from this connection while a thread spools the second half
@@ -263,15 +264,13 @@ class _Export:
             )
             found = cursor.fetchone()
             if found is None:  # fewer rows than estimated: no second half
-                sql = self.query(merge=True)
-                yield from _copy(sql.text, sql.params, self.options, cursor=cursor)
+                yield from _copy(*self.statement(), cursor=cursor)
                 return
             pivot = found[0]
-            second = _SpoolThread(snapshot, self.query(merge=True, lo=pivot), self.options)
+            second = _SpoolThread(snapshot, self.statement(lo=pivot))
             second.start()
             try:
-                first = self.query(merge=True, hi=pivot)
-                yield from _copy(first.text, first.params, self.options, cursor=cursor)
+                yield from _copy(*self.statement(hi=pivot), cursor=cursor)
                 yield from second.result()
             finally:
                 second.stop()
@@ -280,13 +279,12 @@ class _Export:
 class _SpoolThread(threading.Thread):
     """COPY one part of the export into a temporary file, on the thread's own connection."""
 
-    def __init__(self, snapshot: str, sql: _Sql, options: str) -> None:
+    def __init__(self, snapshot: str, statement: tuple[str, list]) -> None:
         super().__init__(daemon=True)
         if not _SNAPSHOT_RE.match(snapshot):
             raise ValueError(f"Unexpected snapshot id {snapshot!r}")
         self.snapshot = snapshot
-        self.sql = sql
-        self.options = options
+        self.statement = statement
         self.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.error: BaseException | None = None
         self.raw = None
@@ -299,7 +297,7 @@ class _SpoolThread(threading.Thread):
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
                 self.raw = cursor.cursor.connection
-                for chunk in _copy(self.sql.text, self.sql.params, self.options, cursor=cursor):
+                for chunk in _copy(*self.statement, cursor=cursor):
                     self.spool.write(chunk)
         except BaseException as exc:  # handed to the request thread by result()
             self.error = exc

@@ -1,7 +1,7 @@
 """The contacts app's hand-written SQL, each statement where the ORM costs more than the
 query (measured on identify's hot path: building a query took 0.4-0.8 ms, running it
 0.1 ms) or cannot say it (removing one key from every contact's JSON). Each is pinned by
-tests/contacts/test_hot_statements.py."""
+tests/contacts/test_sql_hot_statements.py."""
 
 from __future__ import annotations
 

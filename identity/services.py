@@ -88,7 +88,8 @@ class Identified:
 
 
 def identify(*, agent: Agent, data: Mapping[str, Any], session_token: str = "") -> Identified:
-    """Route an identify body to its mode (SPEC 6) and run it in one transaction.
+    """Route an identify body to its mode (SPEC 6) and run it in one transaction (or, for a
+    returning signed-in visitor with nothing new on PostgreSQL, one statement).
 
     `session_token` is the widget's previous session token, if it sent one: it proves the
     caller is the browser that holds this visitor id (see `_current_contact`).
@@ -291,7 +292,11 @@ def _returning_visitor(
     and verified, the token's fields change nothing, and the session already stands for
     this contact by its own signature with the same context (the trust rule holds as it
     was; the signature was checked before this is asked). Otherwise None, and the caller
-    runs the full identify, whose first steps are this statement's idempotent writes."""
+    runs the full identify, whose first steps are this statement's idempotent writes.
+
+    The statement commits by itself (outside a request's transaction, autocommit), and runs
+    only after the signature and the input passed: should the full identify then fail on a
+    database error, what stays is a true last-seen of a signed-in user and their session."""
     if connection.vendor != "postgresql":
         return None
     try:

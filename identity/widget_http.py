@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -83,7 +84,7 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
     if len(body) > settings.WIDGET_MAX_BODY_BYTES:
         raise too_large
     try:
-        data = json.loads(body or b"{}")
+        data = json.loads(body or b"{}", parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WidgetError("invalid_json", f"The body is not valid JSON: {exc}.") from None
     except RecursionError:
@@ -92,30 +93,42 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise WidgetError("invalid_json", "The body must be a JSON object.")
-    if _deeper_than(data, MAX_BODY_DEPTH):
-        raise WidgetError(
-            "invalid_json",
-            f"The body is nested more than {MAX_BODY_DEPTH} levels deep; widget calls carry "
-            "flat objects of values.",
-        )
+    if problem := _unstorable(data, MAX_BODY_DEPTH):
+        raise WidgetError("invalid_json", problem)
     return data
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """True when containers nest more than `limit` levels (checked without recursion)."""
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and ±Infinity; JSON does not have them, nor does any column.
+    raise WidgetError("invalid_json", f"The body is not valid JSON: {name} is not a JSON number.")
+
+
+def _unstorable(value: Any, limit: int) -> str:
+    """Why the parsed body cannot be taken as it is (empty when it can): containers nested
+    more than `limit` levels, or a NUL character in a key or string, which no text or JSON
+    column stores. Checked without recursion."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "The body holds a NUL character (\\u0000), which no field can store."
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            return "The body holds a number too large for JSON (it reads as infinity)."
         if isinstance(item, dict):
-            children = item.values()
+            children = [*item.keys(), *item.values()]
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > limit:
-            return True
+            return (
+                f"The body is nested more than {limit} levels deep; widget calls carry flat "
+                "objects of values."
+            )
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return ""
 
 
 def bearer_token(request: HttpRequest) -> str:
@@ -181,7 +194,8 @@ def widget_endpoint(*, methods: tuple[str, ...], limited: tuple[str, ...] = ()) 
             try:
                 response = _call(view, request, agent_public_id, limited, *args, **kwargs)
             except (OperationalError, InterfaceError) as exc:
-                # The database went away mid-request: nothing was committed; retry later.
+                # The database went away mid-request; the call is safe to send again (identify
+                # may have marked a signed visitor seen before it failed, nothing more).
                 logger.warning("widget call failed, database unavailable: %s", type(exc).__name__)
                 response = error_response("service_unavailable", DATABASE_UNAVAILABLE, status=503)
                 response["Retry-After"] = str(DATABASE_RETRY_AFTER)

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from contacts.models import AuditEvent, Contact
 from identity.models import VisitorSession
+from tests.factories import ContactFactory
 from tests.identity.conftest import make_jwt, new_visitor
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +111,40 @@ def test_malformed_bodies_are_a_400_and_write_nothing(agent, body, code):
     if code == "validation_error":
         assert list(error["fields"]) == ["visitor_id"]
     assert not VisitorSession.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "says"),
+    [
+        ('{"cart": NaN}', "NaN"),
+        ('{"cart": -Infinity}', "Infinity"),
+        ('{"page": "a\\u0000b"}', "NUL"),
+        ('{"pa\\u0000ge": "b"}', "NUL"),
+        ('{"nested": {"deep": ["x", "\\u0000"]}}', "NUL"),
+        ('{"cart": 1e400}', "infinity"),
+    ],
+)
+def test_values_json_allows_but_no_database_stores_are_a_400_and_write_nothing(
+    agent, metadata, says
+):
+    """NaN, Infinity and NUL characters parse (Python's json accepts the first two) but no
+    JSON column or text can hold them: a signed identify carrying them in user_metadata,
+    which the signature does not cover, must be refused before anything is written for a
+    known user (not answered 500 after their last-seen was marked)."""
+    contact = ContactFactory(agent=agent, external_id="u-1", last_seen_at=None)
+    token = make_jwt(agent, user_id="u-1")
+    visitor = new_visitor()
+    assert _post(agent, {"visitor_id": visitor, "token": token}).status_code == 200
+    Contact.objects.filter(pk=contact.pk).update(last_seen_at=None)
+    body = f'{{"visitor_id": "{visitor}", "token": "{token}", "user_metadata": {metadata}}}'
+    response = _post(agent, body.encode())
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json"
+    assert says in error["message"]
+    contact.refresh_from_db()
+    assert contact.last_seen_at is None
+    assert VisitorSession.objects.get(visitor_id=visitor).context is None
 
 
 @pytest.mark.parametrize("size", [70_000, 3_000_000])

@@ -3,8 +3,12 @@
 import django.db.models.functions.text
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The indexes are built without holding writes to the contacts table (PostgreSQL).
+    atomic = False
 
     dependencies = [
         ('contacts', '0008_segment'),
@@ -12,11 +16,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='contact',
             index=models.Index(models.F('agent'), django.db.models.functions.text.Lower('email'), models.F('created_at'), models.F('id'), condition=models.Q(('deleted_at__isnull', True), ('identity', 'self_reported')), name='contact_self_reported_email'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='contact',
             index=models.Index(models.F('agent'), models.F('phone'), models.F('created_at'), models.F('id'), condition=models.Q(('deleted_at__isnull', True), ('identity', 'self_reported')), name='contact_self_reported_phone'),
         ),

@@ -35,6 +35,8 @@ import json, sys, time
 import django
 django.setup()
 from transfers.bulk.runner import bulk_job_run
+from transfers.management.commands.worker import lower_priority
+lower_priority()  # as `manage.py worker` runs it
 from transfers.models import BulkJob
 started = time.perf_counter()
 status = bulk_job_run(sys.argv[1])

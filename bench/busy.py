@@ -42,6 +42,8 @@ import json, sys, time
 import django
 django.setup()
 from transfers.imports.engine import import_run
+from transfers.management.commands.worker import lower_priority
+lower_priority()  # as `manage.py worker` runs it
 from transfers.models import ContactImport
 started = time.perf_counter()
 import_run(sys.argv[1])

@@ -508,5 +508,8 @@ METRICS_ALLOWED_NETWORKS = env_list(
 # /readyz: the newest worker heartbeat must be younger than this (the worker writes one
 # every WORKER_HEARTBEAT_SECONDS); READYZ_REQUIRE_WORKER=false leaves the worker out.
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+# Task workers (imports, bulk actions, the webhooks relay) run this many steps below normal
+# CPU priority (`nice`, 0-19): on a host they share with the web server, requests go first.
+WORKER_NICE = min(env_int("WORKER_NICE", 10, minimum=0), 19)
 READYZ_WORKER_MAX_AGE_SECONDS = env_int("READYZ_WORKER_MAX_AGE_SECONDS", 60, minimum=5)
 READYZ_REQUIRE_WORKER = env_bool("READYZ_REQUIRE_WORKER", True)

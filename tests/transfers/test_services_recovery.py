@@ -70,6 +70,8 @@ def test_a_stalled_import_is_queued_again_and_resumes_after_its_last_saved_batch
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_started_after_one_was_killed_finishes_the_import_by_itself(agent, monkeypatch):
     job, dead = killed_import(agent, monkeypatch)
+    # In this process: the test run keeps its own CPU priority.
+    monkeypatch.setattr("transfers.management.commands.worker.lower_priority", lambda: None)
 
     call_command("worker", "--batch", "--no-reload", "--no-startup-delay", verbosity=0)
 

@@ -481,8 +481,28 @@ def test_the_worker_command_runs_the_worker_that_stops_imports(monkeypatch):
     monkeypatch.setattr(worker.Worker, "run", lambda self: built.append(type(self)))
     monkeypatch.setattr(worker.Worker, "configure_signals", lambda self: None)
     monkeypatch.setattr(worker, "recover_stalled_imports", lambda: None)
+    lowered = []
+    monkeypatch.setattr(worker, "lower_priority", lambda: lowered.append(True))
 
     call_command("worker", "--batch", "--no-reload", "--no-startup-delay", verbosity=0)
 
     assert built == [worker.Worker]
+    assert lowered == [True]  # before the first task
     assert db_worker.Worker is not worker.Worker  # the library's own class is back
+
+
+@pytest.mark.parametrize(("setting", "step"), [("7", 7), ("0", 0), ("40", 19)])
+def test_a_worker_runs_below_the_web_servers_cpu_priority(setting, step):
+    """`lower_priority` (called by `manage.py worker`) lowers the process's priority by
+    WORKER_NICE, capped at nice's 19; 0 leaves it. In a child: niceness is for good."""
+    script = (
+        "import os, django; django.setup(); before = os.nice(0)\n"
+        "from transfers.management.commands.worker import lower_priority\n"
+        "lower_priority(); print(os.nice(0) - before)"
+    )
+    env = {**os.environ, "WORKER_NICE": setting, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    before = os.nice(0)
+    assert int(result.stdout.strip().splitlines()[-1]) == min(step, 19 - before)

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
@@ -59,6 +60,18 @@ logger = logging.getLogger("transfers.imports")
 # How long a stopping worker waits for its loops (a webhook pass in flight: its sends are
 # bounded by WEBHOOK_TIMEOUT_SECONDS).
 LOOPS_STOP_SECONDS = 15
+
+
+def lower_priority() -> None:
+    """Lower this process's CPU priority by WORKER_NICE: when the machine is busy, the web
+    server's requests (the widget's identify, the dashboard) get the cores first and an
+    import or bulk action takes longer instead. (The database server's own work for the
+    job is not affected: it runs in PostgreSQL's processes.)"""
+    if settings.WORKER_NICE and hasattr(os, "nice"):
+        try:
+            os.nice(settings.WORKER_NICE)
+        except OSError as exc:
+            logger.warning("Could not lower the worker's CPU priority: %s", exc)
 
 
 def recover_stalled_imports() -> None:
@@ -121,6 +134,7 @@ class Command(DbWorkerCommand):
         )
 
     def handle(self, *, recover_interval: float, batch: bool, reload: bool, **options: Any):
+        lower_priority()
         # Before the first task is taken, so the imports queued again run in this worker.
         recover_stalled_imports()
         # The thread belongs in the process that runs tasks: with --reload that is the

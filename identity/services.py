@@ -291,7 +291,8 @@ def _returning_visitor(
     Answers only when the full path would write nothing more: the contact exists, is live
     and verified, the token's fields change nothing, and the session already stands for
     this contact by its own signature with the same context (the trust rule holds as it
-    was; the signature was checked before this is asked). Otherwise None, and the caller
+    was; the signature was checked before this is asked). New session context alone is
+    written by a second statement. Otherwise None, and the caller
     runs the full identify, whose first steps are this statement's idempotent writes.
 
     The statement commits by itself (outside a request's transaction, autocommit), and runs
@@ -328,12 +329,20 @@ def _returning_visitor(
         return None
     contact = rows.instance(Contact, contact_row)
     contact.agent = agent
-    if not contact_upsert_unchanged(
-        contact, clean, actor=actor, identity=Identity.VERIFIED
-    ) or visitor_session_attach_changes(
-        session=session, contact=contact, own=False, signed=True, context=context
-    ):
+    if not contact_upsert_unchanged(contact, clean, actor=actor, identity=Identity.VERIFIED):
         return None
+    changes = visitor_session_attach_changes(
+        session=session, contact=contact, own=False, signed=True, context=context
+    )
+    if set(changes) - {"context", "context_at"}:
+        return None
+    if changes:
+        # Only the session context is new (a site sending the page or the cart as
+        # user_metadata): written here, as the full path would, to a session that already
+        # stands for this contact by its own signature.
+        visitor_session_attach(
+            session=session, contact=contact, own=False, signed=True, context=context
+        )
     return session, contact, clean
 
 

@@ -161,6 +161,23 @@ def test_a_soft_deleted_user_is_restored(signed_in):
     assert AuditEvent.objects.filter(contact_id=contact.pk, action="restored").exists()
 
 
+def test_new_session_context_alone_is_one_more_statement(signed_in, django_assert_num_queries):
+    """A site that sends the page or the cart as user_metadata changes the context on every
+    call: on PostgreSQL the returning visitor's statement and one UPDATE of the session."""
+    widget, session, contact, _ = signed_in
+    widget.identify({"token": widget_token(widget, CLAIMS), "user_metadata": {"page": "/a"}})
+    token = widget_token(widget, CLAIMS)
+    audits = AuditEvent.objects.filter(contact_id=contact.pk).count()
+    expected = 3 if connection.vendor == "postgresql" else 7
+    with django_assert_num_queries(expected):
+        response = widget.identify({"token": token, "user_metadata": {"page": "/b"}})
+    assert response.json()["session_context"] == {"page": "/b"}
+    session.refresh_from_db()
+    assert session.context == {"page": "/b"}
+    assert (session.contact_id, session.signed) == (contact.pk, True)
+    assert AuditEvent.objects.filter(contact_id=contact.pk).count() == audits
+
+
 def test_new_session_context_replaces_the_old(signed_in):
     widget, session, _, _ = signed_in
     widget.identify(

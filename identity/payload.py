@@ -121,12 +121,33 @@ def visitor_id_from(data: Mapping[str, Any]) -> str:
 
 
 def object_or_none(value: Any, name: str) -> dict[str, Any] | None:
+    """`value` when it is an object (None for none): user_metadata, contact_attributes and
+    custom_data. A NUL character in any of its keys or strings is refused here, before
+    anything is written: no text or JSON column can store one."""
     if value is None:
         return None
     if not isinstance(value, dict):
         message = f"{name} must be an object of fields and attribute keys."
         raise IdentifyError("validation_error", message, status=400, fields={name: [message]})
+    if _holds_nul(value):
+        message = f"{name} holds a NUL character (\\u0000), which cannot be stored."
+        raise IdentifyError("validation_error", message, status=400, fields={name: [message]})
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def contact_data(fields: Mapping[str, Any], *, ignored: list[dict[str, str]]) -> dict[str, Any]:

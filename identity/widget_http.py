@@ -93,8 +93,12 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise WidgetError("invalid_json", "The body must be a JSON object.")
-    if problem := _unstorable(data, MAX_BODY_DEPTH):
-        raise WidgetError("invalid_json", problem)
+    if _deeper_than(data, MAX_BODY_DEPTH):
+        raise WidgetError(
+            "invalid_json",
+            f"The body is nested more than {MAX_BODY_DEPTH} levels deep; widget calls carry "
+            "flat objects of values.",
+        )
     return data
 
 
@@ -103,32 +107,26 @@ def _refuse_constant(name: str) -> Any:
     raise WidgetError("invalid_json", f"The body is not valid JSON: {name} is not a JSON number.")
 
 
-def _unstorable(value: Any, limit: int) -> str:
-    """Why the parsed body cannot be taken as it is (empty when it can): containers nested
-    more than `limit` levels, or a NUL character in a key or string, which no text or JSON
-    column stores. Checked without recursion."""
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when containers nest more than `limit` levels (checked without recursion); a
+    number that reads as infinity (1e400: JSON has no such value) is refused on the way."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "The body holds a NUL character (\\u0000), which no field can store."
-            continue
         if isinstance(item, float) and not math.isfinite(item):
-            return "The body holds a number too large for JSON (it reads as infinity)."
+            raise WidgetError(
+                "invalid_json", "The body holds a number too large for JSON (it reads as infinity)."
+            )
         if isinstance(item, dict):
-            children = [*item.keys(), *item.values()]
+            children = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > limit:
-            return (
-                f"The body is nested more than {limit} levels deep; widget calls carry flat "
-                "objects of values."
-            )
+            return True
         stack.extend((child, depth + 1) for child in children)
-    return ""
+    return False
 
 
 def bearer_token(request: HttpRequest) -> str:

@@ -236,7 +236,23 @@ def _prepare(
     # How many attributes may still be created: asked only when a key is new to the schema.
     unknown = attributes and any(key not in definitions for key in attributes)
     room = attribute_room(agent=agent) if unknown and unknown_attributes == "create" else 0
-    clean = clean_contact_input(
+    clean = _clean(agent, actor, data, definitions, unknown_attributes, on_forbidden, room=room)
+    if clean.new_attributes:
+        attributes_create_inferred(agent=agent, types=clean.new_attributes)
+    return clean
+
+
+def _clean(
+    agent: Agent,
+    actor: Actor,
+    data: Mapping[str, Any],
+    definitions: Mapping[str, AttributeDefinition],
+    unknown_attributes: UnknownPolicy,
+    on_forbidden: ForbiddenPolicy,
+    *,
+    room: int = 0,
+) -> CleanInput:
+    return clean_contact_input(
         data,
         actor=actor,
         definitions=definitions,
@@ -245,9 +261,6 @@ def _prepare(
         on_forbidden=on_forbidden,
         attribute_room=room,
     )
-    if clean.new_attributes:
-        attributes_create_inferred(agent=agent, types=clean.new_attributes)
-    return clean
 
 
 # Channels that add people on purpose: an empty record from them is a mistake, never a visitor.
@@ -424,14 +437,7 @@ def contact_upsert_input(
     ):
         return None
     try:
-        clean = clean_contact_input(
-            data,
-            actor=actor,
-            definitions=definitions,
-            phone_region=agent.default_phone_region,
-            unknown_attributes=unknown_attributes,
-            on_forbidden=on_forbidden,
-        )
+        clean = _clean(agent, actor, data, definitions, unknown_attributes, on_forbidden)
     except (ValidationFailed, ForbiddenError):
         return None
     return None if clean.new_attributes else clean

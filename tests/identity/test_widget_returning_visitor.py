@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
@@ -205,3 +206,43 @@ def test_new_session_context_replaces_the_old(signed_in):
 
 def widget_token(widget: Widget, attributes: dict) -> str:
     return make_jwt(widget.agent, user_id="u-1", contact_attributes=attributes)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path")
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_statement_commits_alone_and_relaxes_only_itself(agent, settings):
+    """As in production (no request transaction): the returning visitor's statement is its
+    own transaction. Its writes are committed when the response leaves, and the relaxed
+    commit it asks for ends with it: the connection's next transaction (a dashboard edit
+    served by the same process) waits for the disk again."""
+    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
+    widget = Widget(agent)
+    assert widget.jwt(user_id="u-1", contact_attributes=CLAIMS).status_code == 200
+    contact = Contact.objects.get(agent=agent, external_id="u-1")
+    long_ago = timezone.now() - timedelta(days=3)
+    Contact.objects.filter(pk=contact.pk).update(last_seen_at=long_ago)
+
+    token = make_jwt(agent, user_id="u-1", contact_attributes=CLAIMS)
+    with CaptureQueriesContext(connection) as queries:
+        response = widget.identify({"token": token})
+
+    assert response.status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert statements[-1].startswith("WITH contact AS (UPDATE contacts_contact"), statements
+    assert not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    # Another connection sees the commit.
+    import psycopg
+
+    db = connection.settings_dict
+    conninfo = (
+        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} "
+        f"dbname={db['NAME']}"
+    )
+    with psycopg.connect(conninfo) as other:
+        seen = other.execute(
+            "SELECT last_seen_at FROM contacts_contact WHERE id = %s", [contact.pk]
+        ).fetchone()[0]
+    assert seen > long_ago

@@ -142,12 +142,14 @@ if IS_POSTGRES and DB_POOL_SIZE:
         # A request that waits this long for a connection fails (503 on the API/widget).
         "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
     }
-# Server-side parameters: psycopg sends each statement's text with $1, $2… and prepares a
-# statement once a connection has run it DB_PREPARE_THRESHOLD times, so PostgreSQL plans it
-# once per connection instead of on every call. Planning cost more than running on the hot
-# paths (an index lookup on the contacts table, with its many indexes: 0.2-1 ms to plan,
-# 0.05 ms to run). DB_PREPARE_THRESHOLD=0 never prepares (e.g. behind a pooler that cannot
-# keep prepared statements); DB_SERVER_SIDE_BINDING=false goes back to client-side binding.
+# Server-side parameters: psycopg sends each statement's text with $1, $2… and prepares the
+# hot hand-written statements (identify's, the rate limits'; marked by core.prepared) once a
+# connection has run one DB_PREPARE_THRESHOLD times, so PostgreSQL plans it once per
+# connection instead of on every call. Planning cost more than running on the hot paths (an
+# index lookup on the contacts table, with its many indexes: 0.2-1 ms to plan, 0.05 ms to
+# run). ORM queries are planned for their own values every time (a generic plan can read a
+# whole agent). DB_PREPARE_THRESHOLD=0 never prepares (e.g. behind a pooler that cannot keep
+# prepared statements); DB_SERVER_SIDE_BINDING=false goes back to client-side binding.
 DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 5, minimum=0)
 if IS_POSTGRES:
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -20,6 +20,7 @@ from contacts.query.keyset import keyset_page
 from contacts.serialization import contact_to_dict
 from contacts.signals import collected, contact_data_requested
 from core.keyset import InvalidCursor, cursor_moment, decode_cursor, encode_cursor
+from core.prepared import prepared
 from core.times import iso
 from workspaces.models import Agent
 
@@ -93,7 +94,7 @@ def self_reported_twin_ids(*, agent: Agent, email: str, exclude: Contact, limit:
     pk = Contact._meta.pk
     with connection.cursor() as cursor:
         cursor.execute(
-            contacts_sql.SELF_REPORTED_TWINS,
+            prepared(contacts_sql.SELF_REPORTED_TWINS),
             [agent.pk, email.lower(), pk.get_db_prep_value(exclude.pk, connection), limit],
         )
         return [pk.to_python(row[0]) for row in cursor.fetchall()]

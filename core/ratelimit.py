@@ -29,6 +29,7 @@ from django.db import connection
 from django.http import HttpRequest
 
 from core.models import RateCounter
+from core.prepared import prepared
 from core.rates import parse_rate
 from core.sql import RATE_PRUNE_CTE, RATE_UPSERT_SQL
 
@@ -128,5 +129,5 @@ def _add(counters: list[tuple[str, int, int]], amount: int) -> dict[str, int]:
         sql = RATE_PRUNE_CTE.replace("<keys>", ", ".join(["%s"] * len(keys))) + sql
         params = [int(time.time()), *keys, *params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, amount])
+        cursor.execute(prepared(sql), [*params, amount])
         return dict(cursor.fetchall())

@@ -42,6 +42,7 @@ from contacts.services import (
 from core import rows
 from core.actors import Actor
 from core.errors import ForbiddenError, ValidationFailed
+from core.prepared import prepared
 from identity import payload
 from identity import sql as identity_sql
 from identity.merging import merge_quietly, same_email_absorb, visitor_history_absorb
@@ -319,7 +320,7 @@ def _returning_visitor(
     params = [stamp, stamp, stamp, agent.pk, external_id]
     params += session_upsert_params(agent=agent, visitor_id=visitor_id)
     with connection.cursor() as cursor:
-        cursor.execute(identity_sql.RETURNING_VISITOR, params)
+        cursor.execute(prepared(identity_sql.RETURNING_VISITOR), params)
         row = cursor.fetchone()
     split = rows.width(VisitorSession)
     session = rows.instance(VisitorSession, row[:split])

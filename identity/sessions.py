@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from contacts.models import Identity
 from core import rows
+from core.prepared import prepared
 from identity import sql
 from identity.models import VisitorSession
 from workspaces.models import Agent
@@ -42,7 +43,9 @@ def visitor_session_get_or_create(
         else sql.SESSION_UPSERT
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, session_upsert_params(agent=agent, visitor_id=visitor_id))
+        cursor.execute(
+            prepared(statement), session_upsert_params(agent=agent, visitor_id=visitor_id)
+        )
         # The relaxed statement's last column is set_config's answer, not a field.
         row = cursor.fetchone()[: rows.width(VisitorSession)]
         session = rows.instance(VisitorSession, row)

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, Concat, Lower, NullIf, Trim
 from django.http import Http404
 from django.utils import timezone
 
+from core.prepared import prepared
 from workspaces import sql
 from workspaces.models import (
     Agent,
@@ -67,7 +68,7 @@ def agent_access_for_user(*, user, public_id: str) -> AgentAccess:
 
 def agent_by_public_id(*, public_id: str) -> Agent | None:
     """The agent a widget call names. (SQL by hand: every widget call starts here.)"""
-    found = list(Agent.objects.raw(sql.AGENT_BY_PUBLIC_ID, [public_id]))
+    found = list(Agent.objects.raw(prepared(sql.AGENT_BY_PUBLIC_ID), [public_id]))
     return found[0] if found else None
 
 
@@ -99,7 +100,7 @@ def secrets_in_force(rows: Iterable[tuple[str, datetime | None]], *, at: datetim
 def identity_secret_rows(*, agent: Agent) -> list[tuple[str, datetime | None]]:
     """Every secret of the agent with its expiry (None while current), newest first."""
     # SQL by hand: the widget's agent cache reloads it every few seconds per process.
-    rows = IdentitySecret.objects.raw(sql.IDENTITY_SECRETS, [agent.pk])
+    rows = IdentitySecret.objects.raw(prepared(sql.IDENTITY_SECRETS), [agent.pk])
     return [(row.secret, row.expires_at) for row in rows]
 
 

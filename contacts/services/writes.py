@@ -46,6 +46,7 @@ from core.errors import (
     ForbiddenError,
     ValidationFailed,
 )
+from core.prepared import prepared
 from core.times import iso
 from workspaces.models import Agent
 
@@ -322,7 +323,7 @@ def _locked_by(agent: Agent, seen_at: datetime | None = None, **lookup: Any) -> 
         if connection.features.has_select_for_update:
             sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(prepared(sql), params)
         contact = rows.instance(Contact, cursor.fetchone())
     if contact is not None:
         contact.agent = agent
@@ -476,9 +477,8 @@ def _adopt(
     again, so only the first adopts it; the other finds it taken and goes on without it.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql_text.ADOPTION_CANDIDATES[connection.vendor], [agent.pk, email.strip().lower()]
-        )
+        statement = prepared(sql_text.ADOPTION_CANDIDATES[connection.vendor])
+        cursor.execute(statement, [agent.pk, email.strip().lower()])
         ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != 1:
         return None, "several" if ids else ""
@@ -628,7 +628,7 @@ def contact_mark_seen(*, contact: Contact, at: datetime | None = None) -> None:
     stamp = connection.ops.adapt_datetimefield_value(at)
     with connection.cursor() as cursor:
         cursor.execute(
-            sql_text.MARK_SEEN,
+            prepared(sql_text.MARK_SEEN),
             [stamp, stamp, stamp, Contact._meta.pk.get_db_prep_value(contact.pk, connection)],
         )
     contact.last_seen_at = max(contact.last_seen_at or at, at)

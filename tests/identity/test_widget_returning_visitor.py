@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from contacts.models import AuditEvent, Contact, Identity, MergedContact
+from core.prepared import prepared
 from identity.models import VisitorSession
 from tests.factories import ContactFactory
 from tests.identity.conftest import Widget, make_jwt
@@ -228,7 +229,9 @@ def test_outside_a_transaction_the_statement_commits_alone_and_relaxes_only_itse
 
     assert response.status_code == 200
     statements = [q["sql"] for q in queries.captured_queries]
-    assert statements[-1].startswith("WITH contact AS (UPDATE contacts_contact"), statements
+    assert statements[-1].startswith(prepared("WITH contact AS (UPDATE contacts_contact")), (
+        statements
+    )
     assert not connection.in_atomic_block
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from config.urls import urlpatterns as project_urlpatterns
+from core.prepared import prepared
 
 
 @csrf_exempt
@@ -30,7 +31,8 @@ def ceiling(request: HttpRequest, agent_pk: int) -> JsonResponse:
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM contacts_contact WHERE agent_id = %s AND external_id = %s",
+            # Kept prepared like identify's own statements (core.prepared): a strict ceiling.
+            prepared("SELECT id FROM contacts_contact WHERE agent_id = %s AND external_id = %s"),
             [agent_pk, claims["user_id"]],
         )
         row = cursor.fetchone()

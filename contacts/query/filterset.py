@@ -304,6 +304,25 @@ class ContactFilterSet(django_filters.FilterSet):
         return bool(self.tags) and not any(self.value(n) not in (None, "", []) for n in others)
 
     @property
+    def only_attribute_conditions(self) -> bool:
+        """Narrowed by attribute conditions and nothing else, all of them to hold (the
+        table counts that along one attribute index, see `table_count`)."""
+        named = [
+            n
+            for n in self.filters
+            if n not in ("deleted", "ordering", "match") and self.value(n) not in (None, "", [])
+        ]
+        return (
+            bool(named)
+            and not self.match_any
+            and all(
+                isinstance(self.filters[n], _ConditionFilter)
+                and self.filters[n].target.definition is not None
+                for n in named
+            )
+        )
+
+    @property
     def match_any(self) -> bool:
         return self.value("match") == "any"
 

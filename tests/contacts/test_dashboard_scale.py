@@ -127,3 +127,36 @@ def test_a_large_tag_filter_is_counted_from_its_links(agent, monkeypatch):
     assert count({"tag": "nope"}) == (0, True)
     # With another filter the links say nothing: the usual (here exact) count applies.
     assert count({"tag": "vip", "identity": "anonymous"}) == (0, True)
+
+
+@pytest.mark.django_db
+def test_attribute_conditions_alone_are_counted_along_the_index_without_bitmap_scans(agent):
+    """Attribute conditions alone (all of them to hold): on PostgreSQL the capped count
+    runs with bitmap scans off for that one statement (a bitmap reads every match before the
+    cap applies); with a search, or any of several conditions, it does not."""
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts.selectors import table_count
+
+    plan = AttributeFactory(agent=agent, key="plan", type="text")
+    definitions = {"plan": plan}
+    ContactFactory.create_batch(2, agent=agent, attributes={"plan": "Pro"})
+    ContactFactory(agent=agent, name="Martha", attributes={"plan": "Free"})
+
+    def count(params):
+        filters = ContactFilterSet(params, agent=agent, definitions=definitions).validated()
+        with CaptureQueriesContext(connection) as queries:
+            result = table_count(qs=filters.qs, filters=filters, agent=agent)
+        bitmap_off = any("enable_bitmapscan" in q["sql"] for q in queries.captured_queries)
+        return result, bitmap_off
+
+    postgres = connection.vendor == "postgresql"
+    assert count({"attr.plan": "Pro"}) == ((2, True), postgres)
+    assert count({"attr.plan": "Pro", "q": "mart"}) == ((0, True), False)
+    assert count({"attr.plan": ["Pro", "Free"], "match": "any"})[1] is False
+    assert count({"identity": "verified"})[1] is False
+    # The setting ended with its count.
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_bitmapscan")
+            assert cursor.fetchone()[0] == "on"

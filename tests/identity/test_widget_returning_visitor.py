@@ -211,17 +211,14 @@ def widget_token(widget: Widget, attributes: dict) -> str:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path")
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_the_statement_commits_alone_and_relaxes_only_itself(agent, settings):
+def test_outside_a_transaction_the_statement_commits_alone_and_relaxes_only_itself(
+    signed_in, agent
+):
     """As in production (no request transaction): the returning visitor's statement is its
     own transaction. Its writes are committed when the response leaves, and the relaxed
     commit it asks for ends with it: the connection's next transaction (a dashboard edit
     served by the same process) waits for the disk again."""
-    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
-    widget = Widget(agent)
-    assert widget.jwt(user_id="u-1", contact_attributes=CLAIMS).status_code == 200
-    contact = Contact.objects.get(agent=agent, external_id="u-1")
-    long_ago = timezone.now() - timedelta(days=3)
-    Contact.objects.filter(pk=contact.pk).update(last_seen_at=long_ago)
+    widget, _, contact, long_ago = signed_in
 
     token = make_jwt(agent, user_id="u-1", contact_attributes=CLAIMS)
     with CaptureQueriesContext(connection) as queries:

@@ -404,6 +404,9 @@ IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 10000, minimum=1)
 # After each batch an import rests this fraction of the time the batch took (0: flat out),
 # so a large import leaves room for the dashboard and the widget.
 IMPORT_PAUSE_RATIO = env_float("IMPORT_PAUSE_RATIO", 0.0, minimum=0)
+# After an import that created this many contacts or more, PostgreSQL's statistics of the
+# contacts table are refreshed (ANALYZE), so the planner knows the new agent (0: never).
+IMPORT_ANALYZE_FROM_ROWS = env_int("IMPORT_ANALYZE_FROM_ROWS", 10000, minimum=0)
 # The set-based COPY path on PostgreSQL; off means the row-by-row services everywhere.
 IMPORT_FAST_PATH = env_bool("IMPORT_FAST_PATH", True)
 # A running import whose worker has not reported for this long can be resumed.

@@ -37,13 +37,14 @@ from time import monotonic, sleep
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
+from contacts.models import Contact
 from contacts.signals import changes_batched
 from core.actors import Actor
 from core.errors import DomainError, ValidationFailed
@@ -96,6 +97,23 @@ class _Failure:
 
 
 _DONE = object()
+
+
+def refresh_statistics(created: int) -> None:
+    """After an import that added IMPORT_ANALYZE_FROM_ROWS contacts or more, PostgreSQL's
+    statistics of the contacts table are refreshed (ANALYZE samples it: about a second at
+    ten million rows). Autovacuum waits for a tenth of the table to change, so an agent
+    imported into a large shared table would otherwise look empty to the planner for
+    weeks, and lookups it plans from that picture walk the whole agent. Never fails the
+    import: the next autovacuum does the same."""
+    threshold = settings.IMPORT_ANALYZE_FROM_ROWS
+    if connection.vendor != "postgresql" or not threshold or created < threshold:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Contact._meta.db_table}")
+    except DatabaseError:
+        logger.warning("Refreshing the contacts table's statistics failed", exc_info=True)
 
 
 def prefetched(items: Iterator[Any], *, depth: int) -> Iterator[Any]:
@@ -451,6 +469,7 @@ class _Run:
             # in ImportRowIssue for their download.
             files.files_delete(job.pk)
             ContactImport.objects.filter(pk=job.pk).update(file="")
+            refresh_statistics(job.created_count)
         self.job.refresh_from_db()
 
     def release(self) -> None:

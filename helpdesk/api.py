@@ -189,19 +189,20 @@ def conversation_status(request: Request, conversation_id: str) -> Response:
 
 CONVERSATION_ORDERING = OpenApiParameter(
     "ordering",
-    str,
-    enum=list(selectors.CONTACT_CONVERSATION_ORDERINGS),
+    # Empty means the default, as for the contacts list's ordering.
+    {"type": "string", "enum": [*selectors.CONTACT_CONVERSATION_ORDERINGS, ""]},
     default=selectors.NEWEST_FIRST,
     description=(
-        "`-last_message_at` (default): most recent activity first. `last_message_at`: oldest "
-        "activity first. Ties are broken by id in the same direction, so pages are stable. A "
-        "`next` URL keeps the ordering; a cursor used with another ordering answers 400."
+        "`-last_message_at` (default, also when empty): most recent activity first. "
+        "`last_message_at`: oldest activity first. Ties are broken by id in the same "
+        "direction, so pages are stable. A `next` URL keeps the ordering; a cursor used with "
+        "another ordering answers 400."
     ),
 )
 
 
 def _conversation_ordering(params) -> str:
-    ordering = (params.get("ordering") or selectors.NEWEST_FIRST).strip()
+    ordering = params.get("ordering") or selectors.NEWEST_FIRST
     if ordering not in selectors.CONTACT_CONVERSATION_ORDERINGS:
         choices = " or ".join(selectors.CONTACT_CONVERSATION_ORDERINGS)
         raise ValidationError({"ordering": [f"Use {choices}."]})

@@ -246,3 +246,44 @@ def test_outside_a_transaction_the_statement_commits_alone_and_relaxes_only_itse
             "SELECT last_seen_at FROM contacts_contact WHERE id = %s", [contact.pk]
         ).fetchone()[0]
     assert seen > long_ago
+
+
+def test_an_hmac_returning_visitor_answers_as_the_full_path_and_never_writes_a_secure_key(
+    agent, settings, django_assert_num_queries
+):
+    """HMAC comes through the same returning-visitor path: the secure attribute in its
+    user_metadata is listed as ignored on every call and never written, and a hash that does
+    not verify reaches nothing, however well the browser is known."""
+    from tests.factories import AttributeFactory
+    from tests.identity.conftest import user_hash
+
+    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1000000/minute"
+    AttributeFactory(agent=agent, key="plan", type="text", secure=True)
+    widget = Widget(agent)
+    body = {
+        "user_id": "u-7",
+        "user_hash": user_hash(agent, "u-7"),
+        "user_metadata": {"name": "Grace Hopper", "plan": "enterprise"},
+    }
+    first = widget.identify(body)
+    assert first.status_code == 200
+    contact = Contact.objects.get(agent=agent, external_id="u-7")
+    audits = AuditEvent.objects.filter(contact_id=contact.pk).count()
+
+    # the rate counters, the schema (the metadata names an attribute) and one statement on
+    # PostgreSQL; the full path on SQLite
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 6):
+        again = widget.identify(body)
+
+    assert again.status_code == 200
+    assert again.json()["contact"] == first.json()["contact"]
+    assert again.json()["ignored_keys"] == first.json()["ignored_keys"]
+    assert [entry["code"] for entry in again.json()["ignored_keys"]] == ["secure_attribute"]
+    contact.refresh_from_db()
+    assert "plan" not in contact.attributes
+    assert AuditEvent.objects.filter(contact_id=contact.pk).count() == audits
+
+    forged = widget.identify({**body, "user_hash": "0" * 64})
+    assert forged.status_code == 401
+    session = VisitorSession.objects.get(agent=agent, visitor_id=widget.visitor_id)
+    assert (session.contact_id, session.signed) == (contact.pk, True)

@@ -172,11 +172,16 @@ def tag_suggestions(*, agent: Agent, prefix: str, limit: int = 10) -> list[str]:
     return starts
 
 
-def count_estimate(qs: QuerySet, *, agent: Agent | None = None) -> tuple[int, bool]:
+def count_estimate(
+    qs: QuerySet, *, agent: Agent | None = None, narrowed: bool = True
+) -> tuple[int, bool]:
     """(count, exact). Exact up to EXACT_COUNT_LIMIT; above, PostgreSQL's planner estimate.
 
     Counting a million rows exactly costs more than the page itself, and "about 1.2M" is
-    what a person needs to see.
+    what a person needs to see. SQLite has no estimate to read: there a whole agent
+    (`narrowed` False: one index count) is counted exactly, and a filter's matches beyond
+    the limit are "more than 10,000" (EXACT_COUNT_LIMIT + 1, not exact) instead of being
+    walked one by one.
     """
     capped = qs.order_by()[: EXACT_COUNT_LIMIT + 1].count()
     if capped <= EXACT_COUNT_LIMIT:
@@ -192,6 +197,8 @@ def count_estimate(qs: QuerySet, *, agent: Agent | None = None) -> tuple[int, bo
             plan = json.loads(plan)
         estimate = int(plan[0]["Plan"]["Plan Rows"])
         return max(estimate, capped), False
+    if narrowed:
+        return capped, False
     return qs.order_by().count(), True
 
 
@@ -231,6 +238,9 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
         )
         if links > EXACT_COUNT_LIMIT:
             return links, False
+        if connection.vendor == "sqlite" and len(filters.tags) == 1:
+            # From the tag's links to their contacts (the capped semi-join walks the agent).
+            return tagged_live_count(agent=agent, name=filters.tags[0]), True
     if filters.only_attribute_conditions and connection.vendor == "postgresql":
         # The planner likes a bitmap scan of the attribute's index for the capped count,
         # which reads every match first (488,000 of "plan = Enterprise" at ten million:
@@ -246,7 +256,19 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
             # (an error rolls the block back, and the setting with it).
             cursor.execute("SET LOCAL enable_bitmapscan TO DEFAULT")
             return counted
-    return count_estimate(qs, agent=agent)
+    return count_estimate(qs, agent=agent, narrowed=filters.is_filtered)
+
+
+def tagged_live_count(*, agent: Agent, name: str) -> int:
+    """How many live contacts of the agent carry the tag `name` (SQLite), read from the
+    tag's links: SQLite's planner, without statistics, would walk the agent's contacts and
+    probe each for the tag; CROSS JOIN keeps the links as the outer loop."""
+    tag_ids = list(Tag.objects.filter(agent=agent, name__iexact=name).values_list("pk", flat=True))
+    if not tag_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(contacts_sql.tagged_live_count(len(tag_ids)), [*tag_ids, agent.pk])
+        return cursor.fetchone()[0]
 
 
 def contact_export_data(*, contact: Contact) -> dict[str, Any]:

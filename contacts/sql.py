@@ -67,3 +67,14 @@ REMOVE_ATTRIBUTE = {
         "WHERE agent_id = %(agent)s AND json_type(attributes, %(path)s) IS NOT NULL"
     ),
 }
+
+
+def tagged_live_count(tags: int) -> str:
+    """How many live contacts of an agent carry any of `tags` tag ids (SQLite; a contact
+    links a tag once): the links lead (CROSS JOIN fixes SQLite's join order)."""
+    placeholders = ", ".join(["%s"] * tags)
+    return (
+        "SELECT COUNT(*) FROM contacts_contacttag AS link CROSS JOIN contacts_contact AS c "
+        f"ON c.id = link.contact_id WHERE link.tag_id IN ({placeholders}) "
+        "AND c.agent_id = %s AND c.deleted_at IS NULL"
+    )

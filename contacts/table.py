@@ -44,6 +44,7 @@ from contacts.query.conditions import (
 )
 from contacts.query.filterset import SEEN_CHOICES
 from contacts.query.keyset import DEFAULT_ORDERING
+from contacts.selectors import EXACT_COUNT_LIMIT
 
 PAGE_SIZES = (25, 50, 100, 250)
 DEFAULT_PAGE_SIZE = 50
@@ -416,9 +417,12 @@ def build_rows(contacts: Iterable[Any], columns: Sequence[Column], detail_url) -
 
 
 def format_estimate(count: int, exact: bool) -> str:
-    """1,234 when exact; "about 12K" / "about 1.2M" when estimated."""
+    """1,234 when exact; "about 12K" / "about 1.2M" when estimated; "more than 10,000"
+    when only known to be above the exact-count limit (SQLite, see count_estimate)."""
     if exact:
         return f"{count:,}"
+    if count == EXACT_COUNT_LIMIT + 1:
+        return f"more than {EXACT_COUNT_LIMIT:,}"
     if count >= 1_000_000:
         return f"about {count / 1_000_000:.1f}M"
     if count >= 1_000:

@@ -14,6 +14,7 @@ from django.db.models.functions import Lower, Substr
 from attributes.coercion import display_value
 from attributes.selectors import attribute_definitions
 from contacts.models import Contact, ContactTag, StripeAccount, Tag
+from contacts.query.expressions import search_text_contains
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid, decode_cursor, encode_cursor
 from helpdesk.models import Conversation, Message
 from workspaces.models import Agent
@@ -112,9 +113,11 @@ def inbox_queryset(
         qs = qs.filter(status=status)
     q = q.strip()[:MAX_SEARCH]
     if q:
-        # The contact's lower-cased search haystack. Its trigram index on PostgreSQL covers
-        # live contacts only, so search (like every default view) leaves soft-deleted ones out.
-        qs = qs.filter(contact__search_text__contains=q.lower(), contact__deleted_at__isnull=True)
+        # The contact's lower-cased search haystack (and its search index). The trigram
+        # index on PostgreSQL covers live contacts only, so search (like every default view)
+        # leaves soft-deleted ones out.
+        found = search_text_contains(q.lower(), contact="contact")
+        qs = qs.filter(found, contact__deleted_at__isnull=True)
     if tag_ids:
         # Any of the tags: one semi-join probe of the (contact, tag) unique index per
         # conversation, so a contact with two of the tags still lists each conversation once.

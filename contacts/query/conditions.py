@@ -47,7 +47,13 @@ from attributes.coercion import AttributeValueError, coerce_value
 from attributes.models import KEY_PATTERN, AttributeDefinition
 from contacts.models import NEVER, SORT_EXPRESSIONS, ContactTag
 from contacts.normalize import FieldError, normalize_phone, phone_digits
-from contacts.query.expressions import Compare, Range, attribute_condition
+from contacts.query.expressions import (
+    Compare,
+    Range,
+    attribute_condition,
+    indexed,
+    search_text_contains,
+)
 
 TEXT_OPS = ("eq", "ne", "contains", "not_contains", "exists")
 NUMBER_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
@@ -411,7 +417,7 @@ def condition_q(target: Target, op: str, operand: Any, *, tag_ids: Mapping[str, 
             else Q(pk__in=[])
         )
         return has if op == "eq" else ~has
-    expression = SORT_EXPRESSIONS[field]
+    expression = indexed(SORT_EXPRESSIONS[field])
     if target.kind == "text":
         return _text_field_q(field, op, operand, expression)
     literal = _count_literal if target.kind == "count" else _moment_literal
@@ -471,7 +477,7 @@ def _text_field_q(field: str, op: str, operand: Any, expression: Expression) -> 
     if op == "not_contains":
         return ~match
     if field in _IN_SEARCH_TEXT:
-        match &= Q(search_text__contains=operand)
+        match &= search_text_contains(operand)
     return match
 
 

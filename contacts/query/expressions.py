@@ -10,7 +10,6 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
-    BooleanField,
     CharField,
     Exists,
     Expression,
@@ -25,54 +24,119 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, Lower
-from django.db.models.lookups import Contains, Exact
+from django.db.models.lookups import Contains, Exact, Lookup
 
-from attributes.models import AttributeDefinition
+from attributes.models import KEY_PATTERN, AttributeDefinition
 from contacts.models import ContactTag, Tag
 from contacts.normalize import phone_digits
+from contacts.search_index import FTS_ROWIDS, fts_narrows, fts_query, fts_supported
+
+ATTRIBUTE_KEY = re.compile(KEY_PATTERN)
 
 
-class Compare(Func):
-    """`lhs <op> rhs` as a boolean expression usable in filter() (row values included)."""
+class _Row(Func):
+    """A row value `(a, b, …)`."""
 
-    output_field = BooleanField()
+    template = "(%(expressions)s)"
     arity = None
+
+
+class Compare(Lookup):
+    """`lhs <op> rhs` as a condition usable in filter() (row values included).
+
+    A lookup rather than a boolean expression: filtering by an expression on a database
+    without a boolean type (SQLite) compares it with 1, `(key > ?) = 1`, which no index
+    answers; a lookup is written into WHERE as it is.
+    """
+
+    lookup_name = "compare"
+    prepare_rhs = False
     OPERATORS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
     def __init__(self, lhs: list[Expression], op: str, rhs: list[Expression]) -> None:
         if len(lhs) != len(rhs):
             raise ValueError("both sides need as many expressions")
-        self.width = len(lhs)
         self.sql_operator = self.OPERATORS[op]
-        super().__init__(*lhs, *rhs)
+        row = (lambda parts: parts[0]) if len(lhs) == 1 else (lambda parts: _Row(*parts))
+        super().__init__(row(lhs), row(rhs))
 
-    def as_sql(self, compiler, connection, **extra_context):
-        parts = [compiler.compile(e) for e in self.get_source_expressions()]
-        sqls = [sql for sql, _ in parts]
-        params = [p for _, ps in parts for p in ps]
-        left, right = sqls[: self.width], sqls[self.width :]
-        if self.width == 1:
-            return f"({left[0]} {self.sql_operator} {right[0]})", params
-        return f"(({', '.join(left)}) {self.sql_operator} ({', '.join(right)}))", params
+    @property
+    def identity(self):
+        return (*super().identity, self.sql_operator)
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, lhs_params = compiler.compile(self.lhs)
+        rhs_sql, rhs_params = compiler.compile(self.rhs)
+        return f"({lhs_sql} {self.sql_operator} {rhs_sql})", (*lhs_params, *rhs_params)
+
+
+def _sqlite_path(key: str) -> str:
+    # Written into the SQL (below): keys are checked against the attribute key pattern.
+    if not ATTRIBUTE_KEY.match(key):
+        raise ValueError(f"not an attribute key: {key!r}")
+    return f'$."{key}"'
 
 
 def _sqlite_json_value(key: str, output_field) -> Func:
+    """`JSON_EXTRACT(attributes, '$."key"')` with the path written into the SQL, not bound:
+    SQLite only uses an expression index for the same expression, and a bound parameter
+    is not the literal the index was built with."""
     return Func(
-        F("attributes"), Value(f'$."{key}"'), function="JSON_EXTRACT", output_field=output_field
+        F("attributes"),
+        template=f"JSON_EXTRACT(%(expressions)s, '{_sqlite_path(key)}')",
+        output_field=output_field,
     )
 
 
 # Sentinels that sort below every real value of the type (SQLite), so a missing value is a
 # value too and keyset pages never skip contacts without the attribute.
 SQLITE_MISSING = {"number": -1e300, "boolean": -1}
+# The same, as written into the sort key's SQL (see _sqlite_json_value).
+_SQLITE_MISSING_SQL = {"number": "-1e300", "boolean": "-1", "text": "''"}
+
+
+def _sqlite_sort_key(definition: AttributeDefinition) -> Func:
+    kind = definition.type if definition.type in ("number", "boolean") else "text"
+    output_field = CharField() if kind == "text" else FloatField()
+    return Func(
+        _sqlite_json_value(definition.key, output_field),
+        template=f"COALESCE(%(expressions)s, {_SQLITE_MISSING_SQL[kind]})",
+        output_field=output_field,
+    )
+
+
+class Inline(Func):
+    """The wrapped expression with its parameters written into the SQL (SQLite), as a
+    CREATE INDEX holds them: SQLite matches an expression index only to the identical
+    expression, so `COALESCE(last_seen_at, ?)` never reads the index on
+    `COALESCE(last_seen_at, '1970-01-01 00:00:00')`. Only for expressions built here from
+    constants (sort keys), never from user input."""
+
+    template = "%(expressions)s"
+    arity = 1
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = self.as_sql(compiler, connection, **extra_context)
+        if not params:
+            return sql, params
+        editor = connection.SchemaEditorClass(connection)
+        return sql % tuple(editor.quote_value(p) for p in params), ()
+
+
+def indexed(expression: Expression) -> Expression:
+    """A sort key as its index holds it (see Inline); unchanged on PostgreSQL."""
+    if connection.vendor == "sqlite" and not isinstance(expression, F):
+        return Inline(expression)
+    return expression
 
 
 def attribute_expression(definition: AttributeDefinition) -> Expression:
     """The stored value of an attribute as a comparable, sortable, never-null expression.
 
     PostgreSQL compares jsonb values natively (numbers as numbers, ISO dates as text) and a
-    missing key becomes JSON null, which sorts below everything. Per-attribute expression
-    indexes use this exact expression.
+    missing key becomes JSON null, which sorts below everything. SQLite reads the value
+    with JSON_EXTRACT and puts a sentinel below every real value for a missing one.
+    Per-attribute expression indexes use this exact expression.
     """
     key = definition.key
     if connection.vendor == "postgresql":
@@ -81,11 +145,13 @@ def attribute_expression(definition: AttributeDefinition) -> Expression:
             Cast(Value("null"), JSONField()),
             output_field=JSONField(),
         )
-    if definition.type == "number":
-        return Coalesce(_sqlite_json_value(key, FloatField()), Value(SQLITE_MISSING["number"]))
-    if definition.type == "boolean":
-        return Coalesce(_sqlite_json_value(key, FloatField()), Value(SQLITE_MISSING["boolean"]))
-    return Coalesce(_sqlite_json_value(key, CharField()), Value(""), output_field=CharField())
+    return _sqlite_sort_key(definition)
+
+
+def _sqlite_missing_literal(definition: AttributeDefinition) -> Expression:
+    if definition.type in ("number", "boolean"):
+        return Value(float(SQLITE_MISSING[definition.type]), output_field=FloatField())
+    return Value("", output_field=CharField())
 
 
 def _attribute_literal(definition: AttributeDefinition, value: Any) -> Expression:
@@ -152,13 +218,13 @@ def attribute_condition(definition: AttributeDefinition, op: str, operand: Any) 
         value = operand.low if isinstance(operand, Range) else operand
         stored = attribute_expression(definition)
         return ~Q(Compare([stored], "eq", [_attribute_literal(definition, value)]))
-    if postgres:
-        # The sort key itself, so the attribute's sort index also answers the filter.
-        stored = attribute_expression(definition)
-    else:
-        numeric = definition.type in ("number", "boolean")
-        # The bare value: NULL for a contact without the attribute, which never compares.
-        stored = _sqlite_json_value(key, FloatField() if numeric else CharField())
+    # The sort key itself, so the attribute's sort index also answers the filter. A
+    # contact without the attribute holds the lowest key (JSON null, SQLite's sentinel),
+    # which no value equals and an open lower end excludes below.
+    stored = attribute_expression(definition)
+    if not postgres and not isinstance(operand, Range) and operand == "":
+        # "" is SQLite's missing-text sentinel: compare the bare value instead.
+        stored = _sqlite_json_value(key, CharField())
     if not isinstance(operand, Range):
         return Q(Compare([stored], "eq", [_attribute_literal(definition, operand)]))
     span = operand
@@ -173,14 +239,42 @@ def attribute_condition(definition: AttributeDefinition, op: str, operand: Any) 
     if span.low is not None:
         op_low = "gte" if span.low_inclusive else "gt"
         q &= Q(Compare([stored], op_low, [_attribute_literal(definition, span.low)]))
-    elif postgres:
-        # JSON null sorts below every value: a contact without the attribute is not
-        # "less than" anything.
-        q &= Q(Compare([stored], "gt", [json_null]))
+    else:
+        # The missing value sorts below every value: a contact without the attribute is
+        # not "less than" anything.
+        lowest = json_null if postgres else _sqlite_missing_literal(definition)
+        q &= Q(Compare([stored], "gt", [lowest]))
     if span.high is not None:
         op_high = "lte" if span.high_inclusive else "lt"
         q &= Q(Compare([stored], op_high, [_attribute_literal(definition, span.high)]))
     return q
+
+
+class SearchContains(Contains):
+    """`search_text` (of the contact `F(…)` names) contains a substring: on PostgreSQL a
+    LIKE its trigram index answers; on SQLite the same LIKE, narrowed first to the rows the
+    FTS5 trigram index finds (contacts.search_index) when `narrow`, so a search reads its
+    matches instead of scanning every contact."""
+
+    narrow = True
+
+    def as_sqlite(self, compiler, connection):
+        sql, params = self.as_sql(compiler, connection)
+        query = fts_query(self.rhs) if self.narrow and isinstance(self.rhs, str) else None
+        alias = getattr(self.lhs, "alias", None)
+        if query is None or alias is None or not fts_supported(connection):
+            return sql, params
+        rowid = f"{compiler.quote_name_unless_alias(alias)}.rowid"
+        return f"({sql} AND {rowid} IN ({FTS_ROWIDS}))", (*params, query)
+
+
+def search_text_contains(needle: str, *, contact: str = "") -> Q:
+    """The contact (`contact` is the path to it, "" for contacts themselves) whose
+    search_text contains `needle`: through the search index where it narrows the search
+    (SQLite, see contacts.search_index.fts_narrows; PostgreSQL's planner decides alone)."""
+    lookup = SearchContains(F(f"{contact}__search_text" if contact else "search_text"), needle)
+    lookup.narrow = fts_narrows(connection, needle)
+    return Q(lookup)
 
 
 # "+1 (415) 555-0123", "415.555", "0044 20 7946": digits and the signs people write them with.
@@ -198,24 +292,30 @@ def exact_matches(qs: QuerySet, q: str, *, limit: int) -> list:
     text = q.strip()
     if not text:
         return []
-    found = qs.alias(email_ci=Lower("email")).filter(
-        (Q(email_ci=text.lower()) & ~Q(email="")) | Q(external_id=text)
-    )
-    return sorted(found.order_by()[:limit], key=lambda contact: contact.pk)
+    by_email = Q(email_ci=text.lower()) & ~Q(email="")
+    found = qs.alias(email_ci=Lower("email")).order_by()
+    if connection.vendor == "sqlite":
+        # SQLite answers the OR of two indexes by walking the agent: ask each one alone.
+        rows = {c.pk: c for c in found.filter(by_email)[:limit]}
+        rows.update((c.pk, c) for c in found.filter(external_id=text)[:limit])
+        return sorted(rows.values(), key=lambda contact: contact.pk)[:limit]
+    found = found.filter(by_email | Q(external_id=text))
+    return sorted(found[:limit], key=lambda contact: contact.pk)
 
 
 def search(qs: QuerySet, q: str, *, agent) -> QuerySet:
     """Substring search over name, email, external id and phone digits, and tag names.
 
-    search_text is lower-cased by the database; a trigram index answers LIKE '%…%' on it.
+    search_text is lower-cased by the database; a trigram index answers LIKE '%…%' on it
+    (see SearchContains).
     """
     needle = q.lower()
-    match = Q(search_text__contains=needle)
+    match = search_text_contains(needle)
     digits = phone_digits(q)
     # Only a query that is written like a phone number also matches by its digits: the
     # "251" inside judy.allen251@stark.industries must not find every phone with 251.
     if len(digits) >= 3 and digits != needle and PHONE_LIKE.match(q.strip()):
-        match |= Q(search_text__contains=digits)
+        match |= search_text_contains(digits)
     # Tags are few per agent: resolve matching tag ids first, and only then widen the match.
     tag_ids = list(
         Tag.objects.filter(agent=agent, name__icontains=q).values_list("pk", flat=True)[:50]

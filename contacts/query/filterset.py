@@ -323,6 +323,17 @@ class ContactFilterSet(django_filters.FilterSet):
         )
 
     @property
+    def filtered_attributes(self) -> list[AttributeDefinition]:
+        """The attributes the conditions in use compare (their indexes answer them)."""
+        found = {}
+        for name, condition in self.filters.items():
+            if not isinstance(condition, _ConditionFilter) or condition.target.definition is None:
+                continue
+            if self.value(name) not in (None, "", []):
+                found[condition.target.definition.key] = condition.target.definition
+        return list(found.values())
+
+    @property
     def match_any(self) -> bool:
         return self.value("match") == "any"
 

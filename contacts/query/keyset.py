@@ -28,7 +28,7 @@ from django.db.models.functions import Cast
 
 from attributes.models import AttributeDefinition
 from contacts.models import NEVER, SORT_EXPRESSIONS
-from contacts.query.expressions import SQLITE_MISSING, Compare, attribute_expression
+from contacts.query.expressions import SQLITE_MISSING, Compare, attribute_expression, indexed
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
 from core.keyset import decode_cursor as decode_keyset
 from core.keyset import encode_cursor as encode_keyset
@@ -101,7 +101,7 @@ def sort_for(ordering: str, definitions: Mapping[str, AttributeDefinition]) -> S
     else:
         kind = "text"
     blank = _BLANKS.get(name, NO_BLANK)
-    return SortSpec(ordering, SORT_EXPRESSIONS[name], descending, kind, blank)
+    return SortSpec(ordering, indexed(SORT_EXPRESSIONS[name]), descending, kind, blank)
 
 
 def order_contacts(qs: QuerySet, spec: SortSpec) -> QuerySet:

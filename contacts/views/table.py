@@ -33,7 +33,7 @@ from contacts.query.segments import (
     segment_query,
     segments_visible,
 )
-from contacts.selectors import table_count, table_preference_get, tag_names
+from contacts.selectors import EXACT_COUNT_LIMIT, table_count, table_preference_get, tag_names
 from contacts.services import table_preference_save
 from contacts.services.segments import segment_can_change
 from contacts.tasks import sort_index_request
@@ -92,9 +92,13 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     first = 1 if at_start else state.position
     last = first + len(items) - 1
     total, exact = table_count(qs=qs, filters=filters, agent=agent)
-    if sort.ordering.lstrip("-").startswith("attr.") and not exact:
-        # A large agent sorted by an attribute: have its index built in the background.
-        sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]])
+    # A large agent sorted or filtered by an attribute: have its index built in the
+    # background (once; see contacts.sort_indexes).
+    if sort.ordering.lstrip("-").startswith("attr."):
+        large = not exact or total > EXACT_COUNT_LIMIT
+        sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]], large=large or None)
+    for definition in filters.filtered_attributes:
+        sort_index_request(definition)
 
     rows = tbl.build_rows(items, state.columns, detail_url_for(agent))
     chips = tbl.active_filter_chips(state, base, definition_map)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.http import QueryDict
+from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from attributes.services import attribute_delete
 from contacts import table as tbl
+from contacts.models import Contact
 from contacts.query.filterset import ContactFilterSet
 from contacts.query.keyset import keyset_page, order_contacts
 from contacts.sort_indexes import (
@@ -20,9 +22,21 @@ from contacts.sort_indexes import (
 from tests.factories import AttributeFactory, ContactFactory
 from tests.helpers import list_url
 
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="attribute sort indexes are PostgreSQL-only"
-)
+sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's count")
+
+
+def _plan(sql: str, params) -> str:
+    """The plan of a query as text, with sorting switched off on PostgreSQL (to prove an
+    index can answer the order; SQLite's plan says USE TEMP B-TREE when it cannot)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            return "\n".join(str(row[-1]) for row in cursor.fetchall())
+        cursor.execute("SET enable_sort = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_sort")
+        return plan
 
 
 @pytest.mark.parametrize(
@@ -32,6 +46,7 @@ postgres_only = pytest.mark.skipif(
         (9_999, True, "9,999"),
         (12_345, False, "about 12K"),
         (1_234_567, False, "about 1.2M"),
+        (10_001, False, "more than 10,000"),
     ],
 )
 def test_counts_read_as_exact_or_about(count, exact, text):
@@ -64,8 +79,7 @@ def test_headers_sort_ascending_first_except_dates_and_numbers():
 
 
 @pytest.mark.django_db(transaction=True)
-@postgres_only
-def test_an_attribute_sort_index_serves_the_tables_attribute_sort(agent):
+def test_an_attribute_sort_index_serves_the_tables_attribute_sort_and_filter(agent):
     mrr = AttributeFactory(agent=agent, key="mrr", type="number")
     for value in (5, 50, None, 500):
         ContactFactory(agent=agent, attributes={} if value is None else {"mrr": value})
@@ -80,21 +94,23 @@ def test_an_attribute_sort_index_serves_the_tables_attribute_sort(agent):
     spec = filters.sort()
     page = keyset_page(qs, spec, cursor=None, size=2)
     assert [c.attributes.get("mrr") for c in page.items] == [500, 50]
-    # The planner can answer the page from the index (sorting is switched off to prove it).
-    sql, params = order_contacts(qs, spec).query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_sort = off")
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_sort")
-    assert sort_index_name(agent_id=agent.pk, key="mrr") in plan
+    index = sort_index_name(agent_id=agent.pk, key="mrr")
+    # The planner can answer the page from the index, and the next page too.
+    assert index in _plan(*order_contacts(qs, spec).query.sql_with_params())
+    following = keyset_page(qs, spec, cursor=page.next_cursor, size=2)
+    assert [c.attributes.get("mrr") for c in following.items] == [5, None]
+    # A range filter on the attribute reads the same index; the contact without a value
+    # is not "below 100".
+    ranged = ContactFilterSet({"attr.mrr__lt": "100"}, agent=agent, definitions=definitions)
+    assert sorted(c.attributes["mrr"] for c in ranged.validated().qs) == [5, 50]
+    if connection.vendor == "sqlite":  # PostgreSQL's planner reads a 4-row table instead
+        assert index in _plan(*ranged.validated().qs.order_by().query.sql_with_params())
 
     attribute_delete(definition=AttributeDefinition.objects.get(pk=mrr.pk))
     assert not sort_index_exists(mrr)
 
 
 @pytest.mark.django_db
-@postgres_only
 def test_sorting_a_large_agent_by_an_attribute_requests_its_index(staff_client, agent, monkeypatch):
     from django_tasks_db.models import DBTaskResult
 
@@ -109,13 +125,36 @@ def test_sorting_a_large_agent_by_an_attribute_requests_its_index(staff_client, 
 
 
 @pytest.mark.django_db
+def test_filtering_a_large_agent_by_an_attribute_requests_its_index(
+    staff_client, agent, monkeypatch
+):
+    from django_tasks_db.models import DBTaskResult
+
+    AttributeFactory(agent=agent, key="plan", type="select", options=["Free", "Pro"])
+    tasks = DBTaskResult.objects.filter(task_path__endswith="build_attribute_sort_index")
+    ContactFactory.create_batch(3, agent=agent, attributes={"plan": "Pro"})
+    staff_client.get(list_url(agent), {"attr.plan": "Pro"})
+    assert tasks.count() == 0  # a small agent scans faster than it would keep an index
+
+    from django.core.cache import caches
+
+    caches["local"].clear()
+    monkeypatch.setattr("contacts.tasks.EXACT_COUNT_LIMIT", 2)
+    response = staff_client.get(list_url(agent), {"attr.plan": "Pro"})
+    staff_client.get(list_url(agent), {"attr.plan": "Free"})
+    assert response.status_code == 200
+    assert tasks.count() == 1
+
+
+@pytest.mark.django_db
 def test_a_large_tag_filter_is_counted_from_its_links(agent, monkeypatch):
     from contacts.selectors import table_count
     from tests.factories import TagFactory
 
     monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 2)
     vip = TagFactory(agent=agent, name="vip")
-    for contact in ContactFactory.create_batch(5, agent=agent, name="Same"):
+    tagged = ContactFactory.create_batch(5, agent=agent, name="Same")
+    for contact in tagged:
         contact.tags.add(vip)
     ContactFactory(agent=agent)
 
@@ -125,8 +164,35 @@ def test_a_large_tag_filter_is_counted_from_its_links(agent, monkeypatch):
 
     assert count({"tag": "VIP"}) == (5, False)
     assert count({"tag": "nope"}) == (0, True)
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 10)
+    # Under the limit the count is exact, live contacts only (SQLite reads it from the
+    # tag's links; PostgreSQL caps the semi-join).
+    Contact.objects.filter(pk=tagged[0].pk).update(deleted_at=timezone.now())
+    assert count({"tag": "VIP"}) == (4, True)
     # With another filter the links say nothing: the usual (here exact) count applies.
     assert count({"tag": "vip", "identity": "anonymous"}) == (0, True)
+
+
+@pytest.mark.django_db
+@sqlite_only
+def test_sqlite_says_more_than_the_limit_instead_of_counting_every_match(
+    staff_client, agent, monkeypatch
+):
+    from contacts.selectors import table_count
+
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 3)
+    monkeypatch.setattr("contacts.table.EXACT_COUNT_LIMIT", 3)
+    ContactFactory.create_batch(5, agent=agent, name="Martha")
+    ContactFactory(agent=agent, name="Zed")
+
+    def count(params):
+        filters = ContactFilterSet(params, agent=agent, definitions={}).validated()
+        return table_count(qs=filters.qs, filters=filters, agent=agent)
+
+    assert count({"q": "martha"}) == (4, False)  # the limit + 1: "more than 3"
+    assert count({}) == (6, True)  # the whole agent: one index count, exact
+    html = staff_client.get(list_url(agent), {"q": "martha"}).content.decode()
+    assert "more than 3 matching" in html
 
 
 @pytest.mark.django_db
@@ -160,3 +226,26 @@ def test_attribute_conditions_alone_are_counted_along_the_index_without_bitmap_s
         with connection.cursor() as cursor:
             cursor.execute("SHOW enable_bitmapscan")
             assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("ordering", "index"),
+    [
+        ("-last_seen_at", "contact_sort_last_seen_at"),
+        ("-first_seen_at", "contact_sort_first_seen_at"),
+        ("-external_id", "contact_sort_external_id"),
+        ("-name", "contact_sort_name"),
+    ],
+)
+def test_sorts_with_a_stand_in_for_no_value_read_their_index(agent, ordering, index):
+    """The stand-in (never seen as the epoch, no external id as "") is written into the
+    SQL as the index holds it: SQLite matches an expression index only to the identical
+    expression, and a bound parameter is not. (Descending: an ascending page reads the
+    same index in two ranges, see keyset._blanks_last_page.)"""
+    ContactFactory.create_batch(3, agent=agent)
+    filters = ContactFilterSet({"ordering": ordering}, agent=agent, definitions={})
+    qs, spec = filters.validated().qs, filters.sort()
+    plan = _plan(*order_contacts(qs, spec).query.sql_with_params())
+    assert index in plan
+    assert "TEMP B-TREE" not in plan

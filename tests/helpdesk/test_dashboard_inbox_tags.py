@@ -8,6 +8,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from helpdesk.models import Conversation
@@ -260,16 +261,18 @@ def test_the_query_count_is_pinned_with_tags_and_flat_as_conversations_grow(
     params = {"tag": ["VIP", "Trial"], "q": "person", "status": "open"}
     add(2)
     # session, user, agent access (agent, membership), navigation, the tags named, the page
-    # of conversations, the agent's tags for the picker.
-    with django_assert_num_queries(8):
+    # of conversations, the agent's tags for the picker; on SQLite the search index is asked
+    # how many contacts match (contacts.search_index.fts_narrows).
+    probe = int(connection.vendor == "sqlite")
+    with django_assert_num_queries(8 + probe):
         page = staff_client.get(_url(agent), params)
     # The fragment leaves the picker out.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(7 + probe):
         staff_client.get(_url(agent), params, HTTP_HX_TARGET="inbox-list", **HX)
     add(40)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(8 + probe):
         more = staff_client.get(_url(agent), params)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(7 + probe):
         staff_client.get(_url(agent), params, HTTP_HX_TARGET="inbox-list", **HX)
 
     assert len(_rows(page)) == 2

@@ -100,14 +100,16 @@ _DONE = object()
 
 
 def refresh_statistics(created: int) -> None:
-    """After an import that added IMPORT_ANALYZE_FROM_ROWS contacts or more, PostgreSQL's
+    """After an import that added IMPORT_ANALYZE_FROM_ROWS contacts or more, the database's
     statistics of the contacts table are refreshed (ANALYZE samples it: about a second at
-    ten million rows). Autovacuum waits for a tenth of the table to change, so an agent
-    imported into a large shared table would otherwise look empty to the planner for
-    weeks, and lookups it plans from that picture walk the whole agent. Never fails the
-    import: the next autovacuum does the same."""
+    ten million rows on PostgreSQL, half a second at 100,000 on SQLite). PostgreSQL's
+    autovacuum waits for a tenth of the table to change, and SQLite has no statistics
+    until someone runs ANALYZE, so an agent imported into a large table would otherwise
+    look tiny to the planner, and what it plans from that picture walks the whole agent
+    (a search on SQLite scans the agent instead of reading its search index). Never fails
+    the import: statistics are an optimisation."""
     threshold = settings.IMPORT_ANALYZE_FROM_ROWS
-    if connection.vendor != "postgresql" or not threshold or created < threshold:
+    if not threshold or created < threshold:
         return
     try:
         with connection.cursor() as cursor:

@@ -1,11 +1,10 @@
-"""Build (or drop) the PostgreSQL indexes behind sorting the contacts table by attributes."""
+"""Build (or drop) the indexes behind sorting and filtering the contacts table by attributes."""
 
 from __future__ import annotations
 
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from attributes.models import AttributeDefinition
 from contacts.sort_indexes import sort_index_build, sort_index_drop, sort_index_name
@@ -14,8 +13,8 @@ from workspaces.models import Agent
 
 class Command(BaseCommand):
     help = (
-        "Build the sort index of every non-archived attribute of an agent (PostgreSQL), "
-        "instead of waiting for the first sort to request it."
+        "Build the sort index of every non-archived attribute of an agent, instead of "
+        "waiting for the first sort or filter to request it."
     )
 
     def add_arguments(self, parser):
@@ -24,9 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--drop", action="store_true", help="Drop the indexes instead.")
 
     def handle(self, *args, **options):
-        if connection.vendor != "postgresql":
-            self.stdout.write("Sort indexes are only used on PostgreSQL; nothing to do.")
-            return
         agent = Agent.objects.filter(public_id=options["agent_public_id"]).first()
         if agent is None:
             raise CommandError(f"No agent with public id {options['agent_public_id']!r}.")

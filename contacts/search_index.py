@@ -10,9 +10,10 @@ as Python's sqlite3 is on every current platform) over the same column, kept in 
 triggers on the contacts table, so every write path (services, imports, merges, erasure,
 raw SQL) updates it in the same transaction. It is an external-content table: it holds the
 trigrams and reads the text from contacts_contact by rowid. A search asks it for the rowids
-of the substring and keeps the usual LIKE on search_text, so results are exactly those of
-the scan it replaces. Where the SQLite library lacks FTS5 or the trigram tokenizer, the
-table is not made and search falls back to that scan (`manage.py search_index` says which).
+holding every trigram of the substring and keeps the usual LIKE on search_text, so results
+are exactly those of the scan it replaces. Where the SQLite library lacks FTS5 or the
+trigram tokenizer, the table is not made and search falls back to that scan
+(`manage.py search_index` says which).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ FTS_TABLE = "contact_search"
 FTS_MIN_LENGTH = 3
 FTS_TRIGGERS = ("contact_search_insert", "contact_search_delete", "contact_search_update")
 
+# detail=none: the index keeps which rows hold a trigram, not where (a third cheaper to
+# write, and smaller). A search asks for rows holding every trigram of the substring — a
+# superset of the rows holding it, which the LIKE beside it then decides.
 _FTS_CREATE = (
     "CREATE VIRTUAL TABLE contact_search USING fts5(search_text, content='contacts_contact', "
-    "content_rowid='rowid', tokenize='trigram')"
+    "content_rowid='rowid', tokenize='trigram', detail='none')"
 )
 _FTS_ADD = "INSERT INTO contact_search(rowid, search_text) VALUES (new.rowid, new.search_text);"
 # An external-content table forgets a row by being told exactly what it indexed.
@@ -83,11 +87,12 @@ def fts_supported(connection) -> bool:
 
 
 def fts_query(needle: str) -> str | None:
-    """The FTS5 query for a substring (a quoted phrase: the trigram tokenizer matches it as
-    a substring, ignoring case), or None when it is too short for trigrams."""
+    """The FTS5 query for the rows that may hold a substring: every trigram of it (each a
+    quoted string, ignoring case), or None when it is too short for trigrams."""
     if len(needle) < FTS_MIN_LENGTH:
         return None
-    return '"' + needle.replace('"', '""') + '"'
+    trigrams = dict.fromkeys(needle[i : i + 3] for i in range(len(needle) - 2))
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
 
 
 # Up to this many matches (in every agent) a search reads them from the index; a broader
@@ -95,8 +100,7 @@ def fts_query(needle: str) -> str | None:
 # of such common matches within a few rows (reading 80,000 matches and sorting them: 60 ms).
 FTS_NARROW_LIMIT = 20_000
 _FTS_PROBE = (
-    "SELECT COUNT(*) FROM (SELECT rowid FROM contact_search WHERE contact_search MATCH %s "
-    "LIMIT %s)"
+    "SELECT COUNT(*) FROM (SELECT rowid FROM contact_search WHERE contact_search MATCH %s LIMIT %s)"
 )
 
 

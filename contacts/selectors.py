@@ -239,8 +239,8 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
         if links > EXACT_COUNT_LIMIT:
             return links, False
         if connection.vendor == "sqlite" and len(filters.tags) == 1:
-            # From the tag's links to their contacts (the capped semi-join walks the agent).
-            return tagged_live_count(agent=agent, name=filters.tags[0]), True
+            # From the tag's links, less those of deleted contacts (see tagged_live_count).
+            return tagged_live_count(agent=agent, name=filters.tags[0], links=links), True
     if filters.only_attribute_conditions and connection.vendor == "postgresql":
         # The planner likes a bitmap scan of the attribute's index for the capped count,
         # which reads every match first (488,000 of "plan = Enterprise" at ten million:
@@ -259,16 +259,17 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
     return count_estimate(qs, agent=agent, narrowed=filters.is_filtered)
 
 
-def tagged_live_count(*, agent: Agent, name: str) -> int:
-    """How many live contacts of the agent carry the tag `name` (SQLite), read from the
-    tag's links: SQLite's planner, without statistics, would walk the agent's contacts and
-    probe each for the tag; CROSS JOIN keeps the links as the outer loop."""
+def tagged_live_count(*, agent: Agent, name: str, links: int) -> int:
+    """How many live contacts of the agent carry the tag `name` (SQLite), from the count of
+    its `links`: those of soft-deleted contacts are taken off (the agent's deleted contacts
+    are few and each probes its links). Capping the semi-join walks the agent's contacts,
+    probing each for the tag (90 ms at 100,000); this takes 1-2 ms."""
     tag_ids = list(Tag.objects.filter(agent=agent, name__iexact=name).values_list("pk", flat=True))
     if not tag_ids:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(contacts_sql.tagged_live_count(len(tag_ids)), [*tag_ids, agent.pk])
-        return cursor.fetchone()[0]
+        cursor.execute(contacts_sql.tagged_deleted_count(len(tag_ids)), [agent.pk, *tag_ids])
+        return links - cursor.fetchone()[0]
 
 
 def contact_export_data(*, contact: Contact) -> dict[str, Any]:

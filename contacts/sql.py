@@ -69,12 +69,13 @@ REMOVE_ATTRIBUTE = {
 }
 
 
-def tagged_live_count(tags: int) -> str:
-    """How many live contacts of an agent carry any of `tags` tag ids (SQLite; a contact
-    links a tag once): the links lead (CROSS JOIN fixes SQLite's join order)."""
+def tagged_deleted_count(tags: int) -> str:
+    """How many soft-deleted contacts of an agent carry any of `tags` tag ids (SQLite; a
+    contact links a tag once): the agent's deleted contacts (few, their own partial index)
+    lead and each probes its links (CROSS JOIN fixes SQLite's join order)."""
     placeholders = ", ".join(["%s"] * tags)
     return (
-        "SELECT COUNT(*) FROM contacts_contacttag AS link CROSS JOIN contacts_contact AS c "
-        f"ON c.id = link.contact_id WHERE link.tag_id IN ({placeholders}) "
-        "AND c.agent_id = %s AND c.deleted_at IS NULL"
+        "SELECT COUNT(*) FROM contacts_contact AS c CROSS JOIN contacts_contacttag AS link "
+        "ON link.contact_id = c.id WHERE c.agent_id = %s AND c.deleted_at IS NOT NULL "
+        f"AND link.tag_id IN ({placeholders})"
     )

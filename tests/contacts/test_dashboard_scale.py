@@ -249,3 +249,31 @@ def test_sorts_with_a_stand_in_for_no_value_read_their_index(agent, ordering, in
     plan = _plan(*order_contacts(qs, spec).query.sql_with_params())
     assert index in plan
     assert "TEMP B-TREE" not in plan
+
+
+def test_relative_times_read_as_djangos_timesince_counts_them():
+    """The table's "… ago" (written without the translation machinery, a page shows a
+    hundred) counts calendar months and years as django.utils.timesince does."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils.timesince import timesince
+
+    rnd = random.Random(7)
+    now = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+    fixed = [
+        (now - timedelta(seconds=59), "just now"),
+        (now - timedelta(minutes=1), "1 minute ago"),
+        (now - timedelta(hours=5, minutes=59), "5 hours ago"),
+        (now - timedelta(days=13), "1 week ago"),
+        (datetime(2026, 2, 28, 12, 0, tzinfo=UTC), "1 month ago"),
+        (datetime(2026, 2, 28, 12, 1, tzinfo=UTC), "1 month ago"),
+        (datetime(2026, 3, 1, 12, 1, tzinfo=UTC), "4 weeks ago"),
+        (datetime(2024, 3, 31, 12, 0, tzinfo=UTC), "2 years ago"),
+    ]
+    for value, text in fixed:
+        assert tbl.ago_text(value, now) == text
+    for _ in range(5_000):
+        value = now - timedelta(seconds=rnd.randint(60, 400_000_000))
+        expected = timesince(value, now, depth=1).replace("\xa0", " ") + " ago"
+        assert tbl.ago_text(value, now) == expected

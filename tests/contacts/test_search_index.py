@@ -14,7 +14,13 @@ from django.test.utils import CaptureQueriesContext
 from contacts import services
 from contacts.models import Contact
 from contacts.query.filterset import ContactFilterSet
-from contacts.search_index import FTS_TRIGGERS, fts_install, fts_narrows, fts_supported
+from contacts.search_index import (
+    FTS_TRIGGERS,
+    fts_install,
+    fts_narrows,
+    fts_query,
+    fts_supported,
+)
 from core.actors import Actor
 from tests.factories import ContactFactory, TagFactory
 from tests.helpers import list_url, table_names
@@ -84,10 +90,10 @@ def _searched(agent, needle: str, **params: str) -> tuple[set[str], list[str]]:
 
 
 def _fts_rowids(text: str) -> list[int]:
+    """The rows the search index holds every trigram of `text` for."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT rowid FROM contact_search WHERE contact_search MATCH %s",
-            ['"' + text.replace('"', '""') + '"'],
+            "SELECT rowid FROM contact_search WHERE contact_search MATCH %s", [fts_query(text)]
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -247,3 +247,18 @@ def test_the_command_reports_the_index(capsys):
     assert (
         "trigram index contact_search_trgm" if connection.vendor == "postgresql" else "SQLite"
     ) in out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="REINDEX is PostgreSQL's")
+def test_the_command_rebuilds_the_trigram_index_on_postgresql(agent, capsys):
+    ContactFactory(agent=agent, name="Ada Lovelace")
+    call_command("search_index", "--rebuild")
+    assert "Rebuilt in" in capsys.readouterr().out
+    assert _searched(agent, "lovelace")[0] == {"Ada Lovelace"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = 'contact_search_trgm'"
+        )
+        assert cursor.fetchone() == (True,)

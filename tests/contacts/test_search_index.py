@@ -262,3 +262,15 @@ def test_the_command_rebuilds_the_trigram_index_on_postgresql(agent, capsys):
             "WHERE c.relname = 'contact_search_trgm'"
         )
         assert cursor.fetchone() == (True,)
+
+
+@SQLITE
+def test_without_fts5_search_scans_and_finds_the_same(agent, people, monkeypatch, capsys):
+    """An SQLite library without FTS5 or its trigram tokenizer (before 3.34): no index is
+    asked, the scan answers, and the command says so."""
+    monkeypatch.setattr("contacts.search_index._library_has_fts5_trigram", lambda: False)
+    found, sql = _searched(agent, "mart")
+    assert found == {"Zoë Martín", "Martha Stewart", "Smart Mart"}
+    assert not any("contact_search" in s for s in sql)
+    call_command("search_index")
+    assert "scans the contacts" in capsys.readouterr().out

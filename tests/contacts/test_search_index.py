@@ -22,7 +22,7 @@ from contacts.search_index import (
     fts_supported,
 )
 from core.actors import Actor
-from tests.factories import ContactFactory, TagFactory
+from tests.factories import ContactFactory, ConversationFactory, TagFactory
 from tests.helpers import list_url, table_names
 from transfers.imports.engine import import_run
 from transfers.services import import_create, import_start
@@ -125,6 +125,17 @@ def test_the_table_and_the_inbox_search_through_the_index(staff_client, agent, p
     assert table_names(response) == ["Ada Lovelace"]
     response = staff_client.get(list_url(agent), {"q": "mart", "ordering": "name"})
     assert table_names(response) == ["Martha Stewart", "Smart Mart", "Zoë Martín"]
+
+    by_name = {p.name: p for p in people}
+    ada = ConversationFactory(agent=agent, contact=by_name["Ada Lovelace"], status="open")
+    grace = ConversationFactory(agent=agent, contact=by_name["Grace Hopper"], status="open")
+    with CaptureQueriesContext(connection) as queries:
+        inbox = staff_client.get(f"/a/{agent.public_id}/inbox/", {"q": "analytical", "status": ""})
+    html = inbox.content.decode()
+    assert f"/inbox/{ada.pk}/" in html
+    assert f"/inbox/{grace.pk}/" not in html
+    if connection.vendor == "sqlite" and fts_supported(connection):
+        assert any(NARROWED in q["sql"] for q in queries.captured_queries)
 
 
 def test_a_broad_substring_is_left_to_the_scan(agent, people, monkeypatch):

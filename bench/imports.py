@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from bench.harness import Row
 from contacts.ids import uuid7
-from contacts.search_index import fts_present
+from contacts.search_index import fts_create_sql, fts_present
 
 FILE = Path("var/bench-import.csv")
 HEADER = [
@@ -193,11 +193,7 @@ def sqlite_insert_floor(path: Path, agent_id: int) -> float:
             # The search index too (contacts.search_index): the real table indexes every
             # new row's search text, so the floor does as well, the cheapest way (one
             # INSERT … SELECT of the new rows after the plain INSERT).
-            cursor.execute(
-                f"CREATE VIRTUAL TABLE {FLOOR_TABLE}_search USING fts5(search_text, "
-                f"content='{FLOOR_TABLE}', content_rowid='rowid', tokenize='trigram', "
-                "detail='none')"
-            )
+            cursor.execute(fts_create_sql(f"{FLOOR_TABLE}_search", FLOOR_TABLE))
             cursor.execute(f"SELECT MAX(rowid) FROM {FLOOR_TABLE}")  # noqa: S608 - constants
             before = cursor.fetchone()[0] or 0
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())

@@ -37,13 +37,20 @@ FTS_TABLE = "contact_search"
 FTS_MIN_LENGTH = 3
 FTS_TRIGGERS = ("contact_search_insert", "contact_search_delete", "contact_search_update")
 
+
 # detail=none: the index keeps which rows hold a trigram, not where (a third cheaper to
 # write, and smaller). A search asks for rows holding every trigram of the substring — a
 # superset of the rows holding it, which the LIKE beside it then decides.
-_FTS_CREATE = (
-    "CREATE VIRTUAL TABLE contact_search USING fts5(search_text, content='contacts_contact', "
-    "content_rowid='rowid', tokenize='trigram', detail='none')"
-)
+def fts_create_sql(table: str, content: str) -> str:
+    """CREATE VIRTUAL TABLE for a search table over `content`'s search_text (the bench's
+    insert floor makes a copy of it)."""
+    return (
+        f"CREATE VIRTUAL TABLE {table} USING fts5(search_text, content='{content}', "
+        "content_rowid='rowid', tokenize='trigram', detail='none')"
+    )
+
+
+_FTS_CREATE = fts_create_sql(FTS_TABLE, "contacts_contact")
 _FTS_ADD = "INSERT INTO contact_search(rowid, search_text) VALUES (new.rowid, new.search_text);"
 # An external-content table forgets a row by being told exactly what it indexed.
 _FTS_FORGET = (

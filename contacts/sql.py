@@ -69,13 +69,13 @@ REMOVE_ATTRIBUTE = {
 }
 
 
-def tagged_deleted_count(tags: int) -> str:
-    """How many soft-deleted contacts of an agent carry any of `tags` tag ids (SQLite; a
-    contact links a tag once): the agent's deleted contacts (few, their own partial index)
-    lead and each probes its links (CROSS JOIN fixes SQLite's join order)."""
-    placeholders = ", ".join(["%s"] * tags)
-    return (
-        "SELECT COUNT(*) FROM contacts_contact AS c CROSS JOIN contacts_contacttag AS link "
-        "ON link.contact_id = c.id WHERE c.agent_id = %s AND c.deleted_at IS NOT NULL "
-        f"AND link.tag_id IN ({placeholders})"
-    )
+# How many soft-deleted contacts of an agent carry the tag named (SQLite; tag names are
+# unique per agent whatever their case, uniq_tag_name_ci, and a contact links a tag once):
+# the agent's deleted contacts (few, their own partial index) lead and each probes its
+# links; CROSS JOIN fixes SQLite's join order.
+TAGGED_DELETED_COUNT = (
+    "SELECT COUNT(*) FROM contacts_contact AS c CROSS JOIN contacts_contacttag AS link "
+    "ON link.contact_id = c.id WHERE c.agent_id = %(agent)s AND c.deleted_at IS NOT NULL "
+    "AND link.tag_id = (SELECT id FROM contacts_tag "
+    "WHERE agent_id = %(agent)s AND lower(name) = lower(%(name)s))"
+)

@@ -103,7 +103,13 @@ def load(plan: dict, count: int) -> dict[str, int]:
             for name, rows in result.items():
                 totals[name] = totals.get(name, 0) + rows
     build_indexes(list(declared.values()))
+    analyze()
+    return totals
+
+
+def analyze() -> None:
+    """Statistics for the tables a seed filled (either database: SQLite keeps none until
+    ANALYZE, and PostgreSQL's autovacuum would wait for them)."""
     with connection.cursor() as cursor:
         for _, model, _ in tables():
             cursor.execute(f"ANALYZE {model._meta.db_table}")
-    return totals

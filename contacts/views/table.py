@@ -95,8 +95,10 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     # A large agent sorted or filtered by an attribute: have its index built in the
     # background (once; see contacts.sort_indexes).
     if sort.ordering.lstrip("-").startswith("attr."):
-        large = not exact or total > EXACT_COUNT_LIMIT
-        sort_index_request(definition_map[sort.ordering.lstrip("-")[5:]], large=large or None)
+        # Many rows to sort say the agent is large; few say nothing (a narrow filter).
+        many = not exact or total > EXACT_COUNT_LIMIT
+        definition = definition_map[sort.ordering.lstrip("-")[5:]]
+        sort_index_request(definition, large=True if many else None)
     for definition in filters.filtered_attributes:
         sort_index_request(definition)
 

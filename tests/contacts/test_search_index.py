@@ -23,7 +23,7 @@ from contacts.search_index import (
 )
 from core.actors import Actor
 from tests.factories import ContactFactory, ConversationFactory, TagFactory
-from tests.helpers import list_url, table_names
+from tests.helpers import agent_url, contact_url, list_url, table_names
 from transfers.imports.engine import import_run
 from transfers.services import import_create, import_start
 
@@ -285,3 +285,66 @@ def test_without_fts5_search_scans_and_finds_the_same(agent, people, monkeypatch
     assert not any("contact_search" in s for s in sql)
     call_command("search_index")
     assert "scans the contacts" in capsys.readouterr().out
+
+
+# --- Over HTTP: erasure and merges leave nothing to find -------------------------------------
+
+
+def _api_found(api, needle: str) -> set[str]:
+    response = api.get("/api/v1/contacts/", {"q": needle})
+    assert response.status_code == 200
+    return {c["name"] for c in response.json()["results"]}
+
+
+def _index_consistent() -> None:
+    """On SQLite, FTS5's own check that the index holds exactly the contacts' text."""
+    if connection.vendor == "sqlite" and fts_supported(connection):
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO contact_search(contact_search) VALUES ('integrity-check')")
+
+
+def test_a_person_erased_from_the_dashboard_or_the_api_is_found_nowhere(
+    admin_client, api, agent, people
+):
+    ada = next(p for p in people if p.name == "Ada Lovelace")
+    dan = next(p for p in people if p.name.startswith("Dan"))
+    assert _api_found(api, "lovelace") == {"Ada Lovelace"}
+
+    response = admin_client.post(contact_url("erase", ada), {"confirm": ada.email})
+    assert response.status_code == 302
+    assert api.post(f"/api/v1/contacts/{dan.pk}/erase/").status_code == 204
+
+    for needle in ("lovelace", "analytical", "crm-001", "oneil", "dan@", "4155550101"):
+        assert _api_found(api, needle) == set(), needle
+        table = admin_client.get(list_url(agent), {"q": needle})
+        assert table_names(table) == [], needle
+        if connection.vendor == "sqlite" and fts_supported(connection):
+            assert _fts_rowids(needle) == [], needle
+    _index_consistent()
+    # Everyone else is still found.
+    assert _api_found(api, "hopper") == {"Grace Hopper"}
+
+
+def test_a_contact_merged_away_over_http_is_found_only_as_the_one_it_joined(
+    staff_client, api, agent, people
+):
+    grace = next(p for p in people if p.name == "Grace Hopper")
+    martha = next(p for p in people if p.name == "Martha Stewart")
+    dan = next(p for p in people if p.name.startswith("Dan"))
+    response = staff_client.post(
+        agent_url("contacts:merge", agent), {"primary": martha.pk, "secondary": grace.pk}
+    )
+    assert response.status_code == 302
+    merged = api.post(
+        "/api/v1/contacts/merge/", {"primary": str(martha.pk), "secondary": str(dan.pk)}
+    )
+    assert merged.status_code == 200
+
+    # The merged-away contacts' own text is gone; what the primary took from them (a blank
+    # it filled) is found as the primary.
+    assert _api_found(api, "grace hopper") == set()
+    assert _api_found(api, "the man") == set()
+    assert _api_found(api, "oneil.ie") == set()  # the primary kept its own email
+    assert _api_found(api, "crm-002") == {"Martha Stewart"}  # Grace's external id moved over
+    assert table_names(staff_client.get(list_url(agent), {"q": "hopper"})) == []
+    _index_consistent()

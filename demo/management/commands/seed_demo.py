@@ -60,10 +60,7 @@ class Command(BaseCommand):
         else:
             with transaction.atomic():
                 totals = _load_rows(demo_data.generate(count=missing, **plan))
-            # SQLite keeps no statistics until ANALYZE (PostgreSQL's loader runs it too).
-            with connection.cursor() as cursor:
-                for _, model, _ in bulk_load.tables():
-                    cursor.execute(f"ANALYZE {model._meta.db_table}")
+            bulk_load.analyze()
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in totals.items())
         self.stdout.write(

@@ -14,7 +14,8 @@ run to run.
 
 Export: CSV and JSON Lines of every contact of the agent through the dashboard's export
 view, streamed and discarded, in a child process so that its peak memory (max RSS) is the
-export's own.
+export's own; judged against the same child reading the export's own SELECT (a raw COPY on
+PostgreSQL), what the database alone takes to write the file.
 """
 
 from __future__ import annotations
@@ -321,34 +322,26 @@ EXPORT_SHARE_OF_COPY = 0.9
 
 
 def _export_row(result: dict, file_format: str) -> Row:
-    """The export's rate, memory and, on PostgreSQL, its rate against the raw COPY of the
-    same rows in the same run (≥ EXPORT_SHARE_OF_COPY): absolute rates on a shared machine
-    swing from hour to hour, the ratio does not."""
+    """The export's rate and memory against the same run's read of the export's own SELECT
+    by the same client (≥ EXPORT_SHARE_OF_COPY): a raw COPY on PostgreSQL, the SELECT's
+    lines on SQLite. Absolute rates on a shared machine swing from hour to hour, the ratio
+    does not; the absolute rate is printed beside it (SPEC 8's 100,000 rows/s is
+    PostgreSQL's)."""
+    postgresql = connection.vendor == "postgresql"
+    raw_name = "raw COPY" if postgresql else "the SELECT alone"
     rate = result["rows"] / result["seconds"]
-    measured = f"{rate:,.0f} rows/s, peak {result['max_rss_mb']:.0f} MB"
-    target = "≥ 100,000 rows/s, ≤ 200 MB"
-    ok = rate >= 100_000 and result["max_rss_mb"] <= 200
-    baseline, ratio = f"{result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s", "—"
-    raw = result.get("baseline")
-    if raw:
-        # Judged on the ratio (issue: absolute rates swing 1.7× between hours here); the
-        # absolute rate is printed beside it.
-        raw_rate = result["rows"] / raw["seconds"]
-        target = f"≥ {EXPORT_SHARE_OF_COPY:.0%} of raw COPY, ≤ 200 MB (100,000 rows/s)"
-        baseline = (
-            f"raw COPY of the same SELECT, one connection: {raw['seconds']:.1f} s "
-            f"({raw_rate:,.0f} rows/s, {raw['bytes'] / 1e6:,.0f} MB); "
-            f"export {result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s"
-        )
-        ratio = f"{rate / raw_rate:.2f}× raw COPY"
-        ok = rate >= EXPORT_SHARE_OF_COPY * raw_rate and result["max_rss_mb"] <= 200
+    raw = result["baseline"]
+    raw_rate = result["rows"] / raw["seconds"]
     return Row(
         f"export {result['rows']:,} contacts as {file_format.upper()}",
-        target,
-        measured,
-        baseline,
-        ratio,
-        ok,
+        f"≥ {EXPORT_SHARE_OF_COPY:.0%} of {raw_name}, ≤ 200 MB"
+        + (" (100,000 rows/s)" if postgresql else ""),
+        f"{rate:,.0f} rows/s, peak {result['max_rss_mb']:.0f} MB",
+        f"{'raw COPY of ' if postgresql else ''}the same SELECT, one connection: "
+        f"{raw['seconds']:.1f} s ({raw_rate:,.0f} rows/s, {raw['bytes'] / 1e6:,.0f} MB); "
+        f"export {result['bytes'] / 1e6:,.0f} MB in {result['seconds']:.1f} s",
+        f"{rate / raw_rate:.2f}× {raw_name}",
+        rate >= EXPORT_SHARE_OF_COPY * raw_rate and result["max_rss_mb"] <= 200,
     )
 
 
@@ -356,50 +349,69 @@ PROBE = """
 import json, sys, time
 import django
 django.setup()
+from django.db import connection
 from django.test import Client
 from django.contrib.auth import get_user_model
-user = get_user_model().objects.get(username=sys.argv[1])
-client = Client()
-client.force_login(user)
-url = f"/a/{sys.argv[2]}/contacts/export/?format={sys.argv[3]}"
-started = time.perf_counter()
-response = client.get(url)
-size = lines = 0
-for chunk in response.streaming_content:
-    size += len(chunk)
-    lines += chunk.count(b"\\n")
-seconds = time.perf_counter() - started
+from attributes.models import AttributeDefinition
+from attributes.selectors import attribute_definitions
 from contacts.models import Contact
-rows = Contact.objects.filter(agent__public_id=sys.argv[2], deleted_at__isnull=True).count()
+from workspaces.models import Agent
+user = get_user_model().objects.get(username=sys.argv[1])
+agent = Agent.objects.get(public_id=sys.argv[2])
+file_format = sys.argv[3]
+rows = Contact.objects.filter(agent=agent, deleted_at__isnull=True).count()
+
+def export():
+    client = Client()
+    client.force_login(user)
+    started = time.perf_counter()
+    response = client.get(f"/a/{agent.public_id}/contacts/export/?format={file_format}")
+    size = 0
+    for chunk in response.streaming_content:
+        size += len(chunk)
+    return {"status": response.status_code, "seconds": time.perf_counter() - started,
+            "bytes": size}
+
+keys = [d.key for d in attribute_definitions(agent=agent)]
+hidden = sorted(set(AttributeDefinition.objects.filter(agent=agent)
+                    .values_list("key", flat=True)) - set(keys))
+qs = Contact.objects.filter(agent=agent, deleted_at__isnull=True)
+kind = "csv" if file_format == "csv" else "json"
+
+def select_alone():
+    # The same rows as the export's own SELECT on one connection, read by this same client
+    # and discarded: what the database alone takes to produce the file (a raw COPY on
+    # PostgreSQL).
+    started = time.perf_counter()
+    size = 0
+    if connection.vendor == "postgresql":
+        from transfers.exports.copy import _Export
+        export = _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent.pk)
+        statement, params = export.statement()
+        with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+            for data in copy:
+                size += len(data)
+    else:
+        from transfers.exports import sqlite as sqlite_exports
+        with connection.cursor() as cursor:
+            cursor.execute(*sqlite_exports.statement(qs, kind=kind, keys=keys, hidden=hidden))
+            while batch := cursor.fetchmany(2000):
+                size += sum(len(line) + 1 for (line,) in batch)
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+# A small agent (SQLite's 100,000) is measured three times, turn about, best of each: a pass of
+# a few seconds is at the mercy of this shared machine's minute.
+passes = 3 if rows <= 200_000 else 1
+results, baselines = [], []
+for _ in range(passes):
+    results.append(export())
+    baselines.append(select_alone())
+result = min(results, key=lambda r: r["seconds"])
+baseline = min(baselines, key=lambda r: r["seconds"])
 # VmHWM is this program's own peak (ru_maxrss would count the parent's pages at fork).
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
                if line.startswith("VmHWM:"))
-baseline = None
-from django.db import connection
-if connection.vendor == "postgresql":
-    # The same rows as one raw COPY of the export's own SELECT on one connection, read by
-    # this same client and discarded: what PostgreSQL alone takes to produce the file.
-    from attributes.models import AttributeDefinition
-    from attributes.selectors import attribute_definitions
-    from contacts.models import Contact
-    from transfers.exports.copy import _Export
-    from workspaces.models import Agent
-    agent = Agent.objects.get(public_id=sys.argv[2])
-    keys = [d.key for d in attribute_definitions(agent=agent)]
-    hidden = sorted(set(AttributeDefinition.objects.filter(agent=agent)
-                        .values_list("key", flat=True)) - set(keys))
-    export = _Export(Contact.objects.filter(agent=agent, deleted_at__isnull=True),
-                     kind="csv" if sys.argv[3] == "csv" else "json",
-                     keys=keys, hidden=hidden, agent_id=agent.pk)
-    statement, params = export.statement()
-    started = time.perf_counter()
-    raw_bytes = 0
-    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
-        for data in copy:
-            raw_bytes += len(data)
-    baseline = {"seconds": time.perf_counter() - started, "bytes": raw_bytes}
-print(json.dumps({"status": response.status_code, "rows": rows, "bytes": size,
-                  "seconds": seconds, "max_rss_mb": peak_kb / 1024, "baseline": baseline}))
+print(json.dumps({**result, "rows": rows, "max_rss_mb": peak_kb / 1024, "baseline": baseline}))
 """
 
 

@@ -1,4 +1,5 @@
-"""Exports: the PostgreSQL COPY writer gives what the Python writer gives, in either plan."""
+"""Exports: each database's writer (PostgreSQL's COPY in either plan, SQLite's SQL) gives what
+the Python writer gives."""
 
 from __future__ import annotations
 
@@ -89,15 +90,17 @@ def _python_export(agent, file_format) -> bytes:
 def test_the_database_writer_matches_the_python_writer_in_both_plans(
     people, file_format, merge_from_rows, monkeypatch
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("COPY TO STDOUT exports exist on PostgreSQL only")
     from transfers.exports import copy as exports_pg
 
-    monkeypatch.setattr(exports_pg, "MERGE_FROM_ROWS", merge_from_rows)
+    monkeypatch.setattr(exports_pg, "MERGE_FROM_ROWS", merge_from_rows)  # PostgreSQL's plans
 
     database = _exported(people, file_format)
     python = _python_export(people, file_format)
 
+    _assert_same_export(database, python, file_format)
+
+
+def _assert_same_export(database: bytes, python: bytes, file_format: str) -> None:
     if file_format == "csv":
         assert list(csv.reader(io.StringIO(database.decode()))) == list(
             csv.reader(io.StringIO(python.decode()))
@@ -215,3 +218,82 @@ def test_a_json_export_holds_exactly_the_api_contact_json(people):
     exported = {c["id"]: c for c in json.loads(_exported(people, "json"))}
 
     assert exported == expected
+
+
+@pytest.fixture
+def awkward(agent):
+    """Values where a hand-written writer goes wrong: quotes, commas, line breaks and a
+    carriage return, formula signs behind apostrophes, non-ASCII case pairs among tags,
+    control characters in Stripe labels, numbers of every shape, whole-second moments, raw
+    stored values (a string and a whole float in a number attribute, JSON null)."""
+    from datetime import UTC, datetime
+
+    actor = Actor.system("test")
+    for key, kind in (("n", "number"), ("t", "text"), ("b", "boolean"), ("d", "date")):
+        attribute_create(agent=agent, key=key, type=kind)
+    shapes = [
+        {"n": 0.30000000000000004, "t": "a\rb", "b": False, "d": "2026-02-03"},
+        {"n": -7, "t": "''=x", "b": True},
+        {"n": 123456789.125, "t": "'plain", "d": None},
+        {"n": -0.5, "t": '@mention, "quoted"\nnext'},
+        {"n": 10**14, "t": "\tTab"},
+        {"t": "émile"},
+    ]
+    names = ["Zoë, Jr.", '"Quoted" name', "+33 nom", "-", "'", "Ölaf"]
+    tags = [["éclair", "Ébène", "apple"], ['a"b', "Zed"], [], ["ß"], ["x"], ["=sum"]]
+    for n, (attributes, name, tag_names) in enumerate(zip(shapes, names, tags, strict=True)):
+        contact_upsert(
+            agent=agent,
+            actor=actor,
+            external_id=f"=ext{n}" if n % 2 else f"ext{n}",
+            data={
+                "name": name,
+                "company": "Acme\r\nLtd" if n == 0 else "",
+                "attributes": attributes,
+                "tags": tag_names,
+                "stripe_accounts": [
+                    {"label": 'ctl\x01\x1f\u2028é"\\', "stripe_id": f"cus_{n}", "stripe_email": ""},
+                    {"label": "second", "stripe_id": f"cus_{n}b", "stripe_email": "s@x.test"},
+                ]
+                if n < 2
+                else [],
+            },
+        )
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    Contact.objects.filter(agent=agent, external_id="ext2").update(
+        created_at=whole_second, verified_at=whole_second
+    )
+    # What a raw writer or an older release may have stored: kept as they are and
+    # written as Python writes them.
+    Contact.objects.filter(agent=agent, external_id="ext4").update(
+        attributes={"n": 5.0, "t": None, "b": "yes", "d": 20260101}
+    )
+    return agent
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json", "jsonl"])
+def test_every_writer_writes_awkward_values_alike(awkward, file_format):
+    database = _exported(awkward, file_format)
+    python = _python_export(awkward, file_format)
+
+    _assert_same_export(database, python, file_format)
+    assert database.count(b"cus_0b") == 1
+
+
+def test_a_csv_export_writes_awkward_cells_as_the_importer_reads_them(awkward):
+    rows = {
+        r["external_id"]: r for r in csv.DictReader(io.StringIO(_exported(awkward, "csv").decode()))
+    }
+
+    assert rows["ext0"]["t"] == "a\rb"
+    assert rows["ext0"]["n"] == "0.30000000000000004"
+    assert rows["ext0"]["tags"] == "apple, Ébène, éclair"
+    assert rows["ext0"]["company"] == "Acme\r\nLtd"
+    assert rows["'=ext1"]["t"] == "'''=x"
+    assert rows["'=ext1"]["n"] == "'-7"
+    assert rows["ext2"]["n"] == "123456789.125"
+    assert rows["ext2"]["created_at"] == "2026-01-02T03:04:05Z"
+    assert rows["ext4"]["n"] == "5"
+    assert rows["ext4"]["t"] == ""
+    assert rows["'=ext3"]["n"] == "'-0.5"
+    assert rows["'=ext3"]["name"] == "'-"

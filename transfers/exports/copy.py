@@ -19,9 +19,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import QuerySet
 
-from attributes.models import AttributeDefinition
 from contacts.selectors import count_estimate
-from transfers.csv_io import csv_stream
 from transfers.sql import CONTACT, CONTACT_TAG, STRIPE, TAG
 
 # The formula guard of transfers.imports.readers.neutralize, in SQL: the common case is a look
@@ -56,7 +54,13 @@ def _attributes_lateral(keys: list[str]) -> str:
     """Each attribute's value as text, read once per row (booleans as true/false)."""
     if not keys:
         return ""
-    values = ", ".join(f"q.attributes ->> '{k}' AS a{n}" for n, k in enumerate(keys))
+    # A number as Python writes it: 5.0 stored by a raw writer comes out as 5 (trim_scale).
+    values = ", ".join(
+        f"CASE WHEN jsonb_typeof(q.attributes -> '{k}') = 'number'"
+        f" THEN trim_scale((q.attributes -> '{k}')::numeric)::text"
+        f" ELSE q.attributes ->> '{k}' END AS a{n}"
+        for n, k in enumerate(keys)
+    )
     return f"CROSS JOIN LATERAL (SELECT {values}) a"
 
 
@@ -321,41 +325,7 @@ class _SpoolThread(threading.Thread):
 
 
 def pg_export(
-    qs: QuerySet,
-    *,
-    file_format: str,
-    definitions: list[AttributeDefinition],
-    header: list[str],
-    hidden: list[str],
-    agent_id: int,
+    qs: QuerySet, *, kind: str, keys: list[str], hidden: list[str], agent_id: int
 ) -> Iterator[bytes]:
-    keys = [d.key for d in definitions]
-    for key in (*keys, *hidden):  # attribute keys are slugs; checked again as they reach SQL
-        if not key.replace("_", "").isalnum() or not key.isascii():
-            raise ValueError(f"Unexpected attribute key {key!r}")
-    kind = "csv" if file_format == "csv" else "json"
-    # A filter that matches nothing for sure (an unknown tag) has no SQL to run.
-    empty = qs.query.is_empty()
-    lines = (
-        iter(())
-        if empty
-        else _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()
-    )
-    if file_format == "csv":
-        yield from csv_stream(header, ())  # the header, as the Python writer writes it
-        yield from lines
-        return
-    if file_format == "jsonl":
-        yield from lines
-        return
-    yield b"["
-    pending = b""
-    first = True
-    for chunk in lines:
-        if pending:
-            yield pending
-        pending = (b"\n" if first else b"") + chunk.replace(b"\n", b",\n")
-        first = False
-    if pending:
-        yield pending[:-2] + b"\n"
-    yield b"]\n" if not first else b"\n]\n"
+    """The contacts of `qs` in id order, one line each ("csv" or "json"), from COPY."""
+    return _Export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id).stream()

@@ -1,7 +1,8 @@
 """Streaming exports of contacts as CSV, JSON or JSON Lines, in constant memory.
 
-In Python (SQLite): one query streams the contacts, and tags and Stripe accounts are fetched
-per chunk of rows. On PostgreSQL the database writes the file (`transfers.exports.copy`).
+The Python writers here define the files; the database writes them (PostgreSQL's COPY in
+`transfers.exports.copy`, SQLite's own functions in `transfers.exports.sqlite`), and the
+tests hold each database's output to the Python writers'.
 CSV has one column per core field, `tags` (comma-separated), one column per live attribute
 and `stripe_accounts` as YAML text; a cell that a spreadsheet would run as a
 formula is neutralized with a leading apostrophe (the importer takes it off again).
@@ -23,6 +24,7 @@ from contacts.models import ContactTag, StripeAccount
 from core.times import iso
 from transfers.csv_io import csv_stream, neutralize
 from transfers.exports.copy import pg_export
+from transfers.exports.sqlite import sqlite_export
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -187,30 +189,53 @@ def export_json(qs: QuerySet, hidden: set[str]) -> Iterator[bytes]:
     yield b"\n]\n"
 
 
+def _framed(lines: Iterator[bytes], file_format: str, header: list[str]) -> Iterator[bytes]:
+    """A database writer's lines (CSV rows or JSON objects, each ending in a newline) as the
+    file: the CSV header first, JSON Lines as they are, or a JSON array."""
+    if file_format == "csv":
+        yield from csv_stream(header, ())  # the header, as the Python writer writes it
+        yield from lines
+        return
+    if file_format == "jsonl":
+        yield from lines
+        return
+    yield b"["
+    pending = b""
+    first = True
+    for chunk in lines:
+        if pending:
+            yield pending
+        pending = (b"\n" if first else b"") + chunk.replace(b"\n", b",\n")
+        first = False
+    if pending:
+        yield pending[:-2] + b"\n"
+    yield b"]\n" if not first else b"\n]\n"
+
+
 def export_stream(
     qs: QuerySet, *, file_format: str, definitions: list[AttributeDefinition], agent_id: int
 ) -> Iterator[bytes]:
     """The export of `qs` in `file_format` (csv, json, jsonl) with these attributes' values;
-    the values of the agent's other (archived) attributes are left out."""
-    shown = {d.key for d in definitions}
+    the values of the agent's other (archived) attributes are left out. The database writes
+    the lines (PostgreSQL's COPY, SQLite's string and JSON functions); the Python writers
+    above say what they must be."""
+    keys = [d.key for d in definitions]
+    shown = set(keys)
     hidden = sorted(
         set(AttributeDefinition.objects.filter(agent_id=agent_id).values_list("key", flat=True))
         - shown
     )
-    if connection.vendor == "postgresql":
-        return pg_export(
-            qs,
-            file_format=file_format,
-            definitions=definitions,
-            header=csv_header(definitions),
-            hidden=hidden,
-            agent_id=agent_id,
-        )
-    if file_format == "csv":
-        return export_csv(qs, definitions)
-    if file_format == "json":
-        return export_json(qs, set(hidden))
-    return export_jsonl(qs, set(hidden))
+    for key in (*keys, *hidden):  # attribute keys are slugs; checked again as they reach SQL
+        if not key.replace("_", "").isalnum() or not key.isascii():
+            raise ValueError(f"Unexpected attribute key {key!r}")
+    kind = "csv" if file_format == "csv" else "json"
+    if qs.query.is_empty():  # a filter that matches nothing for sure (an unknown tag)
+        lines: Iterator[bytes] = iter(())
+    elif connection.vendor == "postgresql":
+        lines = pg_export(qs, kind=kind, keys=keys, hidden=hidden, agent_id=agent_id)
+    else:
+        lines = sqlite_export(qs, kind=kind, keys=keys, hidden=hidden)
+    return _framed(lines, file_format, csv_header(definitions))
 
 
 def export_filename(agent, file_format: str, now) -> str:

@@ -54,13 +54,7 @@ def _attributes_lateral(keys: list[str]) -> str:
     """Each attribute's value as text, read once per row (booleans as true/false)."""
     if not keys:
         return ""
-    # A number as Python writes it: 5.0 stored by a raw writer comes out as 5 (trim_scale).
-    values = ", ".join(
-        f"CASE WHEN jsonb_typeof(q.attributes -> '{k}') = 'number'"
-        f" THEN trim_scale((q.attributes -> '{k}')::numeric)::text"
-        f" ELSE q.attributes ->> '{k}' END AS a{n}"
-        for n, k in enumerate(keys)
-    )
+    values = ", ".join(f"q.attributes ->> '{k}' AS a{n}" for n, k in enumerate(keys))
     return f"CROSS JOIN LATERAL (SELECT {values}) a"
 
 

@@ -76,17 +76,16 @@ def _csv_cell(sql: str) -> str:
 
 def _attributes_csv(keys: list[str]) -> str:
     """The attributes' cells of a CSV line, comma-joined, as `stream._cell` and csv.writer
-    write them: true or false, a number as the importer reads it (a whole number without
-    ".0", a negative one guarded), text guarded and quoted where needed. The stored JSON is
-    read once per contact (json_each) and each key's cell picked from its entries."""
+    write them: true or false, a number as stored (a negative one guarded), text guarded and
+    quoted where needed. The stored JSON is read once per contact (json_each) and each key's
+    cell picked from its entries."""
     negative = "(CASE WHEN j.atom < 0 THEN '''' ELSE '' END)"
-    whole = "CAST(j.atom AS INTEGER)"
     cell = (
         "(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
         f" WHEN 'integer' THEN {negative} || j.atom"
-        # Other numbers as stored: SQLite prints a REAL to 15 digits only.
-        f" WHEN 'real' THEN {negative} || (CASE WHEN j.atom = {whole} AND abs(j.atom) < 1e15"
-        f" THEN CAST({whole} AS TEXT) ELSE q.attributes -> j.fullkey END)"
+        # Other numbers as stored (as PostgreSQL's ->> gives them): SQLite would print the
+        # REAL to 15 digits only.
+        f" WHEN 'real' THEN {negative} || (q.attributes -> j.fullkey)"
         f" WHEN 'text' THEN {_csv_cell(_neutral('j.atom'))}"
         " WHEN 'null' THEN NULL ELSE j.value END)"
     )

@@ -178,6 +178,12 @@ def _context(agent: Agent, extra: dict[str, Any], request: HttpRequest) -> dict:
 
 # --- Demo host page (development) ---------------------------------------------------------------
 
+DEMO_PRODUCTS = (
+    {"slug": "mug", "name": "Sunrise mug", "blurb": "Stoneware, 350 ml.", "price": "€14"},
+    {"slug": "tee", "name": "Harbour tee", "blurb": "Organic cotton, unisex.", "price": "€25"},
+    {"slug": "tote", "name": "Market tote", "blurb": "Sturdy canvas.", "price": "€18"},
+)
+
 DEMO_USERS = (
     {"user_id": "1001", "name": "Ada Lovelace", "email": "ada@example.com"},
     {"user_id": "1002", "name": "Grace Hopper", "email": "grace@example.com"},
@@ -195,7 +201,8 @@ def _demo_agent(request: HttpRequest, public_id: str) -> Agent:
 @require_GET
 @login_required
 def demo_widget(request: HttpRequest) -> HttpResponse:
-    """A pretend customer site that embeds the widget with one script tag."""
+    """A pretend customer shop that embeds the widget (launcher and chat panel) with one
+    script tag, beside controls that identify the visitor as the shop's backend would."""
     if not settings.WIDGET_DEMO_ENABLED:
         raise Http404("The demo page is off (WIDGET_DEMO_ENABLED).")
     agents = [a for a in agents_for_user(user=request.user) if a.my_role == "admin"]
@@ -206,7 +213,7 @@ def demo_widget(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "identity/demo.html",
-        {"agent": agent, "agents": agents, "users": DEMO_USERS},
+        {"agent": agent, "agents": agents, "users": DEMO_USERS, "products": DEMO_PRODUCTS},
     )
 
 

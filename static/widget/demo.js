@@ -1,4 +1,5 @@
-// The demo host page: drives window.Rapport the way a customer's site would.
+// The demo shop: drives window.Rapport the way a customer's site would. The chat itself is
+// the widget's own launcher and panel, exactly what the script tag gives customers.
 (function () {
   "use strict";
 
@@ -7,9 +8,6 @@
   var agent = root.getAttribute("data-agent");
   var signUrl = root.getAttribute("data-sign-url");
   var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  var conversationKey = "rapport-demo-conversation:" + agent;
-  var lastMessageId = null;
-  var pollTimer = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -97,50 +95,13 @@
     var tag = document.querySelector("script[data-agent][src*='rapport.js']");
     if (!tag) return;
     var parts = ["<script src=\"" + tag.getAttribute("src") + "\""];
-    ["data-agent", "data-help-center", "data-user-email", "data-user-name", "data-user-phone"].forEach(function (name) {
+    [
+      "data-agent", "data-help-center", "data-position", "data-color", "data-locale",
+      "data-user-email", "data-user-name", "data-user-phone",
+    ].forEach(function (name) {
       if (tag.hasAttribute(name)) parts.push(name + "=\"" + tag.getAttribute(name) + "\"");
     });
     $("demo-tag").textContent = parts.join("\n        ") + " async></script>";
-  }
-
-  function renderMessages(messages) {
-    var list = $("demo-messages");
-    messages.forEach(function (message) {
-      var item = document.createElement("li");
-      item.className = "bubble bubble-" + message.role;
-      item.textContent = message.role + ": " + message.body;
-      list.appendChild(item);
-      lastMessageId = message.id;
-    });
-  }
-
-  function poll() {
-    var conversationId = sessionStorage.getItem(conversationKey);
-    if (!conversationId) return;
-    window.Rapport.getMessages(conversationId, lastMessageId).then(function (result) {
-      if (result.ok && result.messages) renderMessages(result.messages);
-    });
-  }
-
-  function send() {
-    var input = $("demo-message");
-    var text = input.value.trim();
-    if (!text) return;
-    var conversationId = sessionStorage.getItem(conversationKey);
-    var call = conversationId
-      ? window.Rapport.sendMessage(conversationId, text)
-      : window.Rapport.startConversation(text).then(function (result) {
-          if (result.ok && result.conversation) sessionStorage.setItem(conversationKey, result.conversation.id);
-          return result;
-        });
-    call.then(function (result) {
-      show(result);
-      if (result.ok) {
-        input.value = "";
-        poll();
-        if (!pollTimer) pollTimer = setInterval(poll, 3000);
-      }
-    });
   }
 
   function handoff() {
@@ -153,10 +114,8 @@
     });
   }
 
+  // Signing out of the shop: the widget forgets the visitor and empties its panel.
   function reset() {
-    sessionStorage.removeItem(conversationKey);
-    $("demo-messages").textContent = "";
-    lastMessageId = null;
     window.Rapport.reset().then(show);
   }
 
@@ -167,7 +126,6 @@
     $("demo-hmac").addEventListener("click", identifyWithHmac);
     $("demo-self").addEventListener("click", identifySelfReported);
     $("demo-self-tag").addEventListener("click", reloadWithScriptTagUser);
-    $("demo-send").addEventListener("click", send);
     $("demo-handoff").addEventListener("click", handoff);
     $("demo-reset").addEventListener("click", reset);
     window.addEventListener("rapport:identified", refreshVisitor);
@@ -181,7 +139,6 @@
     window.Rapport.ready.then(function () {
       refreshVisitor();
       root.setAttribute("data-ready", "true");
-      poll();
     });
   }
 

@@ -91,4 +91,4 @@ bench: install
 screenshots: install
 	UPDATE_SCREENSHOTS=1 CI=true $(BIN)/pytest tests/contacts/test_browser_dashboard.py \
 		tests/contacts/test_browser_bulk.py tests/contacts/test_browser_segments.py \
-		tests/workspaces/test_browser_members.py
+		tests/workspaces/test_browser_members.py tests/identity/test_browser_widget_panel.py

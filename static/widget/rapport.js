@@ -1,5 +1,6 @@
 /*
- * Rapport widget script: tells Rapport who the visitor is and talks to the help desk.
+ * Rapport widget script: the chat launcher and panel, and the calls that tell Rapport who the
+ * visitor is and talk to the help desk.
  *
  *   <script src="https://YOUR-RAPPORT/static/widget/rapport.js" data-agent="ag_…" async></script>
  *
@@ -15,6 +16,21 @@
  *       If the token does not come within 1.5 s the link opens without it. Ctrl/⌘/Shift-click
  *       and target="_blank" open the carrying link in a new tab; other targets, middle clicks
  *       and download links are left to the browser, as they are.
+ *   data-position="right" | "left"
+ *       Which bottom corner the chat launcher and panel sit in (right by default).
+ *   data-color="#1d4ed8"
+ *       The accent of the launcher, the panel's header and the visitor's messages, as #rgb or
+ *       #rrggbb (anything else is ignored with a console warning). Text on it is white or
+ *       near-black, whichever contrasts more.
+ *   data-locale="en" | "fr"
+ *       The panel's language; by default the page's <html lang> when the widget speaks it,
+ *       else English. Strings live in one table (STRINGS) to add more.
+ *   data-launcher="false"
+ *       No launcher button: nothing is added to the page until it calls Rapport.open() (from
+ *       its own "Chat with us" button, say); for pages that only use the calls below.
+ *   data-poll-ms="3000"
+ *       How often an open panel asks for new replies (250 to 60000 ms); a closed panel asks
+ *       five times less often, a hidden tab not at all, and after failures it waits longer.
  *   data-user-email="…" data-user-name="…" data-user-phone="…"
  *       Who the visitor says they are (say, from your sign-up form), sent on load as a
  *       self-reported identify, like Rapport.identify({ email, name, phone }). Values are
@@ -34,7 +50,18 @@
  *                                   this for you on click)
  *   Rapport.ready                   resolves once the load-time identifies (a help-center
  *                                   token in the address, data-user-*) are done
- *   Rapport.reset()                 forget this visitor (call it when your user signs out)
+ *   Rapport.reset()                 forget this visitor (call it when your user signs out):
+ *                                   the panel empties, its conversation is forgotten
+ *   Rapport.open()  Rapport.close()  the chat panel (focus moves into it, and back)
+ *
+ * The chat panel: a launcher button at the bottom of the page opens a panel where the
+ * visitor writes to the agent; their first message starts a conversation, replies from the
+ * bot and support staff appear as they come, and the conversation follows the visitor from
+ * page to page of the site (its id is kept with the session in localStorage). It lives in
+ * the shadow root of one <rapport-widget> element, styled by a constructed stylesheet: host
+ * CSS does not reach it, it does not restyle the host, and a Content-Security-Policy without
+ * 'unsafe-inline' allows it (script-src and connect-src need this server's origin; nothing
+ * for style-src). It fires rapport:open, rapport:close and rapport:conversation on window.
  *
  * Every call returns a Promise that always resolves (it never rejects and never throws into
  * the host page): to the server's JSON plus `ok: true`, or to
@@ -47,7 +74,7 @@
     return; // the script tag was included twice
   }
 
-  var VERSION = "1.1";
+  var VERSION = "2.0";
   var HANDOFF_PARAM = "rapport_identity";
   // How long a help-center click waits for its token before the link opens without one.
   var HANDOFF_WAIT_MS = 1500;

@@ -255,8 +255,8 @@ def test_a_visitor_chats_from_the_panel_and_a_reply_from_the_inbox_appears(
     expect(reply.locator(".sr")).to_have_text("Support: ")
     assert Message.objects.filter(conversation=conversation, role="staff").count() == 1
     expect(bubbles(page)).to_have_count(3)
-    if viewport == DESKTOP:
-        readme_shot(page, "widget-panel.png")
+    if viewport == PHONE:
+        readme_shot(page, "widget-panel-phone.png")
 
 
 @pytest.mark.browser
@@ -716,6 +716,7 @@ def test_without_the_launcher_the_panel_opens_only_from_the_page(page: Page, sit
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_shop_embeds_the_real_panel(page: Page, live_server, admin_user, agent, settings):
     settings.WIDGET_DEMO_ENABLED = True
+    page.set_viewport_size(DESKTOP)
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", admin_user.username)
     page.fill("input[name=password]", PASSWORD)
@@ -724,6 +725,7 @@ def test_the_demo_shop_embeds_the_real_panel(page: Page, live_server, admin_user
     page.goto(f"{live_server.url}/demo/widget/?agent={agent.public_id}")
     expect(page.locator("#demo")).to_have_attribute("data-ready", "true")
     expect(page.get_by_role("heading", name="New this week")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("{#")  # no template comment shows
     page.select_option("#demo-user", "1001")
     page.click("#demo-jwt")
     expect(page.locator("#demo-status")).to_have_text("verified")
@@ -734,6 +736,16 @@ def test_the_demo_shop_embeds_the_real_panel(page: Page, live_server, admin_user
         "1001",
         "verified",
     )
+    staff_reply(
+        conversation=conversation,
+        user=admin_user,
+        body="Hi Ada! Your order ships today: https://help.example.com/shipping",
+    )
+    expect(bubbles(page).filter(has_text="Your order ships today")).to_be_visible()
+    # A verified visitor is not asked for an email.
+    expect(panel(page).locator("form.who")).to_be_hidden()
+    message_field(page).blur()
+    readme_shot(page, "widget-panel.png")
     page.click("#demo-reset")
     expect(bubbles(page)).to_have_count(0)
     expect(page.locator("#demo-status")).to_have_text("anonymous")

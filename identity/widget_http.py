@@ -57,6 +57,8 @@ def _cors(response: HttpResponse) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = "*"
     response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+    # A widget on another origin reads how long to wait after a 429 or a 503.
+    response["Access-Control-Expose-Headers"] = "Retry-After"
     response["Access-Control-Max-Age"] = "86400"
     response["Cache-Control"] = "no-store"
     return response

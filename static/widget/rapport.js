@@ -211,9 +211,8 @@
       );
   }
 
-  // Seconds to wait after a 429 or 503: the Retry-After header when the browser lets us read
-  // it (a cross-origin answer hides it unless the server exposes it), else the number the
-  // error message gives ("try again in 12 s").
+  // Seconds to wait after a 429 or 503: the Retry-After header (Rapport exposes it to other
+  // origins), else the number the error message gives ("try again in 12 s").
   function retryAfterOf(response, error) {
     var header = null;
     try {

@@ -31,6 +31,7 @@ def _assert_cors(response) -> None:
     assert response["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in response["Access-Control-Allow-Headers"]
     assert "Content-Type" in response["Access-Control-Allow-Headers"]
+    assert response["Access-Control-Expose-Headers"] == "Retry-After"
     assert response["Cache-Control"] == "no-store"
 
 

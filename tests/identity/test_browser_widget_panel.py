@@ -294,6 +294,52 @@ def test_the_history_follows_the_visitor_across_reloads_and_pages(
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
+def test_a_hidden_tab_stops_asking_for_replies_and_catches_up_when_shown(page: Page, site, agent):
+    page.goto(site.page("/shop/"))
+    open_panel(page)
+    send(page, "Are you there?")
+    conversation = Conversation.objects.get(agent=agent)
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            polls.append(request.url)
+            if request.method == "GET" and "/messages" in request.url
+            else None
+        ),
+    )
+
+    def visibility(hidden: bool) -> None:
+        page.evaluate(
+            """hidden => {
+                Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+                Object.defineProperty(document, "visibilityState", {
+                    configurable: true, get: () => hidden ? "hidden" : "visible"});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            hidden,
+        )
+
+    page.wait_for_timeout(POLL_MS * 4)
+    assert len(polls) >= 2  # an open panel keeps asking
+
+    visibility(True)
+    page.wait_for_timeout(POLL_MS)  # a request already on its way may still land
+    asked = len(polls)
+    staff_reply(conversation=conversation, user=None, body="Here while you were away")
+    page.wait_for_timeout(POLL_MS * 6)
+    assert len(polls) == asked
+    expect(bubbles(page)).to_have_count(1)
+
+    visibility(False)
+    expect(bubbles(page).last).to_have_text(
+        "Support: Here while you were away", timeout=POLL_MS * 3
+    )
+    assert len(polls) > asked
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_a_jwt_identify_verifies_the_visitor_and_the_inbox_shows_it(
     sized: Page, site, agent, admin_user, live_server, browser, viewport

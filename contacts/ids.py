@@ -20,6 +20,34 @@ _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
 
+# Random bits are read from the OS a page at a time. os.urandom lets go of the GIL, and in
+# an import (which cleans rows in one thread while another writes) each id then waited for
+# the other thread's turn: one call per id made a 100,000-row SQLite import 15 % slower.
+_POOL_BYTES = 4096
+_pool = b""
+_pool_at = 0
+
+
+def _random_80() -> int:
+    global _pool, _pool_at
+    with _lock:
+        if _pool_at + 10 > len(_pool):
+            _pool, _pool_at = os.urandom(_POOL_BYTES), 0
+        chunk = _pool[_pool_at : _pool_at + 10]
+        _pool_at += 10
+    return int.from_bytes(chunk)
+
+
+def _forget_in_child() -> None:
+    # A forked process must not draw the bits its parent draws (nor continue its counter),
+    # nor wait on a lock some thread of the parent held at the fork.
+    global _lock, _pool, _pool_at, _last_ms, _counter
+    _lock = threading.Lock()
+    _pool, _pool_at, _last_ms, _counter = b"", 0, 0, 0
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
 
 def uuid7(ms: int | None = None) -> uuid.UUID:
     """A version-7 UUID for `ms` milliseconds since the epoch (now by default).
@@ -29,7 +57,7 @@ def uuid7(ms: int | None = None) -> uuid.UUID:
     rows made in the same millisecond.
     """
     global _last_ms, _counter
-    rand = int.from_bytes(os.urandom(10))
+    rand = _random_80()
     rand_b = rand & _MASK_62
     if ms is not None:
         rand_a = (rand >> 62) & 0xFFF

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
 from contacts.models import Contact
+from tests.identity.customer_site import CustomerSite
 from workspaces.selectors import identity_secret_current
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,45 +34,11 @@ def _login(page: Page, live_server, user) -> None:
     page.wait_for_url(f"{live_server.url}/a/**")
 
 
-class CustomerSite:
-    """A customer's web server on its own origin (127.0.0.1, another port than Rapport's
-    localhost): pages that embed the widget with its one script tag."""
-
-    def __init__(self, live_server, agent_public_id: str) -> None:
-        self.pages: dict[str, str] = {}
-        self.widget_src = f"{live_server.url}/static/widget/rapport.js"
-        self.agent_public_id = agent_public_id
-        pages = self.pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(urlsplit(self.path).path, "").encode()
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def page(self, path: str) -> str:
-        self.pages[path] = f"""<!doctype html><html><head><title>Shop</title>
-<script>
+# Every rapportLoaded event the page saw, for the tests to read.
+LOADED_EVENTS = """<script>
   window.loadedEvents = [];
-  window.addEventListener("rapportLoaded", function (e) {{ window.loadedEvents.push(e.detail); }});
-</script>
-<script src="{self.widget_src}" data-agent="{self.agent_public_id}" async></script>
-</head><body><h1>Customer site</h1></body></html>"""
-        return f"{self.origin}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+  window.addEventListener("rapportLoaded", function (e) { window.loadedEvents.push(e.detail); });
+</script>"""
 
 
 @pytest.fixture
@@ -119,7 +83,7 @@ def test_the_demo_page_identifies_with_a_jwt_and_the_contact_is_verified_in_the_
 def test_a_customer_page_on_another_origin_identifies_across_cors(
     page: Page, customer_sites, agent
 ):
-    url = customer_sites(agent.public_id).page("/shop/")
+    url = customer_sites(agent.public_id).page("/shop/", head=LOADED_EVENTS, poll=False)
     page.goto(url)
     page.wait_for_function("() => window.Rapport && window.loadedEvents.length === 1")
     visitor_id = page.evaluate("() => window.loadedEvents[0].visitorId")
@@ -159,8 +123,8 @@ def test_a_customer_page_on_another_origin_identifies_across_cors(
 
 
 def test_a_verified_visitor_stays_known_on_the_help_center(page: Page, customer_sites, agent):
-    shop_url = customer_sites(agent.public_id).page("/shop/")
-    help_url = customer_sites(agent.public_id).page("/help/article")
+    shop_url = customer_sites(agent.public_id).page("/shop/", head=LOADED_EVENTS, poll=False)
+    help_url = customer_sites(agent.public_id).page("/help/article", head=LOADED_EVENTS, poll=False)
     page.goto(shop_url)
     page.wait_for_function("() => window.Rapport")
     token = _sign(agent, user_id="hop-1", contact_attributes={"name": "Mary Jackson"})
@@ -181,7 +145,7 @@ def test_a_verified_visitor_stays_known_on_the_help_center(page: Page, customer_
 
 
 def test_a_wrong_agent_id_resolves_to_an_error_without_throwing(page: Page, customer_sites):
-    url = customer_sites("ag_doesnotexist00").page("/shop/")
+    url = customer_sites("ag_doesnotexist00").page("/shop/", head=LOADED_EVENTS, poll=False)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)

@@ -13,7 +13,8 @@ from playwright.sync_api import BrowserContext, Page, Route, expect
 from contacts.models import Contact
 from identity import snippets
 from identity.models import HandoffTokenUse, VisitorSession
-from tests.identity.test_browser_widget import CustomerSite, _login, _sign
+from tests.identity.customer_site import CustomerSite
+from tests.identity.test_browser_widget import _login, _sign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,14 +39,16 @@ class HelpCenterHop:
         tag = snippet[: snippet.index("</script>") + len("</script>")]
         assert 'data-help-center="help.example.com"' in tag
         tag = tag.replace("help.example.com", self.help_host.upper())  # case does not matter
-        self.shop.pages["/shop/"] = f"""<!doctype html><html><head><title>Shop</title>{tag}
+        self.shop_url = self.shop.html(
+            "/shop/",
+            f"""<!doctype html><html><head><title>Shop</title>{tag}
 </head><body><h1>Shop</h1>
 <p><a id="help" href="{self.article}?lang=en">Help</a></p>
 <p><a id="elsewhere" href="{self.elsewhere}?lang=en">Elsewhere</a></p>
 <p><a id="help-tab" href="{self.article}?lang=de" target="_blank">Help in a new tab</a></p>
-</body></html>"""
-        self.help.page("/help/article")
-        self.shop_url = f"{self.shop.origin}/shop/"
+</body></html>""",
+        )
+        self.help.page("/help/article", poll=False)
 
     def close(self) -> None:
         self.shop.close()

@@ -9,9 +9,7 @@ import gzip
 import json
 import os
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,13 +30,13 @@ from tests.browser import (
     require_axe,
     serious_axe_violations,
 )
+from tests.identity.customer_site import POLL_MS, CustomerSite
 from workspaces.selectors import identity_secret_current
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 WIDGET = Path(django_settings.BASE_DIR) / "static" / "widget" / "rapport.js"
-POLL_MS = 300  # data-poll-ms: replies show within a fraction of a second in tests
 WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
 # Everything a careless or hostile host stylesheet could throw at an embedded widget.
@@ -60,71 +58,6 @@ button, textarea, input, ol, li, section, header, h2, div, form, label, span {
 def _sign(agent, **claims) -> str:
     secret = identity_secret_current(agent=agent).secret
     return jwt.encode({"exp": int(time.time()) + 300, **claims}, secret, algorithm="HS256")
-
-
-class CustomerSite:
-    """A customer's web server on its own origin (127.0.0.1, another port than Rapport's
-    localhost): pages embedding the widget's one script tag, each with the headers, head
-    and body it is given."""
-
-    def __init__(self, live_server, agent_public_id: str) -> None:
-        self.pages: dict[str, tuple[str, dict[str, str]]] = {}
-        self.rapport = live_server.url
-        self.agent_public_id = agent_public_id
-        pages = self.pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body, headers = pages.get(urlsplit(self.path).path, ("", {}))
-                data = body.encode()
-                self.send_response(200 if data else 404)
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in {"Content-Type": "text/html; charset=utf-8", **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def page(
-        self,
-        path: str,
-        *,
-        attrs: str = "",
-        head: str = "",
-        body: str = "",
-        headers: dict | None = None,
-        widget: bool = True,
-        poll: bool = True,
-    ) -> str:
-        tag = ""
-        if widget:
-            extra = f' data-poll-ms="{POLL_MS}"' if poll else ""
-            tag = (
-                f'<script src="{self.rapport}/static/widget/rapport.js" '
-                f'data-agent="{self.agent_public_id}"{extra} {attrs} async></script>'
-            )
-        html = (
-            f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Shop</title>{head}{tag}</head>"
-            f"<body><main><h1>Customer site</h1><p>Our products.</p>"
-            f'<button type="button" id="buy">Buy now</button>{body}</main></body></html>'
-        )
-        self.pages[path] = (html, headers or {})
-        return f"{self.origin}{path}"
-
-    def file(self, path: str, content: str, content_type: str) -> None:
-        self.pages[path] = (content, {"Content-Type": content_type})
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from playwright.sync_api import Page
 
 from contacts.models import Contact
 from identity.models import VisitorSession
-from tests.identity.test_browser_widget import CustomerSite, _sign
+from tests.identity.customer_site import CustomerSite
+from tests.identity.test_browser_widget import _sign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,10 +36,12 @@ def _page(site: CustomerSite, path: str, user: dict[str, str], script: str = "")
         if script
         else ""
     )
-    site.pages[path] = f"""<!doctype html><html><head><title>Shop</title>{on_load}
+    return site.html(
+        path,
+        f"""<!doctype html><html><head><title>Shop</title>{on_load}
 <script src="{site.widget_src}" data-agent="{site.agent_public_id}"{attributes} async></script>
-</head><body><h1>Shop</h1></body></html>"""
-    return f"{site.origin}{path}"
+</head><body><h1>Shop</h1></body></html>""",
+    )
 
 
 @pytest.fixture

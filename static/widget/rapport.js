@@ -102,12 +102,17 @@
     return hosts;
   }
 
+  // An attribute of the script tag, trimmed ("" when absent).
+  function attr(name) {
+    var value = script && script.getAttribute(name);
+    return value == null ? "" : String(value).trim();
+  }
+
   // The visitor's self-reported details from data-user-*: trimmed, empty ones left out.
   function scriptTagUser() {
     var user = {};
     ["email", "name", "phone"].forEach(function (field) {
-      var value = script && script.getAttribute("data-user-" + field);
-      value = value == null ? "" : String(value).trim();
+      var value = attr("data-user-" + field);
       if (value) user[field] = value;
     });
     return user;
@@ -319,26 +324,37 @@
 
   // --- Help desk (conversation endpoints of the widget contract) -------------------------------
 
-  function startConversation(message) {
+  // The three calls, unqueued: the page's API below and the panel both queue them.
+  function conversationStart(message) {
     var body = message === undefined || message === null ? {} : { message: String(message) };
-    return enqueue(function () { return withSession("POST", "/conversations", body).then(report); });
+    return withSession("POST", "/conversations", body);
   }
 
   function conversationPath(conversationId) {
     return "/conversations/" + encodeURIComponent(String(conversationId)) + "/messages";
   }
 
+  function messagePost(conversationId, body) {
+    return withSession("POST", conversationPath(conversationId), { body: String(body == null ? "" : body) });
+  }
+
+  function messagesGet(conversationId, afterId) {
+    var query = afterId ? "?after=" + encodeURIComponent(String(afterId)) : "";
+    return withSession("GET", conversationPath(conversationId) + query);
+  }
+
+  function startConversation(message) {
+    return enqueue(function () { return conversationStart(message).then(report); });
+  }
+
   function sendMessage(conversationId, body) {
     if (!conversationId) return Promise.resolve(report(failure("invalid_arguments", "sendMessage needs a conversation id.")));
-    return enqueue(function () {
-      return withSession("POST", conversationPath(conversationId), { body: String(body == null ? "" : body) }).then(report);
-    });
+    return enqueue(function () { return messagePost(conversationId, body).then(report); });
   }
 
   function getMessages(conversationId, afterId) {
     if (!conversationId) return Promise.resolve(report(failure("invalid_arguments", "getMessages needs a conversation id.")));
-    var query = afterId ? "?after=" + encodeURIComponent(String(afterId)) : "";
-    return enqueue(function () { return withSession("GET", conversationPath(conversationId) + query).then(report); });
+    return enqueue(function () { return messagesGet(conversationId, afterId).then(report); });
   }
 
   // --- Help-center hand-off -------------------------------------------------------------------
@@ -540,11 +556,6 @@
       saved: "Merci, nous répondrons à {email}.",
     },
   };
-
-  function attr(name) {
-    var value = script && script.getAttribute(name);
-    return value == null ? "" : String(value).trim();
-  }
 
   function pickLocale() {
     var wanted = [attr("data-locale"), document.documentElement.lang || ""];
@@ -1002,11 +1013,8 @@
     if (!ui || !conversationId) return Promise.resolve();
     var mine = generation;
     var after = fromStart ? 0 : lastId;
-    var query = after ? "?after=" + after : "";
     window.clearTimeout(pollTimer);
-    return enqueue(function () {
-      return withSession("GET", conversationPath(conversationId) + query);
-    }).then(function (result) {
+    return enqueue(function () { return messagesGet(conversationId, after); }).then(function (result) {
       if (mine !== generation || conversationId !== state.conversationId) return;
       if (result.ok) {
         failures = 0;
@@ -1081,7 +1089,7 @@
   function post(text) {
     return enqueue(function () {
       if (!state.conversationId) return start(text);
-      return withSession("POST", conversationPath(state.conversationId), { body: text }).then(function (result) {
+      return messagePost(state.conversationId, text).then(function (result) {
         if (result.status !== 404) return result;
         // The conversation is gone for this visitor: start a new one with the message.
         state.conversationId = null;
@@ -1092,7 +1100,7 @@
   }
 
   function start(text) {
-    return withSession("POST", "/conversations", { message: text }).then(function (result) {
+    return conversationStart(text).then(function (result) {
       if (result.ok && result.conversation) {
         state.conversationId = result.conversation.id;
         saveState();

@@ -5,17 +5,12 @@ and at 390 px."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import jwt
 import pytest
-from django.conf import settings as django_settings
 from playwright.sync_api import Page, expect
 
 from contacts.models import Contact
@@ -31,12 +26,12 @@ from tests.browser import (
     serious_axe_violations,
 )
 from tests.identity.customer_site import POLL_MS, CustomerSite
-from workspaces.selectors import identity_secret_current
+from tests.identity.test_browser_widget import _sign
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-WIDGET = Path(django_settings.BASE_DIR) / "static" / "widget" / "rapport.js"
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
 # Everything a careless or hostile host stylesheet could throw at an embedded widget.
@@ -53,11 +48,6 @@ button, textarea, input, ol, li, section, header, h2, div, form, label, span {
     height: 3px !important; opacity: 0.1 !important; }
 :root { --a: #ff0000; --af: #ff0000; color-scheme: dark; }
 """
-
-
-def _sign(agent, **claims) -> str:
-    secret = identity_secret_current(agent=agent).secret
-    return jwt.encode({"exp": int(time.time()) + 300, **claims}, secret, algorithm="HS256")
 
 
 @pytest.fixture
@@ -128,19 +118,9 @@ def sign_in(context, live_server, user):
     return staff
 
 
-# --- Size (no browser) ---------------------------------------------------------------------------
-
-
-def test_the_widget_script_stays_under_20_kb_gzipped():
-    size = len(gzip.compress(WIDGET.read_bytes(), compresslevel=9))
-    assert size <= 20 * 1024, f"rapport.js is {size} bytes gzipped; the budget is 20 KB"
-
-
 # --- A conversation ------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_a_visitor_chats_from_the_panel_and_a_reply_from_the_inbox_appears(
     sized: Page, site, agent, admin_user, live_server, browser, viewport
@@ -192,8 +172,6 @@ def test_a_visitor_chats_from_the_panel_and_a_reply_from_the_inbox_appears(
         readme_shot(page, "widget-panel-phone.png")
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_the_history_follows_the_visitor_across_reloads_and_pages(
     sized: Page, site, agent, viewport
@@ -225,8 +203,6 @@ def test_the_history_follows_the_visitor_across_reloads_and_pages(
     assert conversation.messages.count() == 4
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_a_hidden_tab_stops_asking_for_replies_and_catches_up_when_shown(page: Page, site, agent):
     page.goto(site.page("/shop/"))
     open_panel(page)
@@ -271,8 +247,6 @@ def test_a_hidden_tab_stops_asking_for_replies_and_catches_up_when_shown(page: P
     assert len(polls) > asked
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_a_jwt_identify_verifies_the_visitor_and_the_inbox_shows_it(
     sized: Page, site, agent, admin_user, live_server, browser, viewport
@@ -313,8 +287,6 @@ def test_a_jwt_identify_verifies_the_visitor_and_the_inbox_shows_it(
     assert stored_state(page, agent).get("conversationId") is None
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_an_anonymous_visitor_gives_their_email_in_the_panel(page: Page, site, agent):
     page.goto(site.page("/shop/"))
     open_panel(page)
@@ -334,8 +306,6 @@ def test_an_anonymous_visitor_gives_their_email_in_the_panel(page: Page, site, a
     assert Conversation.objects.get(agent=agent).contact_id == contact.pk
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_reset_empties_the_panel_and_forgets_the_session(sized: Page, site, agent, viewport):
     page = sized
@@ -368,8 +338,6 @@ def test_reset_empties_the_panel_and_forgets_the_session(sized: Page, site, agen
 # --- Keyboard and focus --------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_focus_moves_into_the_panel_and_back_and_escape_closes_it(sized: Page, site, viewport):
     page = sized
@@ -430,8 +398,6 @@ HOST_PROBE = """() => {
 }"""
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_the_host_pages_css_does_not_reach_the_panel(page: Page, site, agent):
     # The same panel, with one staff reply, on a plain page and on a hostile one.
     def panel_styles(url: str) -> dict:
@@ -457,8 +423,6 @@ def test_the_host_pages_css_does_not_reach_the_panel(page: Page, site, agent):
     expect(panel(page)).to_be_visible()
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_the_widget_does_not_restyle_the_host_page(page: Page, site):
     page.goto(site.page("/without", widget=False))
     without = page.evaluate(HOST_PROBE)
@@ -476,8 +440,6 @@ def test_the_widget_does_not_restyle_the_host_page(page: Page, site):
     assert added == ["rapport-widget"]
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_the_panel_works_on_a_host_page_with_a_strict_csp(
     sized: Page, site, agent, live_server, viewport
@@ -514,8 +476,6 @@ def test_the_panel_works_on_a_host_page_with_a_strict_csp(
 # --- Accessibility -------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 @WIDTHS
 def test_the_open_panel_passes_axe_and_never_scrolls_sideways(sized: Page, site, agent, viewport):
     require_axe()
@@ -552,8 +512,6 @@ def send_offline(page: Page, text: str) -> None:
 # --- Trouble: offline, rate limited --------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_offline_messages_fail_clearly_and_send_on_retry(page: Page, site, agent):
     page.goto(site.page("/shop/"))
     open_panel(page)
@@ -585,8 +543,6 @@ def test_offline_messages_fail_clearly_and_send_on_retry(page: Page, site, agent
     ]
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_a_rate_limited_visitor_is_told_when_to_try_again(page: Page, site, agent, settings):
     # One widget call a minute from this address: identify passes, the conversation does not.
     settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "1/minute"
@@ -605,8 +561,6 @@ def test_a_rate_limited_visitor_is_told_when_to_try_again(page: Page, site, agen
 # --- Links and text ------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_replies_are_text_and_help_center_links_carry_a_verified_identity(page: Page, site, agent):
     help_host = urlsplit(site.origin).netloc
     shop = site.page("/shop/", attrs=f'data-help-center="{help_host}"')
@@ -644,8 +598,6 @@ def test_replies_are_text_and_help_center_links_carry_a_verified_identity(page: 
 # --- Options of the script tag -------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_the_tag_chooses_side_colour_and_language(page: Page, site):
     page.goto(site.page("/fr", attrs='data-position="left" data-color="#FDE68A" data-locale="fr"'))
     expect(launcher(page)).to_have_accessible_name("Ouvrir le chat")
@@ -667,8 +619,6 @@ def test_the_tag_chooses_side_colour_and_language(page: Page, site):
     assert any("data-color" in w for w in warnings)
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_without_the_launcher_the_panel_opens_only_from_the_page(page: Page, site):
     page.goto(
         site.page(
@@ -691,8 +641,6 @@ def test_without_the_launcher_the_panel_opens_only_from_the_page(page: Page, sit
 # --- The demo shop -------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
 def test_the_demo_shop_embeds_the_real_panel(page: Page, live_server, admin_user, agent, settings):
     settings.WIDGET_DEMO_ENABLED = True
     page.set_viewport_size(DESKTOP)
@@ -728,15 +676,3 @@ def test_the_demo_shop_embeds_the_real_panel(page: Page, live_server, admin_user
     page.click("#demo-reset")
     expect(bubbles(page)).to_have_count(0)
     expect(page.locator("#demo-status")).to_have_text("anonymous")
-
-
-def test_the_panel_strings_have_every_key_in_every_language():
-    source = WIDGET.read_text(encoding="utf-8")
-    table = source.split("var STRINGS = ", 1)[1].split("};", 1)[0] + "}"
-    # The table is plain JSON but for unquoted keys and trailing commas.
-    as_json = re.sub(r"(\w+):\s", r'"\1": ', table)
-    as_json = re.sub(r",(\s*[}\]])", r"\1", as_json)
-    strings = json.loads(as_json)
-    assert set(strings) >= {"en", "fr"}
-    for code, texts in strings.items():
-        assert set(texts) == set(strings["en"]), code

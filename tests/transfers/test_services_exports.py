@@ -297,3 +297,46 @@ def test_a_csv_export_writes_awkward_cells_as_the_importer_reads_them(awkward):
     assert rows["ext4"]["t"] == ""
     assert rows["'=ext3"]["n"] == "'-0.5"
     assert rows["'=ext3"]["name"] == "'-"
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json", "jsonl"])
+def test_an_erased_person_is_in_no_export(api, admin_client, agent, file_format):
+    """Erased over the API, then exported over HTTP (API and dashboard), live and deleted
+    views alike: none of the person's identifiers, tags or Stripe details come out."""
+    actor = Actor.system("test")
+    attribute_create(agent=agent, key="note", type="text")
+    ada = contact_upsert(
+        agent=agent,
+        actor=actor,
+        external_id="crm-ada-77",
+        data={
+            "name": "Ada Quinlovel",
+            "email": "ada.quinlovel@example.com",
+            "phone": "+14155550177",
+            "company": "Analytical Engines",
+            "attributes": {"note": "prefers ada.quinlovel@example.com"},
+            "tags": ["quinlovel-vip"],
+            "stripe_accounts": [
+                {"label": "Quinlovel", "stripe_id": "cus_QUIN77", "stripe_email": "aq@example.com"}
+            ],
+        },
+    ).contact
+    contact_create(agent=agent, actor=actor, data={"name": "Grace Hopper"})
+
+    def exported(client, url: str, deleted: str) -> str:
+        response = client.get(url, {"format": file_format, "deleted": deleted})
+        assert response.status_code == 200
+        return b"".join(response.streaming_content).decode().lower()
+
+    api_url, dashboard_url = "/api/v1/contacts/export/", f"/a/{agent.public_id}/contacts/export/"
+    assert "quinlovel" in exported(api, api_url, "false")
+
+    response = api.post(f"/api/v1/contacts/{ada.pk}/erase/")
+    assert response.status_code in (200, 204), response.content
+
+    for deleted in ("false", "true"):
+        for client, url in ((api, api_url), (admin_client, dashboard_url)):
+            text = exported(client, url, deleted)
+            for secret in ("quinlovel", "crm-ada-77", "4155550177", "analytical", "cus_quin77"):
+                assert secret not in text, (url, deleted, secret)
+    assert "grace hopper" in exported(api, api_url, "false")

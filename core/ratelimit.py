@@ -13,7 +13,9 @@ In the database a counter is one row per (limit, caller) that starts over when a
 window begins, so the table holds one row per recent caller, not one per window. On
 PostgreSQL the same statement deletes a few rows whose window ended long ago (skipping
 any another process holds), so the table never grows without bound and no request pays
-for a sweep; SQLite (development) keeps them.
+for a sweep; SQLite (development) keeps them. Run on its own (not inside a caller's
+transaction), it commits with synchronous_commit off: counters are not worth a disk flush,
+and one agent's callers all update one row.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.http import HttpRequest
 from core.models import RateCounter
 from core.prepared import prepared
 from core.rates import parse_rate
-from core.sql import RATE_PRUNE_CTE, RATE_UPSERT_SQL
+from core.sql import RATE_PRUNE_CTE, RATE_RELAXED_COMMIT, RATE_UPSERT_SQL
 
 # Keys longer than this are hashed (IPv6 addresses, user names, long scopes).
 _MAX_IDENT = 64
@@ -128,6 +130,13 @@ def _add(counters: list[tuple[str, int, int]], amount: int) -> dict[str, int]:
         keys = [key for key, _, _ in counters]
         sql = RATE_PRUNE_CTE.replace("<keys>", ", ".join(["%s"] * len(keys))) + sql
         params = [int(time.time()), *keys, *params]
+        if not connection.in_atomic_block:
+            # A statement of its own: it commits without waiting for the WAL to reach the
+            # disk. Every caller of one agent updates the same counter row, so each waited
+            # for the previous one's flush (2.4 ms here) and they queued behind that row;
+            # a crash can lose the last fraction of a second of counts, nothing more. Inside
+            # a caller's transaction the caller's durability stands.
+            sql += RATE_RELAXED_COMMIT
     with connection.cursor() as cursor:
         cursor.execute(prepared(sql), [*params, amount])
-        return dict(cursor.fetchall())
+        return {row[0]: row[1] for row in cursor.fetchall()}

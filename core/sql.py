@@ -18,6 +18,9 @@ RATE_UPSERT_SQL = (
     " window_start = excluded.window_start, expires_at = excluded.expires_at"
     " RETURNING key, count"
 )
+# PostgreSQL, when the statement is a transaction of its own: it commits without waiting for
+# the WAL flush (set_config(..., true) lasts until that commit).
+RATE_RELAXED_COMMIT = ", set_config('synchronous_commit', 'off', true)"
 # PostgreSQL: the same statement, after deleting a few long-ended counters of others.
 RATE_PRUNE_CTE = (
     f"WITH pruned AS (DELETE FROM {TABLE} WHERE key IN ("

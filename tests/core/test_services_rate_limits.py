@@ -47,6 +47,33 @@ def test_several_limits_are_counted_in_one_statement(django_assert_num_queries):
     assert (first.allowed, first.count, second.allowed, second.count) == (False, 2, True, 2)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="commit durability is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_counter_on_its_own_commits_without_a_flush_and_leaves_a_callers_durability():
+    """Every caller of one agent updates the same counter row: a durable commit made each
+    wait for the previous one's disk flush. On its own the statement relaxes its commit;
+    inside a caller's transaction it must not relax the caller's writes."""
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    def durability() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with CaptureQueriesContext(connection) as alone:
+        verdict = ratelimit.hit("t", "me", "3/hour")
+    assert verdict.count == 1 and verdict.allowed
+    assert "set_config('synchronous_commit', 'off', true)" in alone.captured_queries[-1]["sql"]
+    assert durability() == "on"  # it lasted for that statement's own transaction only
+
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as inside:
+            assert ratelimit.hit("t", "me", "3/hour").count == 2
+        assert "synchronous_commit" not in inside.captured_queries[-1]["sql"]
+        assert durability() == "on"
+
+
 def _redis_reachable() -> bool:
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()

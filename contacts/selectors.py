@@ -124,7 +124,7 @@ def merge_candidates(*, agent: Agent, contact: Contact, q: str, limit: int = 10)
     if not filters.search_text:
         return []
     qs = filters.qs.filter(deleted_at__isnull=True).exclude(pk=contact.pk)
-    pinned = exact_matches(qs, filters.search_text, limit=limit)
+    pinned = exact_matches(qs, filters.search_text, agent=agent, limit=limit)
     if len(pinned) >= limit:
         return pinned[:limit]
     rest = qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else qs

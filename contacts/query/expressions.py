@@ -27,7 +27,7 @@ from django.db.models.functions import Cast, Coalesce, Lower
 from django.db.models.lookups import Contains, Exact, Lookup
 
 from attributes.models import KEY_PATTERN, AttributeDefinition
-from contacts.models import ContactTag, Tag
+from contacts.models import Contact, ContactTag, Tag
 from contacts.normalize import phone_digits
 from contacts.search_index import FTS_ROWIDS, fts_narrows, fts_query, fts_supported
 
@@ -279,28 +279,42 @@ def search_text_contains(needle: str, *, contact: str = "") -> Q:
 
 # "+1 (415) 555-0123", "415.555", "0044 20 7946": digits and the signs people write them with.
 PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]+$")
+# Contacts of an agent sharing one email that the exact-match lookup considers (the first
+# page pins a handful; deleted or filtered-out ones among them are dropped).
+EXACT_CANDIDATES = 1_000
 
 
-def exact_matches(qs: QuerySet, q: str, *, limit: int) -> list:
+def exact_matches(qs: QuerySet, q: str, *, agent, limit: int, deleted: bool = False) -> list:
     """Up to `limit` of `qs` whose email (any case) or external id is exactly the search
-    text, in id order: what someone who pasted one is looking for, listed first.
+    text, in id order: what someone who pasted one is looking for, listed first. `qs` holds
+    the agent's live contacts, or with `deleted` its deleted ones.
 
-    The lower(email) and external id indexes answer it. The query has no ORDER BY: with
-    one, PostgreSQL walks the primary key of a million contacts looking for the match
+    The agent's lower(email) and external id indexes find the candidates first, and only
+    those few are then looked for in `qs`: asked within `qs` at once, the planner answered
+    its search condition first, from the trigram index (28 ms at ten million contacts for a
+    pasted address, paid again by the page and its count). Neither query has an ORDER BY:
+    with one, PostgreSQL walks the primary key of a million contacts looking for the match
     (0.35 s instead of 0.1 ms); the few rows are put in order here.
     """
     text = q.strip()
     if not text:
         return []
     by_email = Q(email_ci=text.lower()) & ~Q(email="")
-    found = qs.alias(email_ci=Lower("email")).order_by()
+    ids = (
+        Contact.objects.filter(agent=agent, deleted_at__isnull=not deleted)
+        .alias(email_ci=Lower("email"))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
     if connection.vendor == "sqlite":
         # SQLite answers the OR of two indexes by walking the agent: ask each one alone.
-        rows = {c.pk: c for c in found.filter(by_email)[:limit]}
-        rows.update((c.pk, c) for c in found.filter(external_id=text)[:limit])
-        return sorted(rows.values(), key=lambda contact: contact.pk)[:limit]
-    found = found.filter(by_email | Q(external_id=text))
-    return sorted(found[:limit], key=lambda contact: contact.pk)
+        found = {*ids.filter(by_email)[:EXACT_CANDIDATES]}
+        found.update(ids.filter(external_id=text)[:EXACT_CANDIDATES])
+    else:
+        found = set(ids.filter(by_email | Q(external_id=text))[:EXACT_CANDIDATES])
+    if not found:
+        return []
+    return sorted(qs.filter(pk__in=found).order_by()[:limit], key=lambda contact: contact.pk)
 
 
 def search(qs: QuerySet, q: str, *, agent) -> QuerySet:

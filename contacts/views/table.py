@@ -77,7 +77,13 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     if filters.search_text:
         # A pasted email or external id: its contact leads the first page, whatever the
         # order, and is not repeated on a later one.
-        pinned = exact_matches(rows_qs, filters.search_text, limit=MAX_PINNED)
+        pinned = exact_matches(
+            rows_qs,
+            filters.search_text,
+            agent=agent,
+            limit=MAX_PINNED,
+            deleted=filters.deleted_view,
+        )
         rows_qs = rows_qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else rows_qs
     cursor = state.params.get("cursor")
     try:

@@ -239,7 +239,7 @@ def test_the_exact_match_lookup_uses_the_email_and_external_id_indexes(agent, sc
     with CaptureQueriesContext(connection) as ran:
         found = exact_matches(qs, "someone@example.com", agent=agent, limit=5)
     assert [c.name for c in found] == ["By email"]
-    candidates, rows = ran.captured_queries
+    candidates, _rows = ran.captured_queries
     with connection.cursor() as c:
         c.execute(f"EXPLAIN {candidates['sql']}")
         plan = "\n".join(row[0] for row in c.fetchall())
@@ -278,7 +278,8 @@ def test_the_exact_match_lookup_finds_candidates_without_the_search_condition(ag
     assert sorted(c.pk for c in found) == sorted([pasted.pk, by_id.pk])
     searched = [q["sql"] for q in ran.captured_queries if "search_text" in q["sql"]]
     assert ran.captured_queries[0]["sql"] not in searched
-    assert len(searched) == 1 and '"id" IN (' in searched[0], searched
+    assert len(searched) == 1, searched
+    assert '"id" IN (' in searched[0], searched
     # In the deleted view the deleted twin is the one pinned.
     filters = ContactFilterSet(
         {"q": "donald.garza@example.com", "deleted": "true"}, agent=agent, definitions={}

@@ -63,7 +63,8 @@ def test_a_counter_on_its_own_commits_without_a_flush_and_leaves_a_callers_durab
 
     with CaptureQueriesContext(connection) as alone:
         verdict = ratelimit.hit("t", "me", "3/hour")
-    assert verdict.count == 1 and verdict.allowed
+    assert verdict.count == 1
+    assert verdict.allowed
     assert "set_config('synchronous_commit', 'off', true)" in alone.captured_queries[-1]["sql"]
     assert durability() == "on"  # it lasted for that statement's own transaction only
 

@@ -259,9 +259,7 @@ def test_the_exact_match_lookup_finds_candidates_without_the_search_condition(ag
     are then looked for in the query set, by id."""
     ContactFactory.create_batch(5, agent=agent)
     pasted = ContactFactory(agent=agent, email="Donald.Garza@Example.com")
-    twin = ContactFactory(
-        agent=agent, email="donald.garza@example.com", deleted_at=timezone.now()
-    )
+    twin = ContactFactory(agent=agent, email="donald.garza@example.com", deleted_at=timezone.now())
     by_id = ContactFactory(agent=agent, external_id="donald.garza@example.com")
     by_id.tags.add(TagFactory(agent=agent, name="vip"))
     filters = ContactFilterSet(

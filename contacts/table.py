@@ -446,7 +446,7 @@ def format_estimate(count: int, exact: bool) -> str:
         return f"{count:,}"
     if count == EXACT_COUNT_LIMIT + 1:
         return f"more than {EXACT_COUNT_LIMIT:,}"
-    if count >= 1_000_000:
+    if count >= 999_500:  # what would read "1000K"
         return f"about {count / 1_000_000:.1f}M"
     if count >= 1_000:
         return f"about {count / 1_000:.0f}K"

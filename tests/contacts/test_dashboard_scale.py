@@ -46,6 +46,8 @@ def _plan(sql: str, params) -> str:
         (9_999, True, "9,999"),
         (12_345, False, "about 12K"),
         (1_234_567, False, "about 1.2M"),
+        (999_499, False, "about 999K"),
+        (999_612, False, "about 1.0M"),
         (10_001, False, "more than 10,000"),
     ],
 )
@@ -326,3 +328,69 @@ def test_attribute_and_tag_filters_find_what_the_data_says_with_or_without_index
     assert names("attr.mrr__exists=false") == ["D"]
     assert names("tag=vip") == ["A", "C", "D"]
     assert names("tag=vip&attr.plan=Pro") == ["A"]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimate")
+def test_a_search_the_planner_expects_to_match_widely_is_shown_as_its_estimate(agent, monkeypatch):
+    """A trigram search's capped count reads every match before the cap applies: when the
+    planner expects far more matches than the cap, the summary line is its estimate and no
+    count runs; otherwise the search is counted as before."""
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts.selectors import planned_rows, table_count
+
+    ContactFactory.create_batch(3, agent=agent, name="Martha")
+    ContactFactory(agent=agent, name="Zed")
+
+    def count(params):
+        filters = ContactFilterSet(params, agent=agent, definitions={}).validated()
+        with CaptureQueriesContext(connection) as queries:
+            result = table_count(qs=filters.qs, filters=filters, agent=agent)
+        counted = any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+        return result, counted, filters.qs
+
+    assert count({"q": "mart"})[:2] == ((3, True), True)
+    monkeypatch.setattr("contacts.selectors.ESTIMATE_TRUSTED", 1)
+    (shown, exact), counted, qs = count({"q": "mart"})
+    assert (exact, counted) == (False, False)
+    assert shown == planned_rows(qs) >= 1
+    # Without a search nothing changes: the whole agent is counted up to the cap.
+    assert count({})[:2] == ((4, True), True)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statistics")
+def test_search_text_keeps_a_fine_histogram_for_those_estimates():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'contacts_contact'::regclass"
+            " AND attname = 'search_text'"
+        )
+        assert cursor.fetchone()[0] == 1000
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimate")
+def test_a_tag_the_statistics_say_is_common_is_shown_as_their_estimate(agent, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts.models import ContactTag
+    from contacts.selectors import planned_rows, table_count
+    from tests.factories import TagFactory
+
+    vip = TagFactory(agent=agent, name="vip")
+    for contact in ContactFactory.create_batch(4, agent=agent):
+        contact.tags.add(vip)
+
+    def count():
+        filters = ContactFilterSet({"tag": "VIP"}, agent=agent, definitions={}).validated()
+        with CaptureQueriesContext(connection) as queries:
+            result = table_count(qs=filters.qs, filters=filters, agent=agent)
+        return result, any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+
+    assert count() == ((4, True), True)
+    monkeypatch.setattr("contacts.selectors.ESTIMATE_TRUSTED", 1)
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 0)
+    estimate = planned_rows(ContactTag.objects.filter(tag_id__in=[vip.pk]))
+    assert count() == ((estimate, False), False)

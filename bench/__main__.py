@@ -19,21 +19,52 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SECTIONS = ("table", "api", "import", "identify", "bulk", "busy", "webhooks", "load")
 # What SQLite can be asked: the others measure PostgreSQL's pool, replicas and COPY paths.
 SQLITE_SECTIONS = ("table", "import")
 DEFAULT_CONTACTS = {"postgresql": 1_000_000, "sqlite": 100_000}
 DOC = Path("docs/PERFORMANCE.md")
+# The blocks of docs/PERFORMANCE.md a full run writes: PostgreSQL at its default size and at
+# ten million contacts (side by side, so the growth shows), and SQLite.
+TEN_MILLION = 10_000_000
 MARKERS = {
     "postgresql": ("<!-- bench:start -->", "<!-- bench:end -->"),
+    "postgresql-10m": ("<!-- bench-10m:start -->", "<!-- bench-10m:end -->"),
     "sqlite": ("<!-- bench-sqlite:start -->", "<!-- bench-sqlite:end -->"),
+}
+HEADINGS = {
+    "postgresql": "## Benchmark (`make bench`)",
+    "postgresql-10m": "## Benchmark at ten million contacts",
 }
 START, END = MARKERS["postgresql"]
 COMMANDS = {
     "postgresql": "DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench",
     "sqlite": "make bench",
 }
+
+
+def report_block(vendor: str, contacts: int) -> str:
+    """Which block of docs/PERFORMANCE.md a full run of `contacts` writes."""
+    if vendor == "postgresql" and contacts >= TEN_MILLION:
+        return "postgresql-10m"
+    return vendor
+
+
+def command_line(vendor: str, database_url: str, contacts: int) -> str:
+    """The command that reproduces this run (a password in the URL left out)."""
+    if vendor == "sqlite":
+        command = COMMANDS["sqlite"]
+    else:
+        parts = urlsplit(database_url)
+        host = parts.hostname or ""
+        user = f"{parts.username}@" if parts.username else ""
+        port = f":{parts.port}" if parts.port else ""
+        command = f"DATABASE_URL={parts.scheme}://{user}{host}{port}{parts.path} make bench"
+    if contacts != DEFAULT_CONTACTS[vendor]:
+        command += f' BENCH_ARGS="--contacts {contacts}"'
+    return command
 
 
 def _machine(vendor: str) -> str:
@@ -83,17 +114,17 @@ def sections_for(vendor: str, asked: str | None) -> tuple[list[str], str | None]
     return wanted, None
 
 
-def write_report(text: str, report: str, vendor: str) -> str | None:
-    """`text` (docs/PERFORMANCE.md) with the report between the database's markers, or None
-    when SQLite's markers are missing (its report is then printed only; PostgreSQL's block
-    is appended under a heading of its own, as before)."""
-    start, end = MARKERS[vendor]
-    block = f"{start}\n{report}{end}"
+def write_report(text: str, report: str, block: str) -> str | None:
+    """`text` (docs/PERFORMANCE.md) with the report between the `block`'s markers (see
+    report_block), or None when SQLite's markers are missing (its report is then printed
+    only; a PostgreSQL block is appended under a heading of its own)."""
+    start, end = MARKERS[block]
+    written = f"{start}\n{report}{end}"
     if start in text and end in text:
-        return text.split(start)[0] + block + text.split(end, 1)[1]
-    if vendor == "sqlite":
+        return text.split(start)[0] + written + text.split(end, 1)[1]
+    if block == "sqlite":
         return None
-    return text.rstrip() + "\n\n## Benchmark (`make bench`)\n\n" + block + "\n"
+    return text.rstrip() + f"\n\n{HEADINGS[block]}\n\n" + written + "\n"
 
 
 def main() -> int:
@@ -162,7 +193,8 @@ def main() -> int:
     report = (
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} min on "
         f"{_machine(vendor)}.\n"
-        f"Command: `{COMMANDS[vendor]}` ({ctx.contacts:,} contacts in the agent, "
+        f"Command: `{command_line(vendor, os.environ['DATABASE_URL'], contacts)}` "
+        f"({ctx.contacts:,} contacts in the agent, "
         f"{args.repeat} timed requests per line after warm-up).\n\n{table_md}\n"
     )
     print()
@@ -170,9 +202,10 @@ def main() -> int:
     everything = SQLITE_SECTIONS if vendor == "sqlite" else SECTIONS
     if not args.no_write and not args.smoke and set(wanted) == set(everything):
         text = DOC.read_text() if DOC.exists() else "# Performance\n"
-        written = write_report(text, report, vendor)
+        block = report_block(vendor, ctx.contacts)
+        written = write_report(text, report, block)
         if written is None:
-            start, end = MARKERS[vendor]
+            start, end = MARKERS[block]
             print(f"{DOC} has no {start} … {end} block: the SQLite report is printed only.")
         else:
             DOC.write_text(written)

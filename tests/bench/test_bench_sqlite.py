@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from bench import database, imports, table
-from bench.__main__ import SECTIONS, sections_for, write_report
+from bench.__main__ import SECTIONS, command_line, report_block, sections_for, write_report
 from bench.context import BenchContext
 from contacts.models import AuditEvent, Contact
 from tests.factories import ContactFactory
@@ -113,6 +113,35 @@ def test_the_sqlite_report_replaces_its_own_block_only_when_the_markers_exist():
     assert write_report(without, "new\n", "postgresql").endswith(
         "<!-- bench:start -->\nnew\n<!-- bench:end -->\n"
     )
+
+
+def test_a_ten_million_run_writes_its_own_block_beside_the_default_one():
+    doc = "# Performance\n\n<!-- bench:start -->\nold 1M\n<!-- bench:end -->\n"
+    assert report_block("postgresql", 1_000_000) == "postgresql"
+    assert report_block("postgresql", 10_000_000) == "postgresql-10m"
+    assert report_block("sqlite", 10_000_000) == "sqlite"
+    first = write_report(doc, "10M run\n", "postgresql-10m")
+    assert "old 1M" in first
+    assert first.endswith(
+        "## Benchmark at ten million contacts\n\n"
+        "<!-- bench-10m:start -->\n10M run\n<!-- bench-10m:end -->\n"
+    )
+    again = write_report(first, "10M again\n", "postgresql-10m")
+    assert "10M run" not in again
+    assert "old 1M" in again
+    assert again.count("ten million contacts") == 1
+
+
+def test_the_report_names_the_command_that_reproduces_it():
+    url = "postgres://bench:s3cret@db.example:5433/rapport_bench_10m"
+    assert command_line("postgresql", url, 10_000_000) == (
+        "DATABASE_URL=postgres://bench@db.example:5433/rapport_bench_10m make bench "
+        'BENCH_ARGS="--contacts 10000000"'
+    )
+    assert command_line(
+        "postgresql", "postgres://postgres@127.0.0.1:5432/rapport_bench", 1_000_000
+    ) == ("DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_bench make bench")
+    assert command_line("sqlite", "sqlite:///var/bench.sqlite3", 100_000) == "make bench"
 
 
 def test_without_database_url_the_bench_uses_its_own_sqlite_file(monkeypatch, tmp_path, capsys):

@@ -98,7 +98,7 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     pause = float(os.environ.get("IMPORT_PAUSE_RATIO") or BUSY_PAUSE_RATIO)
     rows = min(ctx.agent.contacts.count(), 1_000_000)
     log(f"  generating a {rows:,}-row CSV")
-    path = imports.generate(rows, imports.FILE)
+    path = imports.generate(rows)
 
     client = ctx.client()
     url = reverse("contacts:list", kwargs={"agent_public_id": ctx.agent.public_id})

@@ -56,8 +56,10 @@ SQLITE_IMPORT_TARGET = 5_000  # rows/s
 FLOOR_TABLE = "bench_insert_floor"
 
 
-def generate(rows: int, path: Path = FILE) -> Path:
-    """A CSV of `rows` new contacts (external ids the agent does not have yet)."""
+def generate(rows: int, path: Path | None = None) -> Path:
+    """A CSV of `rows` new contacts (external ids the agent does not have yet), written to
+    `path` or FILE."""
+    path = path or FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     rnd = random.Random(20261201)
     with path.open("w", newline="", encoding="utf-8") as handle:

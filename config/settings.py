@@ -404,6 +404,10 @@ IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 10000, minimum=1)
 # After each batch an import rests this fraction of the time the batch took (0: flat out),
 # so a large import leaves room for the dashboard and the widget.
 IMPORT_PAUSE_RATIO = env_float("IMPORT_PAUSE_RATIO", 0.0, minimum=0)
+# An import that rests writes batches of at most this many rows: each holds a core of the
+# database for a tenth of a second or so, not a second, so the widget's calls that arrive
+# meanwhile queue that much less.
+IMPORT_RESTING_BATCH_ROWS = env_int("IMPORT_RESTING_BATCH_ROWS", 1000, minimum=1)
 # After an import that created this many contacts or more, PostgreSQL's statistics of the
 # contacts table are refreshed (ANALYZE), so the planner knows the new agent (0: never).
 IMPORT_ANALYZE_FROM_ROWS = env_int("IMPORT_ANALYZE_FROM_ROWS", 10000, minimum=0)

@@ -42,6 +42,32 @@ def test_an_import_rests_after_each_batch_for_its_share_of_the_batch(
     assert slept == [2.0, 2.0, 2.0, 2.0]
 
 
+def test_an_import_that_rests_writes_short_batches(run_import, settings, monkeypatch):
+    """Each resting batch holds the database for less time: IMPORT_RESTING_BATCH_ROWS caps
+    the batch while IMPORT_PAUSE_RATIO is set; flat out the batch size is as configured."""
+    settings.IMPORT_BATCH_ROWS = 5
+    settings.IMPORT_RESTING_BATCH_ROWS = 3
+    settings.IMPORT_PAUSE_RATIO = 1.0
+    slept = _rests(monkeypatch)
+    written: list[int] = []
+    flush = engine._Run.flush
+
+    def counting(self, batch):
+        written.append(len(batch.rows))
+        return flush(self, batch)
+
+    monkeypatch.setattr(engine._Run, "flush", counting)
+    job = run_import(ROWS)
+    assert counts(job)["created"] == 7
+    assert written == [3, 3, 1]
+    assert len(slept) == 3
+
+    settings.IMPORT_PAUSE_RATIO = 0.0
+    written.clear()
+    run_import(ROWS.replace("u-", "w-"))
+    assert written == [5, 2]
+
+
 def test_a_rest_never_exceeds_five_seconds_and_flat_out_never_rests(
     run_import, settings, monkeypatch
 ):

@@ -358,6 +358,9 @@ class _Run:
         Runs in the reading thread: no database access here."""
         start = self.job.processed_rows
         size = settings.IMPORT_BATCH_ROWS
+        if settings.IMPORT_PAUSE_RATIO:
+            # Resting: short batches, so no single one holds the database long.
+            size = min(size, settings.IMPORT_RESTING_BATCH_ROWS)
         rows: list[PreparedRow] = []
         for index, source in enumerate(self._rows(), start=1):
             if index <= start:

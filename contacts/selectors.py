@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from attributes.models import AttributeDefinition
 from contacts import sql as contacts_sql
-from contacts.models import AuditEvent, Contact, MergedContact, Note, StripeAccount, Tag
+from contacts.models import (
+    AuditEvent,
+    Contact,
+    ContactTag,
+    MergedContact,
+    Note,
+    StripeAccount,
+    Tag,
+)
 from contacts.query.expressions import exact_matches
 from contacts.query.filterset import ContactFilterSet
 from contacts.query.keyset import keyset_page
@@ -177,7 +185,7 @@ def tag_suggestions(*, agent: Agent, prefix: str, limit: int = 10) -> list[str]:
 
 
 def count_estimate(
-    qs: QuerySet, *, agent: Agent | None = None, narrowed: bool = True
+    qs: QuerySet, *, agent: Agent | None = None, narrowed: bool = True, planned: int | None = None
 ) -> tuple[int, bool]:
     """(count, exact). Exact up to EXACT_COUNT_LIMIT; above, PostgreSQL's planner estimate.
 
@@ -185,13 +193,13 @@ def count_estimate(
     what a person needs to see. SQLite has no estimate to read: there a whole agent
     (`narrowed` False: one index count) is counted exactly, and a filter's matches beyond
     the limit are "more than 10,000" (EXACT_COUNT_LIMIT + 1, not exact) instead of being
-    walked one by one.
+    walked one by one. `planned`: the planner's estimate, when the caller has it already.
     """
     capped = qs.order_by()[: EXACT_COUNT_LIMIT + 1].count()
     if capped <= EXACT_COUNT_LIMIT:
         return capped, True
     if connection.vendor == "postgresql":
-        return max(planned_rows(qs), capped), False
+        return max(planned_rows(qs) if planned is None else planned, capped), False
     if narrowed:
         return capped, False
     return qs.order_by().count(), True
@@ -267,14 +275,13 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
         estimate = planned_rows(qs)
         if estimate >= ESTIMATE_TRUSTED:
             return estimate, False
+        return count_estimate(qs, agent=agent, narrowed=True, planned=estimate)
     return count_estimate(qs, agent=agent, narrowed=filters.is_filtered)
 
 
 def _tag_links(agent: Agent, name: str) -> int:
     """How many contacts carry the tag `name` (any case), deleted ones included: counted,
     or on PostgreSQL estimated when the estimate is ESTIMATE_TRUSTED or more."""
-    from contacts.models import ContactTag
-
     tag_ids = list(Tag.objects.filter(agent=agent, name__iexact=name).values_list("pk", flat=True))
     if not tag_ids:
         return 0

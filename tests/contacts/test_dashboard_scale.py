@@ -351,6 +351,16 @@ def test_a_search_the_planner_expects_to_match_widely_is_shown_as_its_estimate(a
         return result, counted, filters.qs
 
     assert count({"q": "mart"})[:2] == ((3, True), True)
+    # Above the exact limit but under the trusted estimate: counted up to the cap, and the
+    # planner asked once (the estimate beside the capped count is the one already made).
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 1)
+    filters = ContactFilterSet({"q": "mart"}, agent=agent, definitions={}).validated()
+    with CaptureQueriesContext(connection) as queries:
+        shown, exact = table_count(qs=filters.qs, filters=filters, agent=agent)
+    assert exact is False
+    assert shown >= 2
+    assert sum(q["sql"].startswith("EXPLAIN") for q in queries.captured_queries) == 1
+    monkeypatch.setattr("contacts.selectors.EXACT_COUNT_LIMIT", 10_000)
     monkeypatch.setattr("contacts.selectors.ESTIMATE_TRUSTED", 1)
     (shown, exact), counted, qs = count({"q": "mart"})
     assert (exact, counted) == (False, False)

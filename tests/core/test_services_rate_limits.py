@@ -228,6 +228,50 @@ def test_identify_past_the_address_limit_is_a_429_with_cors_and_creates_nothing(
     assert other.status_code == 200
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="commit durability is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_identify_over_http_counts_with_a_relaxed_commit_and_the_trust_rule_holds(agent, settings):
+    """The widget's limits counted by the relaxed statement (autocommit, as in production):
+    a signed identify verifies its user; an unsigned call naming that user's email, from
+    another browser or from this visitor id without its session token, does not reach the
+    verified contact; past the limit a call is refused and changes nothing."""
+    from django.test.utils import CaptureQueriesContext
+
+    from identity.models import VisitorSession
+
+    settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "3/hour"
+    widget = Widget(agent)
+    with CaptureQueriesContext(connection) as ran:
+        signed = widget.jwt(user_id="u-1", contact_attributes={"email": "ada@example.com"})
+    assert signed.status_code == 200
+    counted = [q["sql"] for q in ran.captured_queries if "core_ratecounter" in q["sql"]]
+    assert len(counted) == 1
+    assert "set_config('synchronous_commit', 'off', true)" in counted[0]
+    verified = Contact.objects.get(agent=agent, external_id="u-1")
+    assert signed.json()["contact"]["id"] == str(verified.pk)
+
+    other = Widget(agent)
+    unsigned = other.identify({"email": "ada@example.com"})
+    assert unsigned.status_code == 200
+    assert unsigned.json()["contact"]["id"] != str(verified.pk)
+    other_session = VisitorSession.objects.get(agent=agent, visitor_id=other.visitor_id)
+    assert other_session.contact_id != verified.pk
+
+    # The signed-in visitor's id, but not its session token.
+    borrowed = widget.identify({"email": "ada@example.com"}, keep_token=False)
+    assert borrowed.status_code == 200
+    assert borrowed.json()["contact"]["id"] != str(verified.pk)
+
+    # That was the address's third call: the next one is refused and changes nothing.
+    before = VisitorSession.objects.get(agent=agent, visitor_id=widget.visitor_id).contact_id
+    refused = widget.jwt(user_id="u-2")
+    assert refused.status_code == 429
+    assert not Contact.objects.filter(agent=agent, external_id="u-2").exists()
+    assert (
+        VisitorSession.objects.get(agent=agent, visitor_id=widget.visitor_id).contact_id == before
+    )
+
+
 @pytest.mark.django_db
 def test_starting_conversations_counts_against_the_same_limit(agent, settings):
     settings.WIDGET_RATE_LIMIT_PER_ADDRESS = "2/hour"

@@ -34,3 +34,12 @@ def test_the_table_section_measures_every_page_beside_its_baselines(agent, admin
     assert all(
         row.baseline != "—" or row.work.endswith(("company", "last seen")) for row in rows[:3]
     )
+
+
+def test_the_api_section_goes_a_hundredth_of_the_list_deep_beyond_a_million():
+    from bench.api import deep_page_for
+
+    assert deep_page_for(10_000_000) == 100_000
+    assert deep_page_for(1_000_000) == 10_000
+    assert deep_page_for(3_000) == 59  # the last page but one of a small agent
+    assert deep_page_for(60) == 2

@@ -10,6 +10,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # The widget's identify is the busiest endpoint: resolved before the dashboard's patterns.
+    path("", include("identity.urls")),
     path("api/v1/", include(("config.api_urls", "api"))),
     re_path(r"^api/", api_not_found),
     path("", include("workspaces.urls")),
@@ -17,7 +19,6 @@ urlpatterns = [
     path("", include("transfers.urls")),
     path("", include("contacts.urls")),
     path("", include("helpdesk.urls")),
-    path("", include("identity.urls")),
     path("", include("attributes.urls")),
     path("", include("webhooks.urls")),
 ]

@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -42,6 +42,23 @@ def measure(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> Timing
         fn()
         samples.append((time.perf_counter() - started) * 1000)
     return Timing(samples)
+
+
+def measure_alternating(
+    fns: Sequence[Callable[[], object]], *, repeat: int, warmup: int = 2
+) -> list[Timing]:
+    """Time `fns` in turn, one call of each per round (warmup rounds untimed): what a ratio
+    between them judges is then the code, not which minute of a shared machine each ran in."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, out in zip(fns, samples, strict=True):
+            started = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - started) * 1000)
+    return [Timing(out) for out in samples]
 
 
 @dataclass

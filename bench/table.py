@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bench.context import BenchContext
-from bench.harness import Row, measure, ms
+from bench.harness import Row, measure, measure_alternating, ms
 
 TABLE_TARGET_MS = 100
 # At a million contacts (PostgreSQL) the table must also beat the Django admin tenfold. On
@@ -57,6 +57,11 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     client = ctx.client()
     base = reverse("contacts:list", kwargs={"agent_public_id": ctx.agent.public_id})
     admin_base = reverse("admin:contacts_contact_changelist")
+    if connection.vendor == "postgresql":
+        # The seeding's or statistics' dirty pages written now, not in a checkpoint in the
+        # middle of a timed scenario.
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
     rows = []
     for label, params, admin_params in SCENARIOS:
         url = f"{base}?{urlencode(params)}" if params else base
@@ -69,7 +74,20 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
                 Row(f"table: {label}", "p95 ≤ 100 ms", f"HTTP {response.status_code}", ok=False)
             )
             continue
-        timing = measure(lambda url=url: client.get(url), repeat=repeat)
+        admin_url = admin_status = None
+        if admin_params is not None:
+            admin_url = f"{admin_base}?{urlencode(admin_params)}" if admin_params else admin_base
+            admin_status = client.get(admin_url).status_code
+        get_page = lambda url=url: client.get(url)  # noqa: E731
+        admin = None
+        if admin_status == 200:
+            # The page and the admin alternate, as many timed requests each: the ratio is
+            # judged on the same minutes of the machine.
+            timing, admin = measure_alternating(
+                [get_page, lambda admin_url=admin_url: client.get(admin_url)], repeat=repeat
+            )
+        else:
+            timing = measure(get_page, repeat=repeat)
         sql = _main_query(queries)
         sql_note = "—"
         if sql:
@@ -81,20 +99,13 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
 
             sql_note = f"SQL p95 {ms(measure(run_sql, repeat=repeat).p95)}"
         admin_note, ratio, ok_ratio = "—", "—", True
-        if admin_params is not None:
-            admin_url = f"{admin_base}?{urlencode(admin_params)}" if admin_params else admin_base
-            status = client.get(admin_url).status_code
-            if status == 200:
-                # As many timed requests as the table got: percentiles of equal samples.
-                admin = measure(
-                    lambda admin_url=admin_url: client.get(admin_url), repeat=repeat, warmup=1
-                )
-                admin_note = f"admin p95 {ms(admin.p95)}"
-                factor = admin.p95 / timing.p95
-                ratio = f"{factor:,.1f}× faster than admin"
-                ok_ratio = factor >= ADMIN_RATIO_TARGET or connection.vendor == "sqlite"
-            else:
-                admin_note = f"admin HTTP {status}"
+        if admin is not None:
+            admin_note = f"admin p95 {ms(admin.p95)}"
+            factor = admin.p95 / timing.p95
+            ratio = f"{factor:,.1f}× faster than admin"
+            ok_ratio = factor >= ADMIN_RATIO_TARGET or connection.vendor == "sqlite"
+        elif admin_status is not None:
+            admin_note = f"admin HTTP {admin_status}"
         ok = timing.p95 <= TABLE_TARGET_MS and ok_ratio
         rows.append(
             Row(

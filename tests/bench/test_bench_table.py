@@ -43,3 +43,14 @@ def test_the_api_section_goes_a_hundredth_of_the_list_deep_beyond_a_million():
     assert deep_page_for(1_000_000) == 10_000
     assert deep_page_for(3_000) == 59  # the last page but one of a small agent
     assert deep_page_for(60) == 2
+
+
+def test_alternating_measurements_take_turns_and_time_each_call():
+    from bench.harness import measure_alternating
+
+    calls: list[str] = []
+    first, second = measure_alternating(
+        [lambda: calls.append("page"), lambda: calls.append("admin")], repeat=3, warmup=1
+    )
+    assert calls == ["page", "admin"] * 4
+    assert len(first.samples_ms) == len(second.samples_ms) == 3

@@ -17,7 +17,8 @@ Phases, on the same server, client and connections:
    JSON body, one indexed SELECT). Absolute rates on a shared machine swing by 1.7× from
    hour to hour; identify is judged against this same-run ceiling (≥ CEILING_SHARE).
 2. Capacity: the same closed loop against identify — the most identifies per second the
-   server sustains.
+   server sustains. Phases 1 and 2 take turns (CAPACITY_ROUNDS of each, alternating), so
+   the ratio compares the same minutes.
 3. Latency at the target rate: requests are sent on a fixed schedule of TARGET_RPS per
    second (an open loop, as real widgets arrive), and each latency is counted from the
    moment its request was due, so a server falling behind shows as latency rather than
@@ -56,6 +57,8 @@ TARGET_P99_MS = 50
 CEILING_SHARE = 0.5
 SHARE_OF_CAPACITY = 0.7
 DURATION_S = float(os.environ.get("BENCH_IDENTIFY_SECONDS", "20"))
+# The ceiling and the capacity are measured in turns of DURATION_S / CAPACITY_ROUNDS each.
+CAPACITY_ROUNDS = 4
 CLIENT_THREADS = int(os.environ.get("BENCH_IDENTIFY_THREADS", "12"))
 # Enough senders that the schedule, not the client, sets the pace at the target rate.
 PACED_THREADS = 32
@@ -210,16 +213,34 @@ def _paced_run(new_sender, rate: float) -> tuple[list[float], list[str], float, 
     return latencies, errors, len(latencies) / max(elapsed - 0.5, 0.001), total
 
 
-def _capacity_run(new_sender) -> tuple[list[float], list[str], float, float]:
-    """CLIENT_THREADS connections back to back for DURATION_S: latencies, errors, req/s and
-    the seconds it took."""
+def _capacity_run(new_sender, seconds: float = 0.0) -> tuple[list[float], list[str], float, float]:
+    """CLIENT_THREADS connections back to back for `seconds` (DURATION_S by default):
+    latencies, errors, req/s and the seconds it took."""
     latencies: list[float] = []
     errors: list[str] = []
-    stop = time.monotonic() + DURATION_S
+    stop = time.monotonic() + (seconds or DURATION_S)
     elapsed = _run_threads(
         _closed_loop, lambda: (new_sender(), stop, latencies, errors), CLIENT_THREADS
     )
     return latencies, errors, len(latencies) / elapsed, elapsed
+
+
+def _capacity_rounds(*new_senders) -> list[tuple[list[float], list[str], float, float]]:
+    """`_capacity_run` of each sender for DURATION_S in all, taken in CAPACITY_ROUNDS turns
+    (ceiling, identify, ceiling, identify, …): the two rates then come from the same minutes
+    of a machine whose speed swings, and neither from one lucky or unlucky stretch."""
+    results: list[tuple[list[float], list[str], float]] = [([], [], 0.0) for _ in new_senders]
+    for _ in range(CAPACITY_ROUNDS):
+        for index, new_sender in enumerate(new_senders):
+            latencies, errors, _rate, elapsed = _capacity_run(
+                new_sender, DURATION_S / CAPACITY_ROUNDS
+            )
+            done, failed, seconds = results[index]
+            results[index] = (done + latencies, failed + errors, seconds + elapsed)
+    return [
+        (latencies, errors, len(latencies) / seconds if seconds else 0.0, seconds)
+        for latencies, errors, seconds in results
+    ]
 
 
 def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
@@ -245,8 +266,9 @@ def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
         _run_threads(_closed_loop, lambda: (ceiling_sender(), warm_until, [], []), CLIENT_THREADS)
 
         # The same client, connections and body against the ceiling view, then identify.
-        ceiling, ceiling_errors, ceiling_rps, _ = _capacity_run(ceiling_sender)
-        capacity, capacity_errors, rps, elapsed = _capacity_run(new_sender)
+        (ceiling, ceiling_errors, ceiling_rps, _), (capacity, capacity_errors, rps, elapsed) = (
+            _capacity_rounds(ceiling_sender, new_sender)
+        )
         paced, paced_errors, paced_rps, total = _paced_run(new_sender, TARGET_RPS)
         share_rate = max(1.0, round(rps * SHARE_OF_CAPACITY))
         shared, shared_errors, shared_rps, shared_total = _paced_run(new_sender, share_rate)

@@ -81,19 +81,21 @@ def _forget(ctx: BenchContext) -> None:
             )
 
 
-def selection(ctx: BenchContext) -> tuple[str, int]:
-    """The view the job acts on (its query string) and how many contacts it matches: every
-    live contact, or in an agent of more than MAX_CONTACTS the newest MAX_CONTACTS of them
-    (by a `created_after` moment; contacts created in the same microsecond all count)."""
+def selection(ctx: BenchContext) -> tuple[str, int, int]:
+    """The view the job acts on (its query string), how many contacts it matches and how many
+    live contacts the agent has: every live contact, or in an agent of more than
+    MAX_CONTACTS the newest MAX_CONTACTS of them (by a `created_after` moment; contacts
+    created in the same microsecond all count)."""
     from transfers.bulk.actions import bulk_matching
 
     live = ctx.agent.contacts.filter(deleted_at__isnull=True)
-    query = ""
-    if live.count() > MAX_CONTACTS:
-        newest = live.order_by("-created_at").values_list("created_at", flat=True)
-        since = newest[MAX_CONTACTS - 1 : MAX_CONTACTS].get()
-        query = urlencode({"created_after": since.isoformat()})
-    return query, bulk_matching(agent=ctx.agent, query=query).count()
+    total = live.count()
+    if total <= MAX_CONTACTS:
+        return "", total, total
+    newest = live.order_by("-created_at").values_list("created_at", flat=True)
+    since = newest[MAX_CONTACTS - 1 : MAX_CONTACTS].get()
+    query = urlencode({"created_after": since.isoformat()})
+    return query, bulk_matching(agent=ctx.agent, query=query).count(), total
 
 
 def _queue(ctx: BenchContext, query: str, count: int):
@@ -117,8 +119,7 @@ def _queue(ctx: BenchContext, query: str, count: int):
 
 def run(ctx: BenchContext, *, repeat: int, log) -> list[Row]:
     _forget(ctx)
-    query, count = selection(ctx)
-    live = ctx.agent.contacts.filter(deleted_at__isnull=True).count() if query else count
+    query, count, live = selection(ctx)
     client = ctx.client()
     url = reverse("contacts:list", kwargs={"agent_public_id": ctx.agent.public_id})
     idle = measure(lambda: client.get(url), repeat=repeat)

@@ -34,14 +34,7 @@ class Timing:
 
 def measure(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> Timing:
     """Run `fn` warmup + repeat times; the repeat runs' wall times in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return Timing(samples)
+    return measure_alternating([fn], repeat=repeat, warmup=warmup)[0]
 
 
 def measure_alternating(

@@ -128,11 +128,14 @@ class _Sender:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     def body(self) -> str:
-        user = self.rng.randrange(USER_POOL)
         # A browser keeps its visitor id: each user comes back from one of a few devices.
+        return self.visitor_body(self.rng.randrange(USER_POOL), self.rng.randrange(DEVICES))
+
+    def visitor_body(self, user: int, device: int) -> str:
+        """The identify body of pool user `user` on their browser `device`."""
         return self.signed_body(
             user_id=f"load-{user}",
-            visitor_id=f"v-{user}-{self.rng.randrange(DEVICES)}",
+            visitor_id=f"v-{user}-{device}",
             attributes=pool_attributes(user),
         )
 
@@ -182,13 +185,7 @@ def _each_visitor(sender: _Sender, pairs, lock: threading.Lock, errors: list) ->
             pair = next(pairs, None)
         if pair is None:
             break
-        user, device = pair
-        body = sender.signed_body(
-            user_id=f"load-{user}",
-            visitor_id=f"v-{user}-{device}",
-            attributes=pool_attributes(user),
-        )
-        sender.send(body, time.perf_counter(), [], errors)
+        sender.send(sender.visitor_body(*pair), time.perf_counter(), [], errors)
     sender.conn.close()
 
 

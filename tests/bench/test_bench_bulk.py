@@ -63,9 +63,10 @@ def test_in_a_larger_agent_the_bulk_section_tags_the_newest_million(agent, admin
         api_key=api_key_create(agent=agent, name="bench").raw,
         contacts=5,
     )
-    query, count = bulk.selection(ctx)
+    query, count, live = bulk.selection(ctx)
     assert query.startswith("created_after=")
     assert count == 3
+    assert live == 5
     tagged: list[set] = []
     real_forget = bulk._forget
 

@@ -95,7 +95,9 @@ def test_each_batch_costs_the_same_queries(agent, admin_user):
 
     one, two, three = queries_for(2), queries_for(4), queries_for(6)
     assert two - one == three - two
-    assert two - one <= 11  # lock, access, ids, tag, link, stamp, audit, webhooks, progress
+    # lock, access, ids, tag, link, stamp, audit, webhooks, progress; and on PostgreSQL the
+    # merge of the batch's search-index entries (contacts.search_index.pending_entries_merge)
+    assert two - one <= (12 if connection.vendor == "postgresql" else 11)
 
 
 def test_the_view_is_read_again_when_the_job_runs(agent, admin_user, schema):

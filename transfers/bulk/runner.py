@@ -20,9 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from contacts.search_index import pending_entries_merge
 from core.actors import Actor, Channel
 from core.errors import DomainError, ValidationFailed
 from transfers.bulk.actions import BulkAction, bulk_action_clean, bulk_apply, bulk_next_ids
@@ -134,6 +135,9 @@ class _Run:
             started = time.monotonic()
             if self._batch(size):
                 return True
+            # The batch's search-index entries are merged here, not by the next request that
+            # pushes the index's pending list over its limit.
+            pending_entries_merge(connection)
             # Yield to the people using the dashboard: the job takes at most 1 / (1 + pause)
             # of the time, so a million contacts never starve the table's own queries.
             if pause:

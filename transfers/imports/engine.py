@@ -45,6 +45,7 @@ from attributes.models import AttributeDefinition
 from attributes.selectors import attribute_definition_map
 from attributes.services import attribute_room, attributes_create_inferred
 from contacts.models import Contact
+from contacts.search_index import pending_entries_merge
 from contacts.signals import changes_batched
 from core.actors import Actor
 from core.errors import DomainError, ValidationFailed
@@ -342,6 +343,9 @@ class _Run:
                     return False
                 started = monotonic()
                 self.flush(batch)
+                # The batch's search-index entries are merged by the import, not by the
+                # next request that happens to push the index's pending list over its limit.
+                pending_entries_merge(connection)
                 if pause:
                     # Yield to the people using the dashboard and the widget: the writing
                     # takes at most 1 / (1 + pause) of the time (the next batch is being

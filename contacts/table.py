@@ -395,7 +395,11 @@ def attribute_cell(definition: AttributeDefinition, value: Any) -> Cell:
     return Cell("text", text, title=text if len(text) > 40 else "")
 
 
-def cell_for(column: Column, contact: Any, now: datetime) -> Cell:
+def cell_for(
+    column: Column, contact: Any, now: datetime, tags: Mapping[Any, list[str]] | None = None
+) -> Cell:
+    """The cell of `column` for `contact`. `tags`: the page's tag names by contact id
+    (contacts.selectors.tag_names_by_contact), else the contact's own tags are read."""
     if column.definition is not None:
         return attribute_cell(
             column.definition, (contact.attributes or {}).get(column.definition.key)
@@ -410,6 +414,8 @@ def cell_for(column: Column, contact: Any, now: datetime) -> Cell:
             css=contact.identity,
         )
     if key == "tags":
+        if tags is not None:
+            return Cell("tags", items=tags.get(contact.pk, []))
         return Cell("tags", items=[t.name for t in contact.tags.all()])
     if key == "conversations":
         return Cell("text", str(contact.conversation_count), css="num")
@@ -423,12 +429,17 @@ def cell_for(column: Column, contact: Any, now: datetime) -> Cell:
     return Cell("text", value, css="mono" if column.kind == "mono" else "")
 
 
-def build_rows(contacts: Iterable[Any], columns: Sequence[Column], detail_url) -> list[Row]:
+def build_rows(
+    contacts: Iterable[Any],
+    columns: Sequence[Column],
+    detail_url,
+    tags: Mapping[Any, list[str]] | None = None,
+) -> list[Row]:
     now = timezone.now()
     return [
         Row(
             contact,
-            [cell_for(c, contact, now) for c in columns],
+            [cell_for(c, contact, now, tags) for c in columns],
             detail_url(contact),
             initials(contact),
         )

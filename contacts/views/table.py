@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
-from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -21,7 +19,7 @@ from django_htmx.http import push_url
 
 from attributes.selectors import attribute_definitions
 from contacts import table as tbl
-from contacts.models import Contact, Identity, Segment, Tag
+from contacts.models import Contact, Identity, Segment
 from contacts.query.expressions import exact_matches
 from contacts.query.filterset import SEEN_CHOICES, ContactFilterSet
 from contacts.query.keyset import keyset_page
@@ -33,7 +31,13 @@ from contacts.query.segments import (
     segment_query,
     segments_visible,
 )
-from contacts.selectors import EXACT_COUNT_LIMIT, table_count, table_preference_get, tag_names
+from contacts.selectors import (
+    EXACT_COUNT_LIMIT,
+    table_count,
+    table_preference_get,
+    tag_names,
+    tag_names_by_contact,
+)
 from contacts.services import table_preference_save
 from contacts.services.segments import segment_can_change
 from contacts.tasks import sort_index_request
@@ -69,10 +73,6 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
 
     qs = filters.qs
     rows_qs = qs
-    if any(c.key == "tags" for c in state.columns):
-        rows_qs = qs.prefetch_related(
-            Prefetch("tags", queryset=Tag.objects.order_by(Lower("name"), "id"))
-        )
     pinned: list[Contact] = []
     if filters.search_text:
         # A pasted email or external id: its contact leads the first page, whatever the
@@ -108,7 +108,9 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
     for definition in filters.filtered_attributes:
         sort_index_request(definition)
 
-    rows = tbl.build_rows(items, state.columns, detail_url_for(agent))
+    shows_tags = any(c.key == "tags" for c in state.columns)
+    tags = tag_names_by_contact([c.pk for c in items]) if shows_tags else None
+    rows = tbl.build_rows(items, state.columns, detail_url_for(agent), tags)
     chips = tbl.active_filter_chips(state, base, definition_map)
     chosen = {c.key for c in state.columns}
     export_params = state.params.copy()

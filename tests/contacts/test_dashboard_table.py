@@ -72,6 +72,36 @@ def test_names_are_escaped_everywhere_in_the_table(staff_client, agent):
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
+def _row_tags(html: str, name: str) -> list[str] | None:
+    """The tag chips in the row of the contact named `name` (None: the row shows none)."""
+    row = html[html.index(f">{name}</span>") :]
+    row = row[: row.index("</tr>")]
+    cell = re.search(r'<td class="tags-cell">(.*?)</td>', row, re.S)
+    return re.findall(r'<span class="chip">(.*?)</span>', cell.group(1)) or None
+
+
+def test_each_row_shows_its_own_tags_alphabetically_in_any_case(staff_client, agent, other_agent):
+    first = ContactFactory(agent=agent, name="First Person", email="first@example.com")
+    for name in ("gamma", "Alpha", "beta"):
+        first.tags.add(TagFactory(agent=agent, name=name))
+    second = ContactFactory(agent=agent, name="Second Person")
+    second.tags.add(TagFactory(agent=agent, name="Zed"))
+    ContactFactory(agent=agent, name="Untagged Person")
+    foreign = ContactFactory(agent=other_agent, name="Foreign Person")
+    foreign.tags.add(TagFactory(agent=other_agent, name="aardvark"))
+    html = staff_client.get(list_url(agent), {"cols": "email,tags"}).content.decode()
+    assert _row_tags(html, "First Person") == ["Alpha", "beta", "gamma"]
+    assert _row_tags(html, "Second Person") == ["Zed"]
+    assert _row_tags(html, "Untagged Person") is None
+    assert "aardvark" not in html
+    # A pasted email pins its contact first, with its tags too.
+    pinned = staff_client.get(list_url(agent), {"q": "first@example.com", "cols": "tags"})
+    assert table_names(pinned) == ["First Person"]
+    assert _row_tags(pinned.content.decode(), "First Person") == ["Alpha", "beta", "gamma"]
+    # Without the tags column no chip is shown.
+    assert "tags-cell" not in staff_client.get(list_url(agent), {"cols": "email"}).content.decode()
+
+
 def test_cell_values_are_escaped_in_text_and_in_attributes(staff_client, agent, schema):
     hostile = '"><img src=x onerror=alert(1)> and enough words to earn a title attribute'
     ContactFactory(agent=agent, name="Mallory", company=hostile, attributes={"city": hostile})

@@ -102,6 +102,22 @@ def test_each_row_shows_its_own_tags_alphabetically_in_any_case(staff_client, ag
     assert "tags-cell" not in staff_client.get(list_url(agent), {"cols": "email"}).content.decode()
 
 
+def test_a_row_selects_and_links_its_contact_and_marks_it_deleted(staff_client, agent):
+    contact = ContactFactory(agent=agent, name='Ada "Countess" <Lovelace>')
+    html = staff_client.get(list_url(agent)).content.decode()
+    name = "Ada &quot;Countess&quot; &lt;Lovelace&gt;"
+    assert (
+        f'<input type="checkbox" name="id" value="{contact.pk}" aria-label="Select {name}"'
+        " data-row-check>" in html
+    )
+    assert f'<a class="contact-link" href="{list_url(agent)}{contact.pk}/">' in html
+    assert f'<span class="long-name" title="{name}">{name}</span></a></td>' in html
+    assert "badge-deleted" not in html
+    Contact.objects.filter(pk=contact.pk).update(deleted_at=timezone.now())
+    deleted = staff_client.get(list_url(agent), {"deleted": "true"}).content.decode()
+    assert f'{name}</span></a> <span class="badge badge-deleted">Deleted</span></td>' in deleted
+
+
 def test_cell_values_are_escaped_in_text_and_in_attributes(staff_client, agent, schema):
     hostile = '"><img src=x onerror=alert(1)> and enough words to earn a title attribute'
     ContactFactory(agent=agent, name="Mallory", company=hostile, attributes={"city": hostile})

@@ -409,11 +409,9 @@ def attribute_cell(definition: AttributeDefinition, value: Any) -> Cell:
     return Cell("text", text, title=text if len(text) > 40 else "")
 
 
-def cell_for(
-    column: Column, contact: Any, now: datetime, tags: Mapping[Any, list[str]] | None = None
-) -> Cell:
-    """The cell of `column` for `contact`. `tags`: the page's tag names by contact id
-    (contacts.selectors.tag_names_by_contact), else the contact's own tags are read."""
+def cell_for(column: Column, contact: Any, now: datetime, tags: Mapping[Any, list[str]]) -> Cell:
+    """The cell of `column` for `contact`; `tags`: the page's tag names by contact id
+    (contacts.serialization.tag_names_by_contact)."""
     if column.definition is not None:
         return attribute_cell(
             column.definition, (contact.attributes or {}).get(column.definition.key)
@@ -428,9 +426,7 @@ def cell_for(
             css=contact.identity,
         )
     if key == "tags":
-        if tags is not None:
-            return Cell("tags", items=tags.get(contact.pk, []))
-        return Cell("tags", items=[t.name for t in contact.tags.all()])
+        return Cell("tags", items=tags.get(contact.pk, []))
     if key == "conversations":
         return Cell("text", str(contact.conversation_count), css="num")
     if column.kind == "datetime":
@@ -447,7 +443,7 @@ def build_rows(
     contacts: Iterable[Any],
     columns: Sequence[Column],
     detail_url,
-    tags: Mapping[Any, list[str]] | None = None,
+    tags: Mapping[Any, list[str]],
 ) -> list[Row]:
     now = timezone.now()
     return [

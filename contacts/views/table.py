@@ -31,13 +31,8 @@ from contacts.query.segments import (
     segment_query,
     segments_visible,
 )
-from contacts.selectors import (
-    EXACT_COUNT_LIMIT,
-    table_count,
-    table_preference_get,
-    tag_names,
-    tag_names_by_contact,
-)
+from contacts.selectors import EXACT_COUNT_LIMIT, table_count, table_preference_get, tag_names
+from contacts.serialization import tag_names_by_contact
 from contacts.services import table_preference_save
 from contacts.services.segments import segment_can_change
 from contacts.tasks import sort_index_request
@@ -109,7 +104,7 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         sort_index_request(definition)
 
     shows_tags = any(c.key == "tags" for c in state.columns)
-    tags = tag_names_by_contact([c.pk for c in items]) if shows_tags else None
+    tags = tag_names_by_contact([c.pk for c in items]) if shows_tags else {}
     rows = tbl.build_rows(items, state.columns, detail_url_for(agent), tags)
     chips = tbl.active_filter_chips(state, base, definition_map)
     chosen = {c.key for c in state.columns}

@@ -20,7 +20,8 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from attributes.models import AttributeDefinition
-from contacts.models import ContactTag, StripeAccount
+from contacts.models import StripeAccount
+from contacts.serialization import tag_names_by_contact
 from core.times import iso
 from transfers.csv_io import csv_stream, neutralize
 from transfers.exports.copy import pg_export
@@ -81,13 +82,7 @@ def _chunks(qs: QuerySet, fields: tuple[str, ...]) -> Iterator[list[tuple]]:
 
 
 def _related(ids: list[Any]) -> tuple[dict[Any, list[str]], dict[Any, list[dict[str, str]]]]:
-    tags: dict[Any, list[str]] = {}
-    for contact_id, name in ContactTag.objects.filter(contact_id__in=ids).values_list(
-        "contact_id", "tag__name"
-    ):
-        tags.setdefault(contact_id, []).append(name)
-    for names in tags.values():
-        names.sort(key=str.casefold)
+    tags = tag_names_by_contact(ids)
     accounts: dict[Any, list[dict[str, str]]] = {}
     for contact_id, label, stripe_id, email in (
         StripeAccount.objects.filter(contact_id__in=ids)

@@ -232,8 +232,29 @@ def tag_names(*, agent: Agent, limit: int = 500) -> list[str]:
     )
 
 
-def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, bool]:
+def search_planned(*, qs: QuerySet[Contact], filters) -> int | None:
+    """The planner's estimate of a substring search's matches on PostgreSQL, which
+    table_count judges a search's count by (None where it does not): asked before the page,
+    it tells whether the page's own scan may count the matches (`keyset_page(count=True)`,
+    then `table_count(matched=…)`) instead of a second trigram scan for the count."""
+    if not filters.search_text or connection.vendor != "postgresql":
+        return None
+    return planned_rows(qs)
+
+
+def table_count(
+    *,
+    qs: QuerySet[Contact],
+    filters,
+    agent: Agent,
+    planned: int | None = None,
+    matched: int | None = None,
+) -> tuple[int, bool]:
     """(count, exact) for the table's summary line.
+
+    `planned` and `matched`, for a substring search on PostgreSQL: the estimate already
+    made by search_planned, and the matches the page's query counted (keyset_page's
+    `count`), which is the count when the estimate is below ESTIMATE_TRUSTED.
 
     A tag filter alone is counted from the tag's links (an index-only count of
     contacttag_tag_contact, a few ms for 60,000 links) when that is above the exact-count
@@ -272,9 +293,11 @@ def table_count(*, qs: QuerySet[Contact], filters, agent: Agent) -> tuple[int, b
         # million contacts: 130 ms, ten times the page). When the planner expects far more
         # than the cap, its estimate is the summary line ("about 140K"); search_text keeps a
         # histogram fine enough for that (migration 0011: 0.1 % of the table per bucket).
-        estimate = planned_rows(qs)
+        estimate = planned_rows(qs) if planned is None else planned
         if estimate >= ESTIMATE_TRUSTED:
             return estimate, False
+        if matched is not None:
+            return matched, True
         return count_estimate(qs, agent=agent, narrowed=True, planned=estimate)
     return count_estimate(qs, agent=agent, narrowed=filters.is_filtered)
 

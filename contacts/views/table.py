@@ -31,7 +31,14 @@ from contacts.query.segments import (
     segment_query,
     segments_visible,
 )
-from contacts.selectors import EXACT_COUNT_LIMIT, table_count, table_preference_get, tag_names
+from contacts.selectors import (
+    ESTIMATE_TRUSTED,
+    EXACT_COUNT_LIMIT,
+    search_planned,
+    table_count,
+    table_preference_get,
+    tag_names,
+)
 from contacts.serialization import tag_names_by_contact
 from contacts.services import table_preference_save
 from contacts.services.segments import segment_can_change
@@ -81,18 +88,25 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         )
         rows_qs = rows_qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else rows_qs
     cursor = state.params.get("cursor")
+    # A substring search the planner expects to match a few thousand contacts: the first
+    # page's scan of the trigram index also counts them (see table_count).
+    planned = search_planned(qs=qs, filters=filters)
+    count = planned is not None and planned < ESTIMATE_TRUSTED
     try:
-        page = keyset_page(rows_qs, sort, cursor=cursor, size=state.page_size)
+        page = keyset_page(rows_qs, sort, cursor=cursor, size=state.page_size, count=count)
     except ValueError as exc:
         errors = {**errors, "cursor": [str(exc)]}
-        page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size)
+        page = keyset_page(rows_qs, sort, cursor=None, size=state.page_size, count=count)
         cursor = None
     # A "previous" page that reaches the start is the first page again, pinned rows included.
     at_start = not cursor or page.previous_cursor is None
     items = (pinned if at_start else []) + page.items
     first = 1 if at_start else state.position
     last = first + len(items) - 1
-    total, exact = table_count(qs=qs, filters=filters, agent=agent)
+    matched = None if page.matches is None else page.matches + len(pinned)
+    total, exact = table_count(
+        qs=qs, filters=filters, agent=agent, planned=planned, matched=matched
+    )
     # A large agent sorted or filtered by an attribute: have its index built in the
     # background (once; see contacts.sort_indexes).
     if sort.ordering.lstrip("-").startswith("attr."):

@@ -58,9 +58,7 @@ def test_counts_read_as_exact_or_about(count, exact, text):
 @pytest.mark.django_db
 def test_a_large_agent_shows_an_estimate_not_an_exact_count(staff_client, agent, monkeypatch):
     ContactFactory(agent=agent)
-    monkeypatch.setattr(
-        "contacts.views.table.table_count", lambda qs, filters, agent: (1_234_567, False)
-    )
+    monkeypatch.setattr("contacts.views.table.table_count", lambda **kw: (1_234_567, False))
     html = staff_client.get(list_url(agent)).content.decode()
     assert "1–1 of about 1.2M contacts" in html
 
@@ -117,9 +115,7 @@ def test_sorting_a_large_agent_by_an_attribute_requests_its_index(staff_client, 
     from django_tasks_db.models import DBTaskResult
 
     AttributeFactory(agent=agent, key="mrr", type="number")
-    monkeypatch.setattr(
-        "contacts.views.table.table_count", lambda qs, filters, agent: (2_000_000, False)
-    )
+    monkeypatch.setattr("contacts.views.table.table_count", lambda **kw: (2_000_000, False))
     staff_client.get(list_url(agent), {"ordering": "attr.mrr"})
     staff_client.get(list_url(agent), {"ordering": "-attr.mrr"})
     tasks = DBTaskResult.objects.filter(task_path__endswith="build_attribute_sort_index")
@@ -367,6 +363,58 @@ def test_a_search_the_planner_expects_to_match_widely_is_shown_as_its_estimate(a
     assert shown == planned_rows(qs) >= 1
     # Without a search nothing changes: the whole agent is counted up to the cap.
     assert count({})[:2] == ((4, True), True)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimate")
+def test_a_narrow_search_is_counted_by_its_first_pages_own_scan(staff_client, agent, monkeypatch):
+    """A search the planner expects to match fewer than ESTIMATE_TRUSTED contacts is counted
+    by the first page's query (COUNT(*) OVER ()), not by a second trigram scan; a pasted
+    address pinned above the page is in the count; a later page is counted as before; a
+    search expected to match widely keeps its estimate and reads no window."""
+    from django.test.utils import CaptureQueriesContext
+
+    ContactFactory.create_batch(3, agent=agent, name="Martha Quinn")
+    ContactFactory(agent=agent, name="Zed", email="martha@example.com")
+    ContactFactory(agent=agent, name="Old", email="old.martha@example.com")
+    ContactFactory(agent=agent, name="Nobody")
+
+    def table(params):
+        with CaptureQueriesContext(connection) as queries:
+            html = staff_client.get(list_url(agent), params).content.decode()
+        sqls = [q["sql"] for q in queries.captured_queries]
+        windows = [sql for sql in sqls if "COUNT(*) OVER ()" in sql]
+        counts = [sql for sql in sqls if "COUNT(" in sql and "OVER ()" not in sql]
+        return html, windows, counts
+
+    html, windows, counts = table({"q": "martha"})
+    assert 'class="table-count" data-total="5"' in html
+    assert "1–5 of 5 contacts" in html
+    assert (len(windows), counts) == (1, [])
+    # Index scans were off for the page's query alone (inside the test's transaction too).
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_indexscan")
+        assert cursor.fetchone()[0] == "on"
+    # The pasted address leads the page (its own query) and is counted with the page's rows.
+    html, windows, counts = table({"q": "martha@example.com"})
+    assert 'data-total="2"' in html
+    assert html.index("Zed") < html.index("Old")
+    assert (len(windows), counts) == (1, [])
+
+    filters = ContactFilterSet({"q": "martha"}, agent=agent, definitions={}).validated()
+    first = keyset_page(filters.qs, filters.sort(), cursor=None, size=2, count=True)
+    assert (first.matches, len(first.items)) == (5, 2)
+    later = keyset_page(filters.qs, filters.sort(), cursor=first.next_cursor, size=2, count=True)
+    assert later.matches is None
+    assert {c.pk for c in first.items}.isdisjoint(c.pk for c in later.items)
+    nothing = ContactFilterSet({"q": "zzzz"}, agent=agent, definitions={}).validated()
+    assert keyset_page(nothing.qs, nothing.sort(), cursor=None, size=2, count=True).matches == 0
+
+    monkeypatch.setattr("contacts.selectors.ESTIMATE_TRUSTED", 1)
+    monkeypatch.setattr("contacts.views.table.ESTIMATE_TRUSTED", 1)
+    html, windows, counts = table({"q": "martha"})
+    assert (windows, counts) == ([], [])
+    assert "1–5 of about " in html
 
 
 @pytest.mark.django_db

@@ -254,7 +254,7 @@ def table_count(
 
     `planned` and `matched`, for a substring search on PostgreSQL: the estimate already
     made by search_planned, and the matches the page's query counted (keyset_page's
-    `count`), which is the count when the estimate is below ESTIMATE_TRUSTED.
+    `count`, asked when the estimate is within EXACT_COUNT_LIMIT), which is then the count.
 
     A tag filter alone is counted from the tag's links (an index-only count of
     contacttag_tag_contact, a few ms for 60,000 links) when that is above the exact-count

@@ -32,7 +32,6 @@ from contacts.query.segments import (
     segments_visible,
 )
 from contacts.selectors import (
-    ESTIMATE_TRUSTED,
     EXACT_COUNT_LIMIT,
     search_planned,
     table_count,
@@ -88,10 +87,12 @@ def table_context(request: HttpRequest, access: AgentAccess, raw: QueryDict) -> 
         )
         rows_qs = rows_qs.exclude(pk__in=[c.pk for c in pinned]) if pinned else rows_qs
     cursor = state.params.get("cursor")
-    # A substring search the planner expects to match a few thousand contacts: the first
-    # page's scan of the trigram index also counts them (see table_count).
+    # A substring search the planner expects to match no more contacts than an exact count
+    # covers: the first page's scan of the trigram index also counts them (see
+    # table_count). Above that a capped count reads only up to the cap, and the page's
+    # query stays free to walk the sort index for its 51 rows.
     planned = search_planned(qs=qs, filters=filters)
-    count = planned is not None and planned < ESTIMATE_TRUSTED
+    count = planned is not None and planned <= EXACT_COUNT_LIMIT
     try:
         page = keyset_page(rows_qs, sort, cursor=cursor, size=state.page_size, count=count)
     except ValueError as exc:

@@ -368,10 +368,10 @@ def test_a_search_the_planner_expects_to_match_widely_is_shown_as_its_estimate(a
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimate")
 def test_a_narrow_search_is_counted_by_its_first_pages_own_scan(staff_client, agent, monkeypatch):
-    """A search the planner expects to match fewer than ESTIMATE_TRUSTED contacts is counted
-    by the first page's query (COUNT(*) OVER ()), not by a second trigram scan; a pasted
-    address pinned above the page is in the count; a later page is counted as before; a
-    search expected to match widely keeps its estimate and reads no window."""
+    """A search the planner expects to match no more than EXACT_COUNT_LIMIT contacts is
+    counted by the first page's query (COUNT(*) OVER ()), not by a second trigram scan; a
+    pasted address pinned above the page is in the count; a later page is counted as before;
+    a search expected to match more is capped or estimated as before and reads no window."""
     from django.test.utils import CaptureQueriesContext
 
     ContactFactory.create_batch(3, agent=agent, name="Martha Quinn")
@@ -410,8 +410,13 @@ def test_a_narrow_search_is_counted_by_its_first_pages_own_scan(staff_client, ag
     nothing = ContactFilterSet({"q": "zzzz"}, agent=agent, definitions={}).validated()
     assert keyset_page(nothing.qs, nothing.sort(), cursor=None, size=2, count=True).matches == 0
 
+    # Expected above the exact-count limit: the capped count as before.
+    monkeypatch.setattr("contacts.views.table.EXACT_COUNT_LIMIT", 0)
+    html, windows, counts = table({"q": "martha"})
+    assert (windows, len(counts)) == ([], 1)
+    assert "1–5 of 5 contacts" in html
+    # Expected at ESTIMATE_TRUSTED or more: the estimate, nothing counted.
     monkeypatch.setattr("contacts.selectors.ESTIMATE_TRUSTED", 1)
-    monkeypatch.setattr("contacts.views.table.ESTIMATE_TRUSTED", 1)
     html, windows, counts = table({"q": "martha"})
     assert (windows, counts) == ([], [])
     assert "1–5 of about " in html

@@ -76,7 +76,9 @@ RELAY = """
 import signal, sys, threading
 import django
 django.setup()
+from transfers.management.commands.worker import lower_priority
 from webhooks.relay import deliver_due, relay_forever
+lower_priority()  # as `manage.py worker`, whose thread the relay is in production
 deliver_due()  # the first pass's queries and connection, before the timed load
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -235,3 +235,20 @@ def test_the_identify_side_serves_the_mix_and_delivers_its_events(monkeypatch):
     assert not WebhookEndpoint.objects.exists()
     assert not WebhookMessage.objects.exists()
     assert Contact.objects.filter(agent=agent, external_id__startswith="load-").exists()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_runs_at_the_workers_lowered_priority(agent):
+    """In production the relay is a thread of `manage.py worker`, which lowers its CPU
+    priority so that the web server's requests get the cores first; the benchmark's relay
+    process does the same, or it would compete with identify as production's does not."""
+    import os
+
+    from django.conf import settings
+
+    with section.Subscribed(agent) as hooks:
+        relay = os.getpriority(os.PRIO_PROCESS, hooks.relay.pid)
+        receiver = os.getpriority(os.PRIO_PROCESS, hooks.receiver.pid)
+    assert relay == min(receiver + settings.WORKER_NICE, 19)
+    assert relay > receiver

@@ -247,6 +247,8 @@ def test_the_relay_runs_at_the_workers_lowered_priority(agent):
 
     from django.conf import settings
 
+    if os.getpriority(os.PRIO_PROCESS, 0) >= 19:
+        pytest.skip("these tests already run at the lowest CPU priority: nothing to lower")
     with section.Subscribed(agent) as hooks:
         relay = os.getpriority(os.PRIO_PROCESS, hooks.relay.pid)
         receiver = os.getpriority(os.PRIO_PROCESS, hooks.receiver.pid)

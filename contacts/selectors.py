@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -279,14 +279,8 @@ def table_count(
         # out for this count (SET LOCAL), and only when attribute conditions are all there
         # is: a trigram search (GIN indexes only scan as bitmaps) or an OR of conditions
         # needs them.
-        alias = qs.db
-        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            counted = count_estimate(qs, agent=agent)
-            # Back at once: inside a caller's transaction SET LOCAL would outlive this block
-            # (an error rolls the block back, and the setting with it).
-            cursor.execute("SET LOCAL enable_bitmapscan TO DEFAULT")
-            return counted
+        with contacts_sql.plans_without("bitmapscan", using=qs.db):
+            return count_estimate(qs, agent=agent)
     if filters.search_text and connection.vendor == "postgresql":
         # A substring search is answered by the trigram index, which only scans as a bitmap:
         # even capped at 10,001 the count reads every match first (124,000 for "mart" at ten

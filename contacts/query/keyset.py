@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -31,6 +31,7 @@ from django.db.models.functions import Cast
 from attributes.models import AttributeDefinition
 from contacts.models import NEVER, SORT_EXPRESSIONS
 from contacts.query.expressions import SQLITE_MISSING, Compare, attribute_expression, indexed
+from contacts.sql import plans_without
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
 from core.keyset import decode_cursor as decode_keyset
 from core.keyset import encode_cursor as encode_keyset
@@ -208,6 +209,10 @@ def keyset_page(
     return _page(rows, spec, cursor=cursor, size=size, reverse=reverse)
 
 
+# What a page that counts its matches is planned without (see _counted_first_page).
+COUNTED_PAGE_WITHOUT = "indexscan"
+
+
 def _counted_first_page(qs: QuerySet, spec: SortSpec, *, size: int) -> Page:
     """The first page, its query counting every row of `qs` as well (COUNT(*) OVER ()).
 
@@ -219,15 +224,8 @@ def _counted_first_page(qs: QuerySet, spec: SortSpec, *, size: int) -> Page:
     ordered = order_contacts(qs, spec).annotate(
         _sort_value=spec.expression, _matches=Window(Count("*"))
     )[: size + 1]
-    if connection.vendor != "postgresql":
+    with plans_without(COUNTED_PAGE_WITHOUT, using=qs.db):
         rows = list(ordered)
-    else:
-        alias = qs.db
-        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-            rows = list(ordered)
-            # Back at once: inside a caller's transaction SET LOCAL would outlive this block.
-            cursor.execute("SET LOCAL enable_indexscan TO DEFAULT")
     page = _page(rows, spec, cursor=None, size=size, reverse=False)
     page.matches = rows[0]._matches if rows else 0
     return page

@@ -29,6 +29,7 @@ from contacts.query.keyset import keyset_page
 from contacts.serialization import contact_to_dict
 from contacts.signals import collected, contact_data_requested
 from core.keyset import InvalidCursor, cursor_moment, decode_cursor, encode_cursor
+from core.planning import plans_without
 from core.prepared import prepared
 from core.times import iso
 from workspaces.models import Agent
@@ -279,7 +280,7 @@ def table_count(
         # out for this count (SET LOCAL), and only when attribute conditions are all there
         # is: a trigram search (GIN indexes only scan as bitmaps) or an OR of conditions
         # needs them.
-        with contacts_sql.plans_without("bitmapscan", using=qs.db):
+        with plans_without("bitmapscan", using=qs.db):
             return count_estimate(qs, agent=agent)
     if filters.search_text and connection.vendor == "postgresql":
         # A substring search is answered by the trigram index, which only scans as a bitmap:

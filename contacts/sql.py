@@ -5,11 +5,6 @@ tests/contacts/test_sql_hot_statements.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.db import connections, transaction
-
 from contacts.models import ADOPTABLE_SOURCES, Contact
 from core.rows import columns
 
@@ -84,24 +79,3 @@ TAGGED_DELETED_COUNT = (
     "AND link.tag_id = (SELECT id FROM contacts_tag "
     "WHERE agent_id = %(agent)s AND lower(name) = lower(%(name)s))"
 )
-
-
-# Plan kinds a query may be kept from (PostgreSQL's enable_* settings).
-PLAN_KINDS = frozenset({"bitmapscan", "indexscan"})
-
-
-@contextmanager
-def plans_without(kind: str, using: str = "default") -> Iterator[None]:
-    """PostgreSQL plans the queries of this block without `kind` (SET LOCAL enable_… = off),
-    for a query whose best plan the planner misjudges; the setting is back at once on
-    leaving, even inside a caller's transaction (an error rolls the block back, and the
-    setting with it). Other databases: nothing changes."""
-    if kind not in PLAN_KINDS:
-        raise ValueError(f"Unknown plan kind: {kind}")
-    if connections[using].vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(f"SET LOCAL enable_{kind} = off")
-        yield
-        cursor.execute(f"SET LOCAL enable_{kind} TO DEFAULT")

@@ -31,10 +31,10 @@ from django.db.models.functions import Cast
 from attributes.models import AttributeDefinition
 from contacts.models import NEVER, SORT_EXPRESSIONS
 from contacts.query.expressions import SQLITE_MISSING, Compare, attribute_expression, indexed
-from contacts.sql import plans_without
 from core.keyset import InvalidCursor, cursor_moment, cursor_uuid
 from core.keyset import decode_cursor as decode_keyset
 from core.keyset import encode_cursor as encode_keyset
+from core.planning import plans_without
 
 DEFAULT_ORDERING = "-created_at"
 # A sort key every row has a value of (created_at, identity): nothing to move to the end.

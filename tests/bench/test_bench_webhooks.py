@@ -7,12 +7,14 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import random
 import threading
 from datetime import UTC, datetime
 
 import jwt
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from bench import identify
@@ -243,10 +245,6 @@ def test_the_relay_runs_at_the_workers_lowered_priority(agent):
     """In production the relay is a thread of `manage.py worker`, which lowers its CPU
     priority so that the web server's requests get the cores first; the benchmark's relay
     process does the same, or it would compete with identify as production's does not."""
-    import os
-
-    from django.conf import settings
-
     if os.getpriority(os.PRIO_PROCESS, 0) >= 19:
         pytest.skip("these tests already run at the lowest CPU priority: nothing to lower")
     with section.Subscribed(agent) as hooks:

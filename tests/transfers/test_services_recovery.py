@@ -30,6 +30,14 @@ ALL_CREATED = {"created": 5, "updated": 0, "unchanged": 0, "failed": 0, "skipped
 STOPPED = "transfers.tasks.WorkerStopped"
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_runs_priority(monkeypatch):
+    """The worker command runs in this process here: it must not lower the test run's own CPU
+    priority (os.nice cannot be undone without privileges), or every later test — and the
+    processes they start — would run at the lowest one."""
+    monkeypatch.setattr(worker, "lower_priority", lambda: None)
+
+
 def long_ago(settings):
     return timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS + 60)
 
@@ -70,8 +78,6 @@ def test_a_stalled_import_is_queued_again_and_resumes_after_its_last_saved_batch
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_started_after_one_was_killed_finishes_the_import_by_itself(agent, monkeypatch):
     job, dead = killed_import(agent, monkeypatch)
-    # In this process: the test run keeps its own CPU priority.
-    monkeypatch.setattr("transfers.management.commands.worker.lower_priority", lambda: None)
 
     call_command("worker", "--batch", "--no-reload", "--no-startup-delay", verbosity=0)
 
